@@ -1,0 +1,164 @@
+"""The one place kernels get their Numba options, their cache and their errors.
+
+Every kernel is declared with :func:`kernel`, which is ``numba.njit`` with
+
+- ``fastmath`` from :data:`fastbp._config.FASTMATH` (never a literal, so the NaN
+  checks keep working) and ``error_model="numpy"`` (no ZeroDivisionError branch
+  in the inner loops);
+- an on-disk cache in a per-user directory (below), and
+- a readable ``TypeError`` in place of Numba's typing traceback when a kernel is
+  called with argument types it has no implementation for.
+
+Why a cache locator of our own
+------------------------------
+Numba's default cache lives in ``__pycache__`` beside the source and is keyed on
+the hash of the *one* file that defines a function. Two things go wrong with
+that for a package like this (numba issues #1833, #6845, #9483): a kernel that
+calls a helper from another file, or reads a threshold from ``_config.py``,
+keeps running stale machine code after that other file changes; and an
+installed, read-only package falls back to ``~/.cache/numba`` or, with a
+read-only home, fails to import. Here every kernel is stamped with one hash of
+all kernel sources plus ``_config.py`` and cached under
+
+    $FASTBP_CACHE_DIR, else $NUMBA_CACHE_DIR/fastbp, else
+    $XDG_CACHE_HOME/fastbp, else ~/.cache/fastbp
+
+in a sub-directory named after that hash. When no candidate is writable the
+kernels still work, compiled afresh in every process (a warning says so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numba
+from numba.core import caching, errors
+
+from .._config import FASTMATH
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+_KERNEL_DIR = Path(__file__).resolve().parent
+
+
+def _source_hash() -> str:
+    digest = hashlib.sha256(numba.__version__.encode())
+    sources = [_PACKAGE_DIR / "_config.py", *sorted(_KERNEL_DIR.glob("*.py"))]
+    for path in sources:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _candidate_dirs() -> list[Path]:
+    env = os.environ
+    dirs = []
+    if env.get("FASTBP_CACHE_DIR"):
+        dirs.append(Path(env["FASTBP_CACHE_DIR"]))
+    if env.get("NUMBA_CACHE_DIR"):
+        dirs.append(Path(env["NUMBA_CACHE_DIR"]) / "fastbp")
+    if env.get("XDG_CACHE_HOME"):
+        dirs.append(Path(env["XDG_CACHE_HOME"]) / "fastbp")
+    dirs.append(Path.home() / ".cache" / "fastbp")
+    return dirs
+
+
+def _writable_cache_dir(stamp: str) -> Path | None:
+    for base in _candidate_dirs():
+        path = base / stamp
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=path).close()
+        except OSError:
+            continue
+        return path
+    return None
+
+
+SOURCE_STAMP = _source_hash()
+#: Directory holding the compiled kernels, or None when caching is off.
+CACHE_DIR = _writable_cache_dir(SOURCE_STAMP)
+
+
+class _KernelCacheLocator(caching._CacheLocator):
+    """Puts the cache of functions defined in ``fastbp/kernels`` in CACHE_DIR."""
+
+    def __init__(self, py_func, py_file):
+        self._lineno = py_func.__code__.co_firstlineno
+
+    def get_cache_path(self):
+        return str(CACHE_DIR)
+
+    def get_source_stamp(self):
+        return SOURCE_STAMP
+
+    def get_disambiguator(self):
+        return str(self._lineno)
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if CACHE_DIR is None or Path(py_file).resolve().parent != _KERNEL_DIR:
+            return None
+        return cls(py_func, py_file)
+
+
+_LOCATORS = caching.CacheImpl._locator_classes
+if _KernelCacheLocator not in _LOCATORS:
+    _LOCATORS.insert(0, _KernelCacheLocator)
+
+if CACHE_DIR is None:
+    warnings.warn(
+        "fastbp: no writable cache directory (set FASTBP_CACHE_DIR); kernels will "
+        "be compiled again in every process",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+
+def _describe(value) -> str:
+    try:
+        return str(numba.typeof(value))
+    except ValueError:
+        return type(value).__name__
+
+
+def _friendly_typing_errors(dispatcher):
+    """Replace Numba's typing traceback with a one-line TypeError.
+
+    Numba calls ``dispatcher._compile_for_args`` only when no compiled version
+    matches the argument types, so this costs nothing on the hot path.
+    """
+    compile_for_args = dispatcher._compile_for_args
+    name = dispatcher.py_func.__name__
+
+    def _compile_for_args(*args, **kwargs):
+        try:
+            return compile_for_args(*args, **kwargs)
+        except errors.TypingError:
+            got = ", ".join(_describe(a) for a in args)
+            raise TypeError(
+                f"{name}() has no implementation for ({got}); kernels take "
+                "C-contiguous float32 or float64 arrays of one dtype, as the "
+                "docstring lists"
+            ) from None
+
+    dispatcher._compile_for_args = _compile_for_args
+    return dispatcher
+
+
+def kernel(func=None, **options):
+    """``numba.njit`` with fastbp's cache, fastmath set and error messages."""
+    options = {
+        "cache": CACHE_DIR is not None,
+        "fastmath": set(FASTMATH),
+        "error_model": "numpy",
+        **options,
+    }
+
+    def decorate(f):
+        return _friendly_typing_errors(numba.njit(**options)(f))
+
+    return decorate if func is None else decorate(func)

@@ -1,0 +1,165 @@
+"""Loss kernels: mean squared error and softmax cross-entropy, value and gradient.
+
+Loss values are accumulated in float64 whatever the array dtype and returned
+as a Python float. Each ``*_backward`` kernel writes the gradient with respect
+to the network output and returns the loss value too, so a training step needs
+one pass over the output, not two.
+"""
+
+import numpy as np
+
+from ._jit import kernel
+
+__all__ = [
+    "mse_forward",
+    "mse_backward",
+    "softmax_forward",
+    "softmax_cross_entropy_forward",
+    "softmax_cross_entropy_backward",
+]
+
+
+@kernel
+def _check_same_shape(Y, T):
+    if Y.shape != T.shape:
+        raise ValueError("mse: Y and T must have the same shape")
+
+
+@kernel
+def _squared_error_sum(y, t):
+    total = 0.0
+    for i in range(y.shape[0]):
+        d = np.float64(y[i]) - np.float64(t[i])
+        total += d * d
+    return total
+
+
+@kernel
+def mse_forward(Y, T, mean):
+    """Mean squared error of the output Y against the target T.
+
+    mean=True:  L = sum((Y - T)**2) / Y.size, as ``torch.nn.MSELoss()``.
+    mean=False: L = 0.5 * sum((Y - T)**2), the classic from-scratch MSE whose
+    gradient is exactly Y - T.
+
+    Parameters
+    ----------
+    Y, T : ndarray of shape (n_samples, n_outputs), float32 or float64
+    mean : bool
+    """
+    _check_same_shape(Y, T)
+    total = _squared_error_sum(Y.reshape(Y.size), T.reshape(T.size))
+    return total / max(Y.size, 1) if mean else 0.5 * total
+
+
+@kernel
+def mse_backward(Y, T, mean, dY):
+    """dY = dL/dY, written into dY; returns L as :func:`mse_forward` does.
+
+    mean=True:  dY = 2 (Y - T) / Y.size.
+    mean=False: dY = Y - T, which starts the backward chain.
+
+    dY has the shape and dtype of Y and may be Y itself.
+    """
+    _check_same_shape(Y, T)
+    if dY.shape != Y.shape:
+        raise ValueError("mse: dY must have the shape of Y")
+    y = Y.reshape(Y.size)
+    t = T.reshape(T.size)
+    dy = dY.reshape(dY.size)
+    total = _squared_error_sum(y, t)
+    scale = dY.dtype.type(2.0 / max(Y.size, 1) if mean else 1.0)
+    for i in range(y.shape[0]):
+        dy[i] = (y[i] - t[i]) * scale
+    return total / max(Y.size, 1) if mean else 0.5 * total
+
+
+@kernel
+def _check_labels(Z, labels):
+    n_samples, n_classes = Z.shape
+    if labels.shape[0] != n_samples:
+        raise ValueError("cross-entropy: labels.shape[0] must equal Z.shape[0]")
+    for i in range(n_samples):
+        if labels[i] < 0 or labels[i] >= n_classes:
+            raise ValueError("cross-entropy: labels must lie in [0, Z.shape[1])")
+
+
+@kernel
+def _softmax_row(z, p):
+    """p = exp(z - max z) / sum(...); returns log(sum(exp(z))) (log-sum-exp)."""
+    m = z[0]
+    for j in range(1, z.shape[0]):
+        m = max(m, z[j])
+    s = 0.0
+    for j in range(z.shape[0]):
+        e = np.exp(z[j] - m)
+        p[j] = e
+        s += e
+    inv = p.dtype.type(1.0 / s)
+    for j in range(z.shape[0]):
+        p[j] *= inv
+    return np.float64(m) + np.log(s)
+
+
+@kernel
+def softmax_forward(Z, P):
+    """P = softmax(Z) row by row, computed with the row maximum subtracted.
+
+    Z, P : ndarray of shape (n_samples, n_classes); P overwritten (may be Z).
+    """
+    if Z.shape != P.shape:
+        raise ValueError("softmax: Z and P must have the same shape")
+    for i in range(Z.shape[0]):
+        _softmax_row(Z[i], P[i])
+
+
+@kernel
+def softmax_cross_entropy_forward(Z, labels):
+    """L = mean_i (logsumexp(Z[i]) - Z[i, labels[i]]), the softmax cross-entropy.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_classes), float32 or float64
+        Unnormalized scores (logits).
+    labels : ndarray of shape (n_samples,), int64
+        Class indices in [0, n_classes).
+
+    Computed stably: logsumexp(z) = max(z) + log(sum(exp(z - max(z)))).
+    """
+    _check_labels(Z, labels)
+    n_samples, n_classes = Z.shape
+    total = 0.0
+    for i in range(n_samples):
+        z = Z[i]
+        m = z[0]
+        for j in range(1, n_classes):
+            m = max(m, z[j])
+        s = 0.0
+        for j in range(n_classes):
+            s += np.exp(np.float64(z[j] - m))
+        total += np.float64(m) + np.log(s) - np.float64(z[labels[i]])
+    return total / max(n_samples, 1)
+
+
+@kernel
+def softmax_cross_entropy_backward(Z, labels, dZ):
+    """dZ = (softmax(Z) - onehot(labels)) / n_samples; returns the loss value.
+
+    The gradient at the logits of softmax followed by cross-entropy is the
+    prediction minus the target, averaged over the batch. Shapes as in
+    :func:`softmax_cross_entropy_forward`; dZ has the shape of Z and may be Z.
+    """
+    _check_labels(Z, labels)
+    if dZ.shape != Z.shape:
+        raise ValueError("cross-entropy: dZ must have the shape of Z")
+    n_samples = Z.shape[0]
+    scale = dZ.dtype.type(1.0 / max(n_samples, 1))
+    total = 0.0
+    for i in range(n_samples):
+        label = labels[i]
+        z_label = np.float64(Z[i, label])  # read before dZ (maybe Z) is written
+        total += _softmax_row(Z[i], dZ[i]) - z_label
+        dZ[i, label] -= 1.0
+        for j in range(Z.shape[1]):
+            dZ[i, j] *= scale
+    return total / max(n_samples, 1)

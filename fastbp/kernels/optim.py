@@ -1,0 +1,98 @@
+"""In-place optimizer updates with PyTorch's semantics.
+
+Every array is C-contiguous, of one shape and one dtype (float32 or float64);
+they are walked as flat vectors, so one call can update a whole model whose
+parameters live in one buffer. Scalars are cast to the array dtype first: a
+Python float would silently promote float32 arithmetic to float64 (numba #888).
+"""
+
+import numpy as np
+
+from ._jit import kernel
+
+__all__ = ["sgd_update", "adam_update"]
+
+
+@kernel
+def _check_same_shape(param, a, b):
+    if param.shape != a.shape or param.shape != b.shape:
+        raise ValueError("optimizer: param, grad and state must have one shape")
+
+
+@kernel
+def sgd_update(param, grad, buf, lr, momentum, weight_decay, nesterov):
+    """One SGD step in place: param -= lr * g, with torch.optim.SGD's rules.
+
+    With g = grad + weight_decay * param, and when momentum != 0
+    buf = momentum * buf + g (buf starts at zero, so the first step sets buf = g,
+    as PyTorch does with dampening 0) and then g = g + momentum * buf if
+    nesterov else buf.
+
+    Parameters
+    ----------
+    param : ndarray, any shape; updated in place.
+    grad : ndarray, shape of param.
+    buf : ndarray, shape of param; the momentum buffer, updated in place
+        (unused when momentum == 0).
+    lr, momentum, weight_decay : float
+    nesterov : bool
+    """
+    _check_same_shape(param, grad, buf)
+    p = param.reshape(param.size)
+    g = grad.reshape(grad.size)
+    v = buf.reshape(buf.size)
+    T = param.dtype.type
+    lr_, mu, wd = T(lr), T(momentum), T(weight_decay)
+    if momentum == 0.0:
+        for i in range(p.shape[0]):
+            p[i] -= lr_ * (g[i] + wd * p[i])
+    elif nesterov:
+        for i in range(p.shape[0]):
+            gi = g[i] + wd * p[i]
+            v[i] = mu * v[i] + gi
+            p[i] -= lr_ * (gi + mu * v[i])
+    else:
+        for i in range(p.shape[0]):
+            v[i] = mu * v[i] + g[i] + wd * p[i]
+            p[i] -= lr_ * v[i]
+
+
+@kernel
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """One Adam step in place, as torch.optim.Adam (amsgrad=False).
+
+    g = grad + weight_decay * param;
+    m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+    param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps).
+
+    Parameters
+    ----------
+    param : ndarray, any shape; updated in place.
+    grad : ndarray, shape of param.
+    m, v : ndarray, shape of param; first and second moment, updated in place
+        (both start at zero).
+    lr, beta1, beta2, eps, weight_decay : float
+        PyTorch's defaults are 1e-3, 0.9, 0.999, 1e-8 and 0.
+    step : int
+        1 for the first update: the bias corrections use it.
+    """
+    _check_same_shape(param, grad, m)
+    _check_same_shape(param, v, m)
+    if step < 1:
+        raise ValueError("adam_update: step counts from 1")
+    p = param.reshape(param.size)
+    g = grad.reshape(grad.size)
+    m_ = m.reshape(m.size)
+    v_ = v.reshape(v.size)
+    T = param.dtype.type
+    # Bias corrections in float64, then cast once: they are per call, not per
+    # element.
+    step_size = T(lr / (1.0 - beta1**step))
+    inv_sqrt_bc2 = T(1.0 / np.sqrt(1.0 - beta2**step))
+    b1, b2, e, wd = T(beta1), T(beta2), T(eps), T(weight_decay)
+    one = T(1.0)
+    for i in range(p.shape[0]):
+        gi = g[i] + wd * p[i]
+        m_[i] = b1 * m_[i] + (one - b1) * gi
+        v_[i] = b2 * v_[i] + (one - b2) * gi * gi
+        p[i] -= step_size * m_[i] / (np.sqrt(v_[i]) * inv_sqrt_bc2 + e)
