@@ -1,0 +1,112 @@
+"""Loss layers: MSELoss and CrossEntropyLoss.
+
+``loss.forward(y, t)`` (also ``loss(y, t)``) returns the loss value as a float
+and computes the gradient with respect to y in the same pass;
+``loss.backward()`` returns that gradient, ready for ``model.backward``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import kernels as K
+from ._validate import check_array
+
+__all__ = ["Loss", "MSELoss", "CrossEntropyLoss"]
+
+
+class Loss:
+    """Base class: ``forward(y, t) -> float``, ``backward() -> dL/dy``."""
+
+    def __call__(self, y: NDArray, t: NDArray) -> float:
+        return self.forward(y, t)
+
+    def forward(self, y: NDArray, t: NDArray) -> float:
+        raise NotImplementedError
+
+    def backward(self) -> NDArray:
+        grad = self.__dict__.get("_grad")
+        if grad is None:
+            raise RuntimeError(f"{self!r}: backward() called before forward()")
+        return grad
+
+    def _grad_buffer(self, y: NDArray) -> NDArray:
+        grad = self.__dict__.get("_grad")
+        if grad is None or grad.shape != y.shape or grad.dtype != y.dtype:
+            grad = self._grad = np.empty_like(y)
+        return grad
+
+    def _check_output(self, y: NDArray) -> NDArray:
+        return check_array(y, repr(self), "output y", dtype=None, ndim=2)
+
+
+class MSELoss(Loss):
+    """Mean squared error between the output y and the target t.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum"}
+        "mean": L = sum((y - t)**2) / y.size, gradient 2 (y - t) / y.size, as
+        ``torch.nn.MSELoss()``. "sum": L = 0.5 * sum((y - t)**2), gradient
+        y - t, the classic from-scratch MSE layer.
+
+    Shape
+    -----
+    y, t: (n_samples, n_outputs), same float dtype.
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        if reduction not in ("mean", "sum"):
+            raise ValueError(
+                f"MSELoss: reduction must be 'mean' or 'sum', got {reduction!r}"
+            )
+        self.reduction = reduction
+
+    def __repr__(self) -> str:
+        return f"MSELoss(reduction={self.reduction!r})"
+
+    def forward(self, y: NDArray, t: NDArray) -> float:
+        self._check_output(y)
+        check_array(t, repr(self), "target t", dtype=y.dtype, ndim=y.ndim)
+        if t.shape != y.shape:
+            raise ValueError(
+                f"{self!r}: target shape {t.shape} does not match output shape "
+                f"{y.shape}"
+            )
+        return K.mse_backward(y, t, self.reduction == "mean", self._grad_buffer(y))
+
+
+class CrossEntropyLoss(Loss):
+    """Softmax cross-entropy of logits y against integer class labels t.
+
+    L = mean_i (logsumexp(y[i]) - y[i, t[i]]), computed stably; gradient
+    (softmax(y) - onehot(t)) / n_samples. Like ``torch.nn.CrossEntropyLoss``,
+    it applies the softmax itself: the model's last layer is a Linear.
+
+    Shape
+    -----
+    y: (n_samples, n_classes), float; t: (n_samples,), integer in
+    [0, n_classes).
+    """
+
+    def __repr__(self) -> str:
+        return "CrossEntropyLoss()"
+
+    def forward(self, y: NDArray, t: NDArray) -> float:
+        self._check_output(y)
+        if not isinstance(t, np.ndarray) or t.dtype.kind not in "iu":
+            got = t.dtype if isinstance(t, np.ndarray) else type(t).__name__
+            raise TypeError(f"{self!r}: labels t must be an integer array, got {got}")
+        if t.shape != (y.shape[0],):
+            raise ValueError(
+                f"{self!r}: labels t have shape {t.shape}, expected ({y.shape[0]},) "
+                f"for output shape {y.shape}"
+            )
+        labels = np.ascontiguousarray(t, dtype=np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= y.shape[1]):
+            raise ValueError(
+                f"{self!r}: labels must lie in [0, {y.shape[1]}) for output shape "
+                f"{y.shape}, got values in [{labels.min()}, {labels.max()}]"
+            )
+        return K.softmax_cross_entropy_backward(y, labels, self._grad_buffer(y))
