@@ -42,7 +42,8 @@ class Parameter:
         return self.data.shape
 
     def __repr__(self) -> str:
-        return f"Parameter({self.name!r}, shape={self.data.shape}, dtype={self.data.dtype})"
+        data = self.data
+        return f"Parameter({self.name!r}, shape={data.shape}, dtype={data.dtype})"
 
 
 class Layer:
@@ -279,7 +280,7 @@ class Sequential(Layer):
             names = ", ".join(f"{lay!r}: {lay.dtype}" for lay in linears)
             raise TypeError(f"Sequential: layers mix dtypes ({names}); use one dtype")
         self.dtype = dtypes.pop() if dtypes else None
-        for prev, layer in zip(linears, linears[1:]):
+        for prev, layer in zip(linears[:-1], linears[1:], strict=True):
             if prev.out_features != layer.in_features:
                 raise ValueError(
                     f"Sequential: {prev!r} feeds {layer!r}: out_features "
