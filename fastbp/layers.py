@@ -239,6 +239,7 @@ class Tanh(_Activation):
 
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+_ACTIVATION_NAMES = {cls: name for name, cls in ACTIVATIONS.items()}
 
 
 class Sequential(Layer):
@@ -388,16 +389,54 @@ class Sequential(Layer):
             x = x.reshape(-1, self.in_features)
         return self.forward(x).copy()
 
-    def astype(self, dtype: DTypeLike) -> Sequential:
-        """A copy of the model with parameters cast to dtype."""
-        dt = as_dtype(dtype, "Sequential.astype")
-        layers = []
+    def architecture(self) -> list[dict]:
+        """The layer list as plain data, e.g. ``[{"type": "linear",
+        "in_features": 2, "out_features": 8}, {"type": "tanh"}, ...]``."""
+        arch = []
         for layer in self.layers:
             if isinstance(layer, Linear):
-                new = Linear(layer.in_features, layer.out_features, dtype=dt, rng=0)
-                new.weight.data[...] = layer.weight.data
-                new.bias.data[...] = layer.bias.data
+                arch.append(
+                    {
+                        "type": "linear",
+                        "in_features": layer.in_features,
+                        "out_features": layer.out_features,
+                    }
+                )
+            elif isinstance(layer, _Activation):
+                arch.append({"type": _ACTIVATION_NAMES[type(layer)]})
             else:
-                new = type(layer)()
-            layers.append(new)
-        return Sequential(*layers)
+                raise TypeError(f"Sequential.architecture: cannot describe {layer!r}")
+        return arch
+
+    @classmethod
+    def from_architecture(
+        cls, arch: list[dict], dtype: DTypeLike | None = None, rng: object = None
+    ) -> Sequential:
+        """Build a freshly initialized model from :meth:`architecture` data."""
+        gen = _rng(rng)
+        layers: list[Layer] = []
+        for i, spec in enumerate(arch):
+            kind = spec.get("type") if isinstance(spec, dict) else None
+            if kind == "linear":
+                layers.append(
+                    Linear(
+                        spec.get("in_features"),
+                        spec.get("out_features"),
+                        rng=gen,
+                        dtype=dtype,
+                    )
+                )
+            elif kind in ACTIVATIONS:
+                layers.append(ACTIVATIONS[kind]())
+            else:
+                raise ValueError(
+                    f"Sequential.from_architecture: layer {i} is not a "
+                    f"known layer: {spec!r}"
+                )
+        return cls(*layers)
+
+    def astype(self, dtype: DTypeLike) -> Sequential:
+        """A copy of the model with parameters cast to dtype."""
+        copy = Sequential.from_architecture(self.architecture(), dtype=dtype, rng=0)
+        copy.flat_data[...] = self.flat_data
+        return copy
