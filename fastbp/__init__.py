@@ -14,6 +14,7 @@ from .gradcheck import GradcheckResult, gradcheck, numerical_gradient
 from .layers import Layer, Linear, Parameter, ReLU, Sequential, Sigmoid, Tanh
 from .losses import CrossEntropyLoss, Loss, MSELoss
 from .optim import SGD, Adam, Optimizer
+from .train import DivergenceError, TrainResult, evaluate, train
 
 __all__ = [
     "__version__",
@@ -33,4 +34,8 @@ __all__ = [
     "gradcheck",
     "GradcheckResult",
     "numerical_gradient",
+    "train",
+    "evaluate",
+    "TrainResult",
+    "DivergenceError",
 ]

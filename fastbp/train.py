@@ -1,0 +1,430 @@
+"""The training loop: mini-batches over epochs, seeded shuffling, validation,
+history and honest timing.
+
+``train`` runs one of two paths with the same arithmetic:
+
+- the fused path, :func:`fastbp.kernels.epoch.train_epochs`, runs whole epochs
+  (several per call when nothing needs Python between them) inside one njit
+  call. It is used whenever the model qualifies: a Sequential of Linear layers,
+  each optionally followed by ReLU, Tanh or Sigmoid; MSELoss or
+  CrossEntropyLoss; SGD or Adam over exactly ``model.parameters()``.
+- the layer path calls ``model.forward``, ``loss``, ``model.backward`` and
+  ``optimizer.step()`` from Python for each mini-batch.
+
+Both draw each epoch's row order from ``numpy.random.default_rng(seed)``, so
+they visit the data identically.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._threads import thread_limit
+from ._validate import check_array, positive_int
+from .kernels import epoch as E
+from .kernels.activations import ACT_IDENTITY
+from .layers import Linear, Sequential, _Activation
+from .losses import CrossEntropyLoss, Loss, MSELoss
+from .optim import SGD, Adam, Optimizer
+
+__all__ = ["train", "evaluate", "TrainResult", "DivergenceError", "fused_plan"]
+
+#: The fused path runs this many training steps per call at most, so progress
+#: is reported about every 0.1-1 s; fewer when validation runs every epoch.
+STEPS_PER_CALL = 1 << 16
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` did: per-epoch history and timing.
+
+    ``loss[e]`` is the mean training loss over epoch e (each batch's loss taken
+    before its update); ``val_loss``/``val_metric`` are measured after each
+    epoch when validation data was given. ``train_seconds`` counts only the
+    training steps (the first call's JIT compilation or cache load is in
+    ``compile_seconds``, validation in neither).
+    """
+
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_metric: list[float] = field(default_factory=list)
+    metric_name: str | None = None
+    epochs: int = 0
+    steps: int = 0
+    samples: int = 0
+    train_seconds: float = 0.0
+    compile_seconds: float = 0.0
+    fused: bool = False
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.train_seconds if self.train_seconds else math.nan
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.train_seconds if self.train_seconds else math.nan
+
+    @property
+    def us_per_step(self) -> float:
+        return 1e6 * self.train_seconds / self.steps if self.steps else math.nan
+
+
+# --- metrics -----------------------------------------------------------------
+
+
+def accuracy(y: NDArray, t: NDArray) -> float:
+    """Fraction of rows whose largest output is at the label t."""
+    return float(np.mean(np.argmax(y, axis=1) == t))
+
+
+def binary_accuracy(y: NDArray, t: NDArray) -> float:
+    """Fraction of outputs on the same side of 0.5 as the target."""
+    return float(np.mean((y > 0.5) == (t > 0.5)))
+
+
+def r2(y: NDArray, t: NDArray) -> float:
+    """Coefficient of determination 1 - SS_res / SS_tot, averaged over outputs."""
+    y64, t64 = y.astype(np.float64), t.astype(np.float64)
+    ss_res = np.sum((t64 - y64) ** 2, axis=0)
+    ss_tot = np.sum((t64 - t64.mean(axis=0)) ** 2, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_output = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)
+    return float(np.mean(per_output))
+
+
+METRICS: dict[str, Callable[[NDArray, NDArray], float]] = {
+    "accuracy": accuracy,
+    "binary_accuracy": binary_accuracy,
+    "r2": r2,
+}
+
+
+def evaluate(
+    model: Sequential,
+    loss: Loss,
+    X: NDArray,
+    T: NDArray,
+    metric: str | None = None,
+    batch_size: int = 4096,
+) -> tuple[float, float]:
+    """(loss per sample, metric) of the model on X, T, in batches.
+
+    The loss is averaged over rows as in :class:`TrainResult`; the metric is
+    NaN when ``metric`` is None.
+    """
+    outputs, total = [], 0.0
+    for s in range(0, X.shape[0], batch_size):
+        y = model.forward(X[s : s + batch_size])
+        total += _weighted(loss, loss.forward(y, T[s : s + batch_size]), y.shape[0])
+        outputs.append(y.copy())
+    value = total / X.shape[0]
+    y_all = np.concatenate(outputs)
+    return value, (METRICS[metric](y_all, T) if metric else math.nan)
+
+
+def _weighted(loss: Loss, value: float, rows: int) -> float:
+    """A batch's share of a per-sample mean loss: a mean-reduced loss counts
+    once per row, a summed one (MSELoss(reduction="sum")) once."""
+    return value if getattr(loss, "reduction", "mean") == "sum" else value * rows
+
+
+# --- the fused path ----------------------------------------------------------
+
+
+@dataclass
+class FusedPlan:
+    """What the fused kernel needs besides the data, built once per train()."""
+
+    layout: NDArray
+    loss_kind: int
+    optimizer: tuple
+
+
+def fused_plan(model: object, loss: Loss, optimizer: Optimizer) -> FusedPlan | str:
+    """The fused kernel's description of (model, loss, optimizer), or a string
+    saying why this combination must take the layer path."""
+    if not isinstance(model, Sequential):
+        return "the model is not a Sequential"
+    layers, rows, i = model.layers, [], 0
+    offsets = _parameter_offsets(model)
+    while i < len(layers):
+        layer = layers[i]
+        if not isinstance(layer, Linear):
+            return f"layer {i} ({layer!r}) does not follow a Linear"
+        act = ACT_IDENTITY
+        if i + 1 < len(layers) and isinstance(layers[i + 1], _Activation):
+            act = layers[i + 1].code
+            i += 1
+        w, b = offsets[id(layer.weight)], offsets[id(layer.bias)]
+        rows.append((layer.in_features, layer.out_features, w, b, act))
+        i += 1
+    if type(loss) is MSELoss:
+        loss_kind = E.LOSS_MSE_MEAN if loss.reduction == "mean" else E.LOSS_MSE_SUM
+    elif type(loss) is CrossEntropyLoss:
+        loss_kind = E.LOSS_CROSS_ENTROPY
+    else:
+        return f"the loss {loss!r} has no fused kernel"
+    segments = getattr(optimizer, "_segments", ())
+    if (
+        len(segments) != 1
+        or not np.shares_memory(segments[0].data, model.flat_data)
+        or segments[0].data.size != model.flat_data.size
+    ):
+        return "the optimizer does not hold exactly model.parameters()"
+    hyper = np.zeros(7)
+    if type(optimizer) is SGD:
+        hyper[[E.H_LR, E.H_MOMENTUM, E.H_WEIGHT_DECAY, E.H_NESTEROV]] = (
+            optimizer.lr, optimizer.momentum, optimizer.weight_decay,
+            float(optimizer.nesterov),
+        )  # fmt: skip
+        state = (E.OPT_SGD, hyper, optimizer.momentum_buffer, optimizer.momentum_buffer)
+    elif type(optimizer) is Adam:
+        hyper[[E.H_LR, E.H_WEIGHT_DECAY, E.H_BETA1, E.H_BETA2, E.H_EPS]] = (
+            optimizer.lr, optimizer.weight_decay, *optimizer.betas, optimizer.eps,
+        )  # fmt: skip
+        state = (E.OPT_ADAM, hyper, optimizer.exp_avg, optimizer.exp_avg_sq)
+    else:
+        return f"the optimizer {optimizer!r} has no fused kernel"
+    return FusedPlan(np.array(rows, dtype=np.int64), loss_kind, state)
+
+
+def _parameter_offsets(model: Sequential) -> dict[int, int]:
+    base = model.flat_data.__array_interface__["data"][0]
+    size = model.flat_data.itemsize
+    return {
+        id(p): (p.data.__array_interface__["data"][0] - base) // size
+        for p in model.parameters()
+    }
+
+
+def _fused_call(plan, model, optimizer, X, T, labels, perms, batch_size, out):
+    kind, hyper, state1, state2 = plan.optimizer
+    step = getattr(optimizer, "step_count", 0)
+    step = E.train_epochs(
+        X, T, labels, perms, model.flat_data, model.flat_grad, plan.layout,
+        plan.loss_kind, (kind, hyper, state1, state2, step), batch_size, out,
+    )  # fmt: skip
+    if kind == E.OPT_ADAM:
+        optimizer.step_count = step
+
+
+# --- the loop ----------------------------------------------------------------
+
+
+def _coerce(model: Sequential, loss: Loss, X: object, T: object, what: str):
+    dtype = model.dtype
+    X = check_array(np.ascontiguousarray(X, dtype=dtype), "train", f"{what} X",
+                    dtype=dtype, ndim=2)  # fmt: skip
+    if model.in_features is not None and X.shape[1] != model.in_features:
+        raise ValueError(
+            f"train: {what} X has shape {X.shape} but the model takes "
+            f"{model.in_features} features"
+        )
+    if isinstance(loss, CrossEntropyLoss):
+        T = np.ascontiguousarray(T)
+        if T.dtype.kind not in "iu":
+            raise TypeError(f"train: {what} labels must be integers, got {T.dtype}")
+        T = check_array(T.astype(np.int64), "train", f"{what} labels",
+                        dtype=np.dtype(np.int64), ndim=1)  # fmt: skip
+    else:
+        T = np.ascontiguousarray(T, dtype=dtype)
+        if T.ndim == 1:
+            T = T.reshape(-1, 1)
+        T = check_array(T, "train", f"{what} targets", dtype=dtype, ndim=2)
+    if T.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"train: {what} X has {X.shape[0]} rows but targets have {T.shape[0]}"
+        )
+    return X, T
+
+
+def train(
+    model: Sequential,
+    loss: Loss,
+    optimizer: Optimizer,
+    X: object,
+    T: object,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int | None = 0,
+    val: tuple[object, object] | None = None,
+    metric: str | None = None,
+    fuse: bool | None = None,
+    threads: int | None = None,
+    callback: Callable[[int, TrainResult], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` on (X, T) with mini-batches; returns a TrainResult.
+
+    Parameters
+    ----------
+    model : Sequential
+    loss : MSELoss or CrossEntropyLoss
+    optimizer : SGD or Adam over ``model.parameters()``
+    X : array-like of shape (n_samples, in_features), cast to the model dtype
+    T : targets: (n_samples, n_outputs) (or (n_samples,) for one output) for
+        MSE, (n_samples,) integer labels for cross-entropy
+    epochs, batch_size : int >= 1; the last batch of an epoch may be shorter
+    shuffle : draw a new row order each epoch from ``default_rng(seed)``
+    seed : int or None
+    val : (X_val, T_val) or None; evaluated after every epoch
+    metric : "accuracy", "binary_accuracy", "r2" or None (default: accuracy
+        for cross-entropy, r2 for MSE)
+    fuse : None picks the fused path when the model qualifies, True demands it
+        (ValueError if it cannot), False forces the layer path
+    threads : cap on BLAS and Numba threads during training, or None
+    callback : called as callback(epoch, result) after each epoch (epochs
+        count from 1); in the fused path calls arrive per chunk of epochs
+
+    Raises
+    ------
+    DivergenceError when the training loss becomes NaN or infinite.
+    """
+    epochs = positive_int(epochs, "train", "epochs")
+    batch_size = positive_int(batch_size, "train", "batch_size")
+    if not isinstance(model, Sequential):
+        raise TypeError(f"train: model must be a fastbp Sequential, got {model!r}")
+    X, T = _coerce(model, loss, X, T, "training")
+    if val is not None:
+        val = _coerce(model, loss, val[0], val[1], "validation")
+    if metric is None:
+        metric = "accuracy" if isinstance(loss, CrossEntropyLoss) else "r2"
+    if metric not in METRICS:
+        raise ValueError(f"train: metric must be one of {sorted(METRICS)}, "
+                         f"got {metric!r}")  # fmt: skip
+
+    plan = fused_plan(model, loss, optimizer) if fuse is not False else None
+    if fuse and isinstance(plan, str):
+        raise ValueError(f"train: fuse=True but {plan}")
+    use_fused = isinstance(plan, FusedPlan)
+    result = TrainResult(metric_name=metric, fused=use_fused)
+    rng = np.random.default_rng(seed)
+    n = X.shape[0]
+    batch_size = min(batch_size, n)
+    steps_per_epoch = -(-n // batch_size)
+
+    with thread_limit(threads):
+        if use_fused:
+            run = _FusedRunner(plan, model, optimizer, loss, X, T, batch_size)
+        else:
+            run = _LayerRunner(model, loss, optimizer, X, T, batch_size)
+        start = time.perf_counter()
+        run.warm_up()
+        result.compile_seconds = time.perf_counter() - start
+
+        per_call = (
+            1
+            if (val is not None or not use_fused)
+            else max(1, STEPS_PER_CALL // steps_per_epoch)
+        )
+        done = 0
+        while done < epochs:
+            count = min(per_call, epochs - done)
+            perms = (
+                np.stack([rng.permutation(n) for _ in range(count)])
+                if shuffle
+                else np.empty((count, 0), np.int64)
+            )
+            start = time.perf_counter()
+            losses = run(perms)
+            result.train_seconds += time.perf_counter() - start
+            finished = losses[np.isfinite(losses)]
+            result.loss.extend(float(v) for v in finished)
+            result.epochs = done + finished.size
+            result.steps += steps_per_epoch * finished.size
+            result.samples += n * finished.size
+            if finished.size < count:
+                raise DivergenceError(
+                    f"training diverged: the loss became NaN or infinite in epoch "
+                    f"{result.epochs + 1}; try a smaller learning rate "
+                    f"(lr={optimizer.lr:g})"
+                )
+            done += count
+            if val is not None:
+                v_loss, v_metric = evaluate(model, loss, *val, metric)
+                result.val_loss.append(v_loss)
+                result.val_metric.append(v_metric)
+            if callback is not None:
+                callback(done, result)
+    return result
+
+
+class _FusedRunner:
+    def __init__(self, plan, model, optimizer, loss, X, T, batch_size):
+        self.plan, self.model, self.optimizer = plan, model, optimizer
+        self.X, self.batch_size = X, batch_size
+        if isinstance(loss, CrossEntropyLoss):
+            self.T, self.labels = np.empty((0, 0), X.dtype), T
+        else:
+            self.T, self.labels = T, np.empty(0, np.int64)
+
+    def warm_up(self) -> None:
+        # Zero epochs: compiles (or loads from the cache) and changes nothing.
+        self(np.empty((0, 0), np.int64))
+
+    def __call__(self, perms: NDArray) -> NDArray:
+        out = np.full(perms.shape[0], np.nan)
+        _fused_call(self.plan, self.model, self.optimizer, self.X, self.T,
+                    self.labels, perms, self.batch_size, out)  # fmt: skip
+        return out
+
+
+class _LayerRunner:
+    def __init__(self, model, loss, optimizer, X, T, batch_size):
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.X, self.T, self.batch_size = X, T, batch_size
+        self.xbuf = np.empty((batch_size, X.shape[1]), X.dtype)
+        self.tbuf = np.empty((batch_size, *T.shape[1:]), T.dtype)
+
+    def warm_up(self) -> None:
+        # One forward/backward on the first batch compiles every kernel the
+        # loop uses; gradients are overwritten by the first real step. The
+        # optimizer kernel compiles on a throwaway copy of the optimizer.
+        model, loss = self.model, self.loss
+        m = min(self.batch_size, self.X.shape[0])
+        loss.forward(model.forward(self.X[:m]), self.T[:m])
+        model.backward(loss.backward())
+        scratch = np.zeros(1, self.X.dtype)
+        if isinstance(self.optimizer, Adam):
+            from .kernels import adam_update
+
+            adam_update(scratch, scratch, scratch, scratch, 0.0, 0.9, 0.9, 1.0, 0.0, 1)
+        else:
+            from .kernels import sgd_update
+
+            sgd_update(scratch, scratch, scratch, 0.0, 0.5, 0.0, False)
+
+    def __call__(self, perms: NDArray) -> NDArray:
+        model, loss, optimizer = self.model, self.loss, self.optimizer
+        X, T, bs = self.X, self.T, self.batch_size
+        n = X.shape[0]
+        out = np.full(perms.shape[0], np.nan)
+        for e in range(perms.shape[0]):
+            total = 0.0
+            for s in range(0, n, bs):
+                m = min(bs, n - s)
+                if perms.shape[1]:
+                    idx = perms[e, s : s + m]
+                    xb = np.take(X, idx, axis=0, out=self.xbuf[:m])
+                    tb = np.take(T, idx, axis=0, out=self.tbuf[:m])
+                else:
+                    xb, tb = X[s : s + m], T[s : s + m]
+                value = loss.forward(model._forward(xb), tb)
+                if not math.isfinite(value):
+                    return out
+                model._backward(loss.backward())
+                optimizer.step()
+                total += _weighted(loss, value, m)
+            out[e] = total / n
+        return out
