@@ -323,11 +323,11 @@ def train(
         run.warm_up()
         result.compile_seconds = time.perf_counter() - start
 
-        per_call = (
-            1
-            if (val is not None or not use_fused)
-            else max(1, STEPS_PER_CALL // steps_per_epoch)
-        )
+        per_call = 1
+        if use_fused and val is None:
+            per_call = max(1, STEPS_PER_CALL // steps_per_epoch)
+            if callback is not None:  # report progress about 20 times
+                per_call = min(per_call, max(1, epochs // 20))
         done = 0
         while done < epochs:
             count = min(per_call, epochs - done)
