@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numba
 from numba.core import caching, errors
+from numba.extending import overload
 
 from .._config import FASTMATH
 
@@ -162,3 +163,19 @@ def kernel(func=None, **options):
         return _friendly_typing_errors(numba.njit(**options)(f))
 
     return decorate if func is None else decorate(func)
+
+
+def same_dtype(a, b):
+    """Inside a kernel: reject, at compile time, arrays of two different dtypes.
+
+    Kernels mix no dtypes (a float64 scalar path through float32 data would
+    silently promote, numba #888), so a call such as ``relu_forward(x32, y64)``
+    becomes a typing error, which :func:`kernel` turns into a TypeError.
+    """
+
+
+@overload(same_dtype)
+def _same_dtype(a, b):
+    if a.dtype != b.dtype:
+        raise errors.TypingError(f"arrays of different dtypes: {a.dtype} and {b.dtype}")
+    return lambda a, b: None

@@ -9,7 +9,7 @@ functions of Y alone.
 
 import numpy as np
 
-from ._jit import kernel
+from ._jit import kernel, same_dtype
 
 __all__ = [
     "relu_forward",
@@ -79,6 +79,7 @@ def _flat(a):
 def _forward(X, Y, act):
     if X.shape != Y.shape:
         raise ValueError("activation: X and Y must have the same shape")
+    same_dtype(X, Y)
     _activate(_flat(X), _flat(Y), act)
 
 
@@ -86,6 +87,8 @@ def _forward(X, Y, act):
 def _backward(A, dY, dX, act):
     if A.shape != dY.shape or A.shape != dX.shape:
         raise ValueError("activation backward: arrays must have the same shape")
+    same_dtype(A, dY)
+    same_dtype(A, dX)
     _activate_backward(_flat(A), _flat(dY), _flat(dX), act)
 
 

@@ -15,7 +15,7 @@ into one pass over the output.
 import numpy as np
 
 from .._config import DENSE_BLAS_MIN_MACS
-from ._jit import kernel
+from ._jit import kernel, same_dtype
 from .activations import ACT_IDENTITY, ACT_RELU, _activate
 
 __all__ = [
@@ -33,6 +33,9 @@ def _use_blas(n_samples, in_features, out_features):
 
 @kernel
 def _check_forward(X, W, b, Y):
+    same_dtype(X, W)
+    same_dtype(X, b)
+    same_dtype(X, Y)
     n_samples, in_features = X.shape
     if W.shape[0] != in_features:
         raise ValueError("dense: X.shape[1] must equal W.shape[0] (in_features)")
@@ -110,6 +113,9 @@ def dense_relu_forward(X, W, b, Y):
 
 @kernel
 def _check_backward(X, dY, dW, db):
+    same_dtype(X, dY)
+    same_dtype(X, dW)
+    same_dtype(X, db)
     n_samples, in_features = X.shape
     if dY.shape[0] != n_samples:
         raise ValueError("dense: dY.shape[0] must equal X.shape[0] (n_samples)")
@@ -210,6 +216,8 @@ def dense_backward(X, W, dY, dW, db, dX):
     All arrays C-contiguous and of one dtype (float32 or float64).
     """
     _check_backward(X, dY, dW, db)
+    same_dtype(X, W)
+    same_dtype(X, dX)
     if W.shape[0] != X.shape[1] or W.shape[1] != dY.shape[1]:
         raise ValueError("dense: W must have shape (X.shape[1], dY.shape[1])")
     if dX.shape[0] != X.shape[0] or dX.shape[1] != X.shape[1]:

@@ -143,11 +143,13 @@ def train_epochs(
             if shuffle:
                 for r in range(m):
                     i = perms[e, s + r]
-                    xbuf[r] = X[i]
+                    for k in range(X.shape[1]):
+                        xbuf[r, k] = X[i, k]
                     if use_labels:
                         lbuf[r] = labels[i]
                     else:
-                        tbuf[r] = T[i]
+                        for j in range(T.shape[1]):
+                            tbuf[r, j] = T[i, j]
                 xb, tb, lb = xbuf[:m], tbuf[:m], lbuf[:m]
             else:
                 xb = X[s : s + m]

@@ -8,7 +8,7 @@ one pass over the output, not two.
 
 import numpy as np
 
-from ._jit import kernel
+from ._jit import kernel, same_dtype
 
 __all__ = [
     "mse_forward",
@@ -23,6 +23,7 @@ __all__ = [
 def _check_same_shape(Y, T):
     if Y.shape != T.shape:
         raise ValueError("mse: Y and T must have the same shape")
+    same_dtype(Y, T)
 
 
 @kernel
@@ -36,8 +37,9 @@ def _squared_error_sum(y, t):
 
 @kernel
 def mse_forward(Y, T, mean):
-    """Mean squared error of the output Y against the target T.
+    """L = sum((Y - T)**2) / Y.size if mean else 0.5 * sum((Y - T)**2).
 
+    The mean squared error of the output Y against the target T.
     mean=True:  L = sum((Y - T)**2) / Y.size, as ``torch.nn.MSELoss()``.
     mean=False: L = 0.5 * sum((Y - T)**2), the classic from-scratch MSE whose
     gradient is exactly Y - T.
@@ -64,6 +66,7 @@ def mse_backward(Y, T, mean, dY):
     _check_same_shape(Y, T)
     if dY.shape != Y.shape:
         raise ValueError("mse: dY must have the shape of Y")
+    same_dtype(Y, dY)
     y = Y.reshape(Y.size)
     t = T.reshape(T.size)
     dy = dY.reshape(dY.size)
@@ -109,6 +112,7 @@ def softmax_forward(Z, P):
     """
     if Z.shape != P.shape:
         raise ValueError("softmax: Z and P must have the same shape")
+    same_dtype(Z, P)
     for i in range(Z.shape[0]):
         _softmax_row(Z[i], P[i])
 
@@ -152,6 +156,7 @@ def softmax_cross_entropy_backward(Z, labels, dZ):
     _check_labels(Z, labels)
     if dZ.shape != Z.shape:
         raise ValueError("cross-entropy: dZ must have the shape of Z")
+    same_dtype(Z, dZ)
     n_samples = Z.shape[0]
     scale = dZ.dtype.type(1.0 / max(n_samples, 1))
     total = 0.0

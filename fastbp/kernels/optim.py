@@ -8,7 +8,7 @@ Python float would silently promote float32 arithmetic to float64 (numba #888).
 
 import numpy as np
 
-from ._jit import kernel
+from ._jit import kernel, same_dtype
 
 __all__ = ["sgd_update", "adam_update"]
 
@@ -17,6 +17,8 @@ __all__ = ["sgd_update", "adam_update"]
 def _check_same_shape(param, a, b):
     if param.shape != a.shape or param.shape != b.shape:
         raise ValueError("optimizer: param, grad and state must have one shape")
+    same_dtype(param, a)
+    same_dtype(param, b)
 
 
 @kernel
