@@ -1,0 +1,472 @@
+"""Data for training: the XOR toy set, CSV loading, splits and standardization.
+
+Everything here is plain NumPy and the standard library. A bad CSV file raises
+:class:`DataError`, whose message is one line naming the file and the line
+(1-based physical line of the file; the header is line 1) and column at fault,
+so a command-line user can fix the file without a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+__all__ = [
+    "DataError",
+    "Dataset",
+    "Standardizer",
+    "MAX_INFERRED_CLASSES",
+    "load_csv",
+    "train_val_split",
+    "xor",
+]
+
+#: With ``task=None``, an integer-valued target column with at most this many
+#: distinct values (and at most half as many as there are rows) is read as
+#: class labels.
+MAX_INFERRED_CLASSES = 20
+
+TASKS = ("regression", "classification")
+
+
+class DataError(ValueError):
+    """A data file that cannot be used; the message is one line naming the file,
+    line and column, e.g. ``iris.csv, line 7, column 'petal_width': 'abc' is
+    not a number``."""
+
+
+def xor(dtype: DTypeLike = np.float32) -> tuple[NDArray, NDArray]:
+    """The four XOR points: X of shape (4, 2) and targets T of shape (4, 1).
+
+    X = [[0, 0], [0, 1], [1, 0], [1, 1]], T = [[0], [1], [1], [0]], both
+    C-contiguous arrays of ``dtype``.
+    """
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=dtype)
+    T = np.array([[0], [1], [1], [0]], dtype=dtype)
+    return X, T
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A table loaded by :func:`load_csv`.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, n_features), float64
+        Feature columns in file order, target column removed.
+    y : ndarray
+        Regression: shape (n_samples, 1), float64. Classification: shape
+        (n_samples,), int64 class indices in 0..n_classes-1.
+    feature_names : tuple of str
+    target_name : str
+    task : {"regression", "classification"}
+    classes : tuple of str or None
+        Classification: the original labels as written in the file (stripped),
+        ``classes[k]`` being the label of class index k; numeric labels are
+        sorted by value, others as strings. None for regression.
+    path : str
+        The file, as given to :func:`load_csv`.
+    """
+
+    X: NDArray
+    y: NDArray
+    feature_names: tuple[str, ...]
+    target_name: str
+    task: str
+    classes: tuple[str, ...] | None
+    path: str
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def n_outputs(self) -> int:
+        """Output units a model needs: the number of classes, or 1."""
+        return len(self.classes) if self.classes is not None else 1
+
+
+def _number(text: str) -> float | None:
+    """float(text), or None when text is not a number ("1_0" is not one)."""
+    if "_" in text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _read_rows(path: str) -> list[tuple[int, list[str]]]:
+    """(line number, stripped fields) for each non-blank record of the file."""
+    try:
+        f = open(path, newline="", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a CSV file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open ({exc.strerror})") from None
+    rows = []
+    with f:
+        reader = csv.reader(f, skipinitialspace=True)
+        line = 1
+        try:
+            for fields in reader:
+                if any(cell.strip() for cell in fields) or len(fields) > 1:
+                    rows.append((line, [cell.strip() for cell in fields]))
+                line = reader.line_num + 1
+        except csv.Error as exc:
+            raise DataError(f"{path}, line {reader.line_num}: {exc}") from None
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: not UTF-8 text") from None
+    return rows
+
+
+def _target_index(target: object, header: list[str], path: str) -> int:
+    m = len(header)
+    columns = ", ".join(repr(name) for name in header)
+    if target is None:
+        return m - 1
+    if isinstance(target, str):
+        if target in header:
+            return header.index(target)
+        if not target.isdigit():
+            raise DataError(
+                f"{path}, line 1: target column {target!r} not found; "
+                f"available columns: {columns}"
+            )
+        target = int(target)
+    if isinstance(target, bool) or not isinstance(target, Integral):
+        raise TypeError(
+            f"load_csv: target must be a column name or index, got {target!r}"
+        )
+    if not -m <= target < m:
+        raise DataError(
+            f"{path}, line 1: target column index {target} is out of range for "
+            f"{m} columns (0..{m - 1}): {columns}"
+        )
+    return int(target) % m
+
+
+def _labels(cells: list[str], numeric: bool) -> tuple[NDArray, tuple[str, ...]]:
+    """Class indices (int64) and label names: numbers sorted by value (named as
+    first written), anything else sorted as strings."""
+    if numeric:
+        names: dict[float, str] = {}
+        for cell in cells:
+            names.setdefault(float(cell), cell)
+        keys = sorted(names)
+        index = {value: k for k, value in enumerate(keys)}
+        y = np.array([index[float(cell)] for cell in cells], dtype=np.int64)
+        return y, tuple(names[value] for value in keys)
+    labels = sorted(set(cells))
+    index = {label: k for k, label in enumerate(labels)}
+    return np.array([index[c] for c in cells], dtype=np.int64), tuple(labels)
+
+
+def load_csv(
+    path: str | os.PathLike,
+    *,
+    target: str | int | None = None,
+    task: str | None = None,
+) -> Dataset:
+    """Read a CSV file with a header row into a :class:`Dataset`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A UTF-8 CSV file (a byte-order mark is ignored). The first row names
+        the columns; fields are parsed with the :mod:`csv` module, so quoted
+        fields may hold commas. Surrounding spaces are stripped and blank lines
+        skipped.
+    target : str, int or None
+        The target column: a header name, or a 0-based index (negative counts
+        from the end; a string of digits that is not a header name is an
+        index). None (default): the last column.
+    task : {"regression", "classification"} or None
+        None infers it: classification when the target column holds any
+        non-numeric value, or when all its values are integers with at most
+        ``min(MAX_INFERRED_CLASSES, max(2, n_samples // 2))`` distinct values;
+        regression otherwise.
+
+    Returns
+    -------
+    Dataset
+        Every other column is a feature and must be numeric.
+
+    Raises
+    ------
+    DataError
+        Missing or unreadable file, empty file, header without data rows,
+        fewer than 2 columns, empty or duplicate column names, a row with the
+        wrong number of fields, an empty, non-numeric, NaN or infinite feature
+        value (and target value for regression), an unknown target column, or
+        a classification target with a single class. The message names the
+        file, line and column.
+    ValueError
+        ``task`` is not one of the values above.
+    """
+    if task not in (None, *TASKS):
+        raise ValueError(
+            f"load_csv: task must be 'regression', 'classification' or None, "
+            f"got {task!r}"
+        )
+    path = os.fspath(path)
+    rows = _read_rows(path)
+    if not rows:
+        raise DataError(f"{path}: file is empty; expected a header row and data rows")
+    header_line, header = rows[0]
+    _check_header(header, header_line, path)
+    if len(rows) == 1:
+        raise DataError(f"{path}, line {header_line}: header only, no data rows")
+    m = len(header)
+    t = _target_index(target, header, path)
+    target_name = header[t]
+    features = [j for j in range(m) if j != t]
+
+    n = len(rows) - 1
+    X = np.empty((n, m - 1), dtype=np.float64)
+    cells: list[str] = []
+    target_numbers: list[float | None] = []
+    for i, (line, fields) in enumerate(rows[1:]):
+        if len(fields) != m:
+            raise DataError(
+                f"{path}, line {line}: {len(fields)} fields, but the header "
+                f"(line {header_line}) has {m}"
+            )
+        for k, j in enumerate(features):
+            X[i, k] = _cell_number(fields[j], line, header[j], path)
+        cell = fields[t]
+        value = _cell_number(cell, line, target_name, path, text_ok=True)
+        cells.append(cell)
+        target_numbers.append(value)
+
+    numeric = all(v is not None for v in target_numbers)
+    if task is None:
+        task = _infer_task(target_numbers, numeric)
+    feature_names = tuple(header[j] for j in features)
+    if task == "regression":
+        if not numeric:
+            i = target_numbers.index(None)
+            raise DataError(
+                f"{path}, line {rows[i + 1][0]}, column {target_name!r}: "
+                f"{cells[i]!r} is not a number (the regression target must be "
+                "numeric)"
+            )
+        y = np.array(target_numbers, dtype=np.float64).reshape(-1, 1)
+        return Dataset(X, y, feature_names, target_name, task, None, path)
+    y, classes = _labels(cells, numeric)
+    if len(classes) < 2:
+        raise DataError(
+            f"{path}, column {target_name!r}: only one class ({classes[0]!r}) in "
+            f"{n} rows; classification needs at least 2"
+            + ("; for a number to predict, use the regression task" if numeric else "")
+        )
+    return Dataset(X, y, feature_names, target_name, task, classes, path)
+
+
+def _check_header(header: list[str], line: int, path: str) -> None:
+    if len(header) < 2:
+        raise DataError(
+            f"{path}, line {line}: only {len(header)} column "
+            f"({', '.join(map(repr, header))}); need at least one feature column "
+            "and a target column"
+        )
+    seen: dict[str, int] = {}
+    for j, name in enumerate(header):
+        if not name:
+            raise DataError(f"{path}, line {line}, column {j + 1}: empty column name")
+        if name in seen:
+            raise DataError(
+                f"{path}, line {line}: duplicate column name {name!r} (columns "
+                f"{seen[name] + 1} and {j + 1})"
+            )
+        seen[name] = j
+
+
+def _cell_number(
+    cell: str, line: int, column: str, path: str, *, text_ok: bool = False
+) -> float | None:
+    """The finite number in cell; DataError if it is empty, NaN or infinite, or
+    not a number (None instead when text_ok)."""
+    where = f"{path}, line {line}, column {column!r}"
+    if not cell:
+        raise DataError(f"{where}: missing value")
+    value = _number(cell)
+    if value is None:
+        if text_ok:
+            return None
+        raise DataError(f"{where}: {cell!r} is not a number")
+    if not math.isfinite(value):
+        raise DataError(f"{where}: {cell!r} is not a finite number (NaN or infinity)")
+    return value
+
+
+def _infer_task(numbers: list[float | None], numeric: bool) -> str:
+    if not numeric:
+        return "classification"
+    if not all(float(v).is_integer() for v in numbers):
+        return "regression"
+    limit = min(MAX_INFERRED_CLASSES, max(2, len(numbers) // 2))
+    return "classification" if len(set(numbers)) <= limit else "regression"
+
+
+def train_val_split(
+    n: int,
+    val_fraction: float,
+    seed: int | None,
+    *,
+    stratify: NDArray | None = None,
+) -> tuple[NDArray, NDArray]:
+    """Seeded split of row indices 0..n-1 into training and validation sets.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows, at least 1.
+    val_fraction : float in [0, 1)
+        Share of rows for validation, ``round(val_fraction * n)`` rows, but at
+        least 1 and at most n - 1 when val_fraction > 0. 0 keeps every row for
+        training.
+    seed : int or None
+        Seed of ``numpy.random.default_rng``; the same seed gives the same split.
+    stratify : ndarray of shape (n,), int, optional
+        Class indices: each class then gets its share of validation rows
+        (largest remainder), so class proportions match on both sides.
+
+    Returns
+    -------
+    train_idx, val_idx : ndarray of int64, sorted
+        Disjoint, together 0..n-1. ``val_idx`` is empty when val_fraction is 0.
+
+    Raises
+    ------
+    ValueError
+        val_fraction outside [0, 1) (the message names ``--val-split``), n < 1,
+        or a split that leaves no training row (n = 1 with val_fraction > 0).
+    """
+    if (
+        isinstance(val_fraction, bool)
+        or not isinstance(val_fraction, Real)
+        or not 0.0 <= float(val_fraction) < 1.0
+    ):
+        raise ValueError(f"--val-split must be in [0, 1), got {val_fraction!r}")
+    if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
+        raise ValueError(f"train_val_split: n must be a positive integer, got {n!r}")
+    n = int(n)
+    frac = float(val_fraction)
+    if frac == 0.0:
+        return np.arange(n, dtype=np.int64), np.empty(0, dtype=np.int64)
+    if n < 2:
+        raise ValueError(
+            f"--val-split {val_fraction:g} leaves no training rows: the data has "
+            f"only {n} row"
+        )
+    n_val = min(max(round(frac * n), 1), n - 1)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    if stratify is None:
+        val = perm[:n_val]
+    else:
+        labels = np.asarray(stratify)
+        if labels.shape != (n,):
+            raise ValueError(
+                f"train_val_split: stratify has shape {labels.shape}, expected ({n},)"
+            )
+        val = _stratified(perm, labels[perm], n_val)
+    mask = np.zeros(n, dtype=bool)
+    mask[val] = True
+    return np.flatnonzero(~mask).astype(np.int64), np.flatnonzero(mask).astype(np.int64)
+
+
+def _stratified(perm: NDArray, labels: NDArray, n_val: int) -> NDArray:
+    """The first quota rows of each class in perm order; quotas proportional to
+    class sizes (largest remainder), summing to n_val."""
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * (n_val / len(labels))
+    quota = np.floor(exact).astype(np.int64)
+    short = n_val - int(quota.sum())
+    # Stable order: ties in the remainder go to the class listed first.
+    quota[np.argsort(-(exact - quota), kind="stable")[:short]] += 1
+    picks = [perm[labels == c][:q] for c, q in zip(classes, quota, strict=True)]
+    return np.concatenate(picks)
+
+
+class Standardizer:
+    """Per-feature z-scores: (X - mean) / std, with statistics from training rows.
+
+    A column with zero standard deviation (constant) gets std 1, so it maps to
+    0 instead of dividing by zero.
+
+    Parameters
+    ----------
+    mean, std : array-like of shape (n_features,), optional
+        Statistics to reuse (for example from a saved model); otherwise call
+        :meth:`fit`.
+
+    Attributes
+    ----------
+    mean, std : ndarray of shape (n_features,), float64, or None before fit
+    """
+
+    def __init__(self, mean: object = None, std: object = None) -> None:
+        self.mean: NDArray | None = None
+        self.std: NDArray | None = None
+        if (mean is None) != (std is None):
+            raise ValueError("Standardizer: give both mean and std, or neither")
+        if mean is not None:
+            m = np.array(mean, dtype=np.float64)
+            s = np.array(std, dtype=np.float64)
+            if m.ndim != 1 or s.shape != m.shape:
+                raise ValueError(
+                    f"Standardizer: mean and std must be 1-D of equal length, got "
+                    f"shapes {m.shape} and {s.shape}"
+                )
+            if not (
+                np.all(np.isfinite(m)) and np.all(np.isfinite(s)) and np.all(s > 0)
+            ):
+                raise ValueError(
+                    "Standardizer: mean must be finite and std finite and positive"
+                )
+            self.mean, self.std = m, s
+
+    def __repr__(self) -> str:
+        n = "unfitted" if self.mean is None else f"n_features={self.mean.size}"
+        return f"Standardizer({n})"
+
+    def fit(self, X: NDArray) -> Standardizer:
+        """Store the column means and standard deviations (ddof=0) of X, shape
+        (n_samples, n_features) with n_samples >= 1; returns self."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise ValueError(
+                f"Standardizer.fit: X has shape {X.shape}, expected (n_samples, "
+                "n_features) with n_samples >= 1"
+            )
+        self.mean = X.mean(axis=0)
+        std = X.std(axis=0)
+        std[std == 0] = 1.0
+        self.std = std
+        return self
+
+    def transform(self, X: NDArray, dtype: DTypeLike = np.float64) -> NDArray:
+        """(X - mean) / std as a new C-contiguous array of dtype, shape of X."""
+        if self.mean is None or self.std is None:
+            raise RuntimeError("Standardizer.transform: call fit() first")
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.mean.size:
+            raise ValueError(
+                f"Standardizer.transform: X has shape {X.shape}, expected "
+                f"(n_samples, {self.mean.size})"
+            )
+        return np.ascontiguousarray((X - self.mean) / self.std, dtype=dtype)

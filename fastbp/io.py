@@ -1,0 +1,421 @@
+"""Model files: save a Sequential with its metadata to ``.npz``, load it back.
+
+A model file is an uncompressed NumPy ``.npz`` archive holding only numeric
+and text arrays, so loading never unpickles anything:
+
+=================  =========================================================
+entry              content
+=================  =========================================================
+format             "fastbp-model"
+format_version     1 (integer)
+fastbp_version     version of fastbp that wrote the file
+architecture       JSON of :meth:`Sequential.architecture`
+dtype              "float32" or "float64"
+param/<name>       one array per parameter, named as by
+                   :meth:`Sequential.named_parameters` ("param/0.weight")
+meta               JSON object: feature_names, target_name, task, classes,
+                   standardizer, and anything else the caller stored
+=================  =========================================================
+
+Saving is atomic: the archive is written to a temporary file in the target's
+directory, synced, then renamed over the target, so a failure never leaves a
+half-written model or damages an existing one. Loading checks everything and
+raises :class:`ModelFileError` with a one-line message naming the file and the
+problem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import stat
+import tempfile
+from numbers import Integral, Real
+
+import numpy as np
+
+from ._version import __version__
+from .layers import Sequential
+
+__all__ = ["ModelFileError", "save_model", "load_model", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "fastbp-model"
+FORMAT_VERSION = 1
+#: Keys every ``meta`` object must have (values may be None where noted in
+#: :func:`save_model`).
+META_KEYS = ("feature_names", "target_name", "task", "classes", "standardizer")
+_HEADER_KEYS = ("format", "format_version", "fastbp_version", "architecture", "dtype")
+_PARAM = "param/"
+#: How many more parameters than a file stores its architecture may ask for
+#: before load_model refuses to build it (the mismatch is reported anyway).
+_SLACK = 1 << 20
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded; the message is one line naming the
+    file and what is wrong with it."""
+
+
+def _jsonable(value: object) -> object:
+    """json.dumps fallback for NumPy arrays and scalars."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} {value!r} is not JSON serializable")
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _meta_problem(meta: object, model: Sequential) -> str | None:
+    """What is wrong with meta (parsed JSON) for model, or None."""
+    if not isinstance(meta, dict):
+        return f"must be a JSON object, got {type(meta).__name__}"
+    missing = [key for key in META_KEYS if key not in meta]
+    if missing:
+        return f"lacks {', '.join(map(repr, missing))}"
+    n_in, n_out = model.in_features, model.out_features
+    names = meta["feature_names"]
+    if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
+        return "'feature_names' must be a list of strings"
+    if n_in is not None and len(names) != n_in:
+        return f"'feature_names' has {len(names)} names, the model has {n_in} inputs"
+    if not isinstance(meta["target_name"], str):
+        return "'target_name' must be a string"
+    task, classes = meta["task"], meta["classes"]
+    if task == "regression":
+        if classes is not None:
+            return "'classes' must be null for task 'regression'"
+    elif task == "classification":
+        if (
+            not isinstance(classes, list)
+            or len(classes) < 2
+            or not all(isinstance(c, str) for c in classes)
+            or len(set(classes)) != len(classes)
+        ):
+            return "'classes' must be a list of at least 2 distinct strings"
+        if n_out is not None and len(classes) != n_out:
+            return f"'classes' has {len(classes)} labels, the model has {n_out} outputs"
+    else:
+        return f"'task' must be 'regression' or 'classification', got {task!r}"
+    scaler = meta["standardizer"]
+    if scaler is not None:
+        if not isinstance(scaler, dict) or set(scaler) != {"mean", "std"}:
+            return "'standardizer' must be null or an object with 'mean' and 'std'"
+        for key in ("mean", "std"):
+            values = scaler[key]
+            if not isinstance(values, list) or not all(map(_is_number, values)):
+                return f"'standardizer' {key!r} must be a list of finite numbers"
+            if n_in is not None and len(values) != n_in:
+                return (
+                    f"'standardizer' {key!r} has {len(values)} values, the model "
+                    f"has {n_in} inputs"
+                )
+        if not all(s > 0 for s in scaler["std"]):
+            return "'standardizer' 'std' must be positive"
+    return None
+
+
+def save_model(path: str | os.PathLike, model: Sequential, *, meta: dict) -> None:
+    """Write model and meta to path as a fastbp ``.npz`` model file, atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Target file, used exactly as given (".npz" is not appended). An
+        existing file is replaced only once the new one is complete.
+    model : Sequential
+        Its parameters must all be finite.
+    meta : dict
+        JSON-serializable (NumPy arrays and scalars are converted), with at
+        least these keys:
+
+        - ``feature_names``: list of str, one per model input;
+        - ``target_name``: str;
+        - ``task``: "regression" or "classification";
+        - ``classes``: None for regression; for classification the list of
+          label strings, one per model output (at least 2, distinct);
+        - ``standardizer``: None, or ``{"mean": [...], "std": [...]}`` with
+          one finite value per input (std > 0).
+
+    Raises
+    ------
+    TypeError
+        model is not a Sequential or meta not a dict.
+    ValueError
+        meta lacks a key or does not match the model, is not JSON-serializable,
+        or a parameter holds NaN or infinity.
+    OSError
+        The file cannot be written; nothing is left behind and an existing
+        target is unchanged.
+    """
+    if not isinstance(model, Sequential):
+        raise TypeError(
+            f"save_model: model must be a fastbp Sequential, got {type(model).__name__}"
+        )
+    if not isinstance(meta, dict):
+        raise TypeError(f"save_model: meta must be a dict, got {type(meta).__name__}")
+    try:
+        meta_json = json.dumps(meta, default=_jsonable, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"save_model: meta is not JSON-serializable: {exc}") from None
+    problem = _meta_problem(json.loads(meta_json), model)
+    if problem:
+        raise ValueError(f"save_model: meta {problem}")
+    arrays = {
+        "format": np.array(FORMAT),
+        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "fastbp_version": np.array(__version__),
+        "architecture": np.array(json.dumps(model.architecture())),
+        "dtype": np.array(model.flat_data.dtype.name),
+        "meta": np.array(meta_json),
+    }
+    for name, p in model.named_parameters():
+        if not np.all(np.isfinite(p.data)):
+            raise ValueError(
+                f"save_model: parameter {name!r} contains NaN or infinity "
+                "(the model diverged)"
+            )
+        arrays[_PARAM + name] = p.data
+    _write_atomic(os.fspath(path), arrays)
+
+
+def _write_atomic(target: str, arrays: dict) -> None:
+    directory = os.path.dirname(os.path.abspath(target))
+    mode = _new_file_mode(target)
+    tmp = tempfile.NamedTemporaryFile(
+        dir=directory,
+        prefix=f".{os.path.basename(target)}.",
+        suffix=".npz",
+        delete=False,
+    )
+    try:
+        with tmp:
+            # A file object, not a name: np.savez would append ".npz" to a name.
+            np.savez(tmp, **arrays)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.chmod(tmp.name, mode)  # NamedTemporaryFile creates it 0o600
+        os.replace(tmp.name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp.name)
+        raise
+    _fsync_directory(directory)
+
+
+def _new_file_mode(target: str) -> int:
+    """The existing target's permissions, else 0o666 less the umask."""
+    with contextlib.suppress(OSError):
+        return stat.S_IMODE(os.stat(target).st_mode)
+    umask = 0o022
+    # Reading the umask with os.umask() would change it process-wide for a moment.
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+    return 0o666 & ~umask
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename durable where the OS allows syncing a directory."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _reason(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+class _Reader:
+    """Typed access to the entries of an open NpzFile, ModelFileError on misuse."""
+
+    def __init__(self, npz: np.lib.npyio.NpzFile, path: str) -> None:
+        self.npz = npz
+        self.path = path
+
+    def fail(self, problem: str) -> ModelFileError:
+        return ModelFileError(f"{self.path}: {problem}")
+
+    def array(self, key: str) -> np.ndarray:
+        if key not in self.npz.files:
+            raise self.fail(f"missing entry {key!r}")
+        try:
+            arr = self.npz[key]
+        except ValueError as exc:
+            if "allow_pickle" in str(exc):
+                raise self.fail(
+                    f"entry {key!r} holds pickled Python objects, which fastbp "
+                    "never loads"
+                ) from None
+            raise self.fail(f"entry {key!r} is unreadable ({_reason(exc)})") from None
+        except Exception as exc:
+            raise self.fail(f"entry {key!r} is unreadable ({_reason(exc)})") from None
+        if not isinstance(arr, np.ndarray):  # a zip member that is not .npy data
+            raise self.fail(f"entry {key!r} is not a NumPy array")
+        return arr
+
+    def text(self, key: str) -> str:
+        arr = self.array(key)
+        if arr.ndim != 0 or arr.dtype.kind != "U":
+            raise self.fail(
+                f"entry {key!r} must be a text scalar, got {arr.dtype} array of "
+                f"shape {arr.shape}"
+            )
+        return str(arr[()])
+
+    def json(self, key: str) -> object:
+        text = self.text(key)
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise self.fail(f"entry {key!r} is not valid JSON ({exc})") from None
+
+
+def load_model(path: str | os.PathLike) -> tuple[Sequential, dict]:
+    """Read a model file written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    model : Sequential
+        Built from the stored architecture and dtype, with the stored weights.
+    meta : dict
+        The stored metadata (JSON types: lists, not tuples or arrays).
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, unreadable, not a zip/npz archive, corrupt or
+        truncated, not a fastbp model (no or wrong ``format``), of an
+        unsupported format version, or any entry is missing, unexpected,
+        malformed (architecture, dtype, meta), of the wrong shape or dtype,
+        non-finite, or an object (pickle) array. Nothing is ever unpickled.
+    """
+    path = os.fspath(path)
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path}: is a directory, not a model file") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot open ({exc.strerror})") from None
+    with f:
+        if f.read(2) != b"PK":
+            raise ModelFileError(
+                f"{path}: not a fastbp model file (not a .npz/zip archive)"
+            )
+        f.seek(0)
+        try:
+            npz = np.load(f, allow_pickle=False)
+        except Exception as exc:
+            raise ModelFileError(
+                f"{path}: corrupt or truncated .npz archive ({_reason(exc)})"
+            ) from None
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ModelFileError(
+                f"{path}: not a fastbp model file (not a .npz archive)"
+            )
+        with npz:
+            return _read_model(_Reader(npz, path))
+
+
+def _read_model(r: _Reader) -> tuple[Sequential, dict]:
+    if "format" not in r.npz.files:
+        raise r.fail("not a fastbp model file (an .npz archive without 'format')")
+    if r.text("format") != FORMAT:
+        raise r.fail(
+            f"not a fastbp model file (format {r.text('format')!r}, expected "
+            f"{FORMAT!r})"
+        )
+    version = r.array("format_version")
+    if version.ndim != 0 or version.dtype.kind not in "iu":
+        raise r.fail("entry 'format_version' must be an integer scalar")
+    if int(version) != FORMAT_VERSION:
+        raise r.fail(
+            f"format version {int(version)} is not supported (fastbp "
+            f"{__version__} reads version {FORMAT_VERSION})"
+        )
+    for key in r.npz.files:
+        if key not in _HEADER_KEYS and key != "meta" and not key.startswith(_PARAM):
+            raise r.fail(f"unexpected entry {key!r}")
+    r.text("fastbp_version")
+    dtype = r.text("dtype")
+    if dtype not in ("float32", "float64"):
+        raise r.fail(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    arch = r.json("architecture")
+    stored = {
+        key[len(_PARAM) :]: r.array(key)
+        for key in r.npz.files
+        if key.startswith(_PARAM)
+    }
+    # Precise shape errors come after building; this only stops a forged file
+    # from making us allocate a model far larger than the file.
+    n_stored = sum(arr.size for arr in stored.values())
+    n_needed = _arch_size(arch)
+    if n_needed > n_stored + _SLACK:
+        raise r.fail(
+            f"architecture needs {n_needed} parameters, the file stores {n_stored}"
+        )
+    try:
+        model = Sequential.from_architecture(arch, dtype=dtype, rng=0)
+    except Exception as exc:
+        raise r.fail(f"invalid architecture ({_reason(exc)})") from None
+    expected = dict(model.named_parameters())
+    extra = sorted(set(stored) - set(expected))
+    if extra:
+        raise r.fail(f"unexpected parameter {_PARAM + extra[0]!r}")
+    for name, p in expected.items():
+        key = _PARAM + name
+        if name not in stored:
+            raise r.fail(f"missing parameter {key!r}")
+        arr = stored[name]
+        if arr.shape != p.data.shape:
+            raise r.fail(
+                f"parameter {key!r} has shape {arr.shape}, the architecture needs "
+                f"{p.data.shape}"
+            )
+        if arr.dtype != p.data.dtype:
+            raise r.fail(
+                f"parameter {key!r} has dtype {arr.dtype}, the model dtype is {dtype}"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise r.fail(f"parameter {key!r} contains NaN or infinity")
+        p.data[...] = arr
+    meta = r.json("meta")
+    problem = _meta_problem(meta, model)
+    if problem:
+        raise r.fail(f"meta {problem}")
+    return model, meta
+
+
+def _arch_size(arch: object) -> int:
+    """Parameter count implied by the Linear layers of arch (0 where unclear),
+    checked before building so a forged file cannot make us allocate a huge
+    model."""
+    total = 0
+    for spec in arch if isinstance(arch, list) else ():
+        if isinstance(spec, dict) and spec.get("type") == "linear":
+            n_in, n_out = spec.get("in_features"), spec.get("out_features")
+            if isinstance(n_in, Integral) and isinstance(n_out, Integral):
+                total += max(int(n_in), 0) * max(int(n_out), 0) + max(int(n_out), 0)
+    return total
