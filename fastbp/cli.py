@@ -97,7 +97,8 @@ class _Progress:
     def __init__(self, epochs: int, quiet: bool, as_json: bool) -> None:
         self.epochs = epochs
         self.bar = None
-        self.next_line = 0
+        self.every = max(1, epochs // 10)
+        self.next_line = self.every
         self.enabled = not quiet
         self.stream = sys.stderr if as_json else sys.stdout
         if self.enabled and self.stream.isatty():
@@ -120,7 +121,7 @@ class _Progress:
                 line += f"  val_loss {result.val_loss[-1]:.6g}"
                 line += f"  val_{result.metric_name} {result.val_metric[-1]:.4f}"
             click.echo(line, file=self.stream)
-            self.next_line = epoch + max(1, self.epochs // 10)
+            self.next_line = (epoch // self.every + 1) * self.every
 
     def close(self) -> None:
         if self.bar is not None:
@@ -275,12 +276,12 @@ def train(data, target, task, hidden, activation, loss, optimizer, lr, momentum,
         train_idx, val_idx = train_val_split(n, val_split, seed, stratify=stratify)
     except ValueError as exc:
         raise InputError(f"--val-split: {exc}") from None
-    scaler = Standardizer()
-    if data == "xor":
-        scaler = Standardizer(np.zeros(problem.X.shape[1]), np.ones(problem.X.shape[1]))
-    else:
-        scaler.fit(problem.X[train_idx])
-    X = scaler.transform(problem.X, dtype)
+    # XOR's 0/1 inputs are used as they are; CSV features are standardized with
+    # the training rows' statistics, stored in the model file for predict.
+    scaler = None if data == "xor" else Standardizer().fit(problem.X[train_idx])
+    X = np.ascontiguousarray(
+        problem.X if scaler is None else scaler.transform(problem.X), dtype=dtype
+    )
 
     widths = [problem.X.shape[1], *hidden, n_outputs]
     init = "he" if activation == "relu" else "xavier"
@@ -374,8 +375,9 @@ def _meta(problem: Problem, scaler, loss: str, metric: str) -> dict:
         "target_name": problem.target_name,
         "task": problem.task,
         "classes": list(problem.classes) if problem.classes else None,
-        "mean": scaler.mean.tolist(),
-        "std": scaler.std.tolist(),
+        "standardizer": None
+        if scaler is None
+        else {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()},
         "loss": loss,
         "metric": metric,
     }
@@ -423,7 +425,9 @@ def predict(model_path, data, out):
         X = load_features(data, meta["feature_names"])
     except DataError as exc:
         raise InputError(str(exc)) from None
-    X = Standardizer(meta["mean"], meta["std"]).transform(X, model.dtype)
+    if meta["standardizer"] is not None:
+        X = Standardizer(**meta["standardizer"]).transform(X)
+    X = np.ascontiguousarray(X, dtype=model.dtype)
     Y = model.predict(X)
     lines = ["prediction"]
     classes = meta.get("classes")

@@ -23,6 +23,7 @@ __all__ = [
     "Standardizer",
     "MAX_INFERRED_CLASSES",
     "load_csv",
+    "load_features",
     "train_val_split",
     "xor",
 ]
@@ -222,13 +223,8 @@ def load_csv(
             f"got {task!r}"
         )
     path = os.fspath(path)
-    rows = _read_rows(path)
-    if not rows:
-        raise DataError(f"{path}: file is empty; expected a header row and data rows")
+    rows = _read_table(path)
     header_line, header = rows[0]
-    _check_header(header, header_line, path)
-    if len(rows) == 1:
-        raise DataError(f"{path}, line {header_line}: header only, no data rows")
     m = len(header)
     t = _target_index(target, header, path)
     target_name = header[t]
@@ -239,11 +235,6 @@ def load_csv(
     cells: list[str] = []
     target_numbers: list[float | None] = []
     for i, (line, fields) in enumerate(rows[1:]):
-        if len(fields) != m:
-            raise DataError(
-                f"{path}, line {line}: {len(fields)} fields, but the header "
-                f"(line {header_line}) has {m}"
-            )
         for k, j in enumerate(features):
             X[i, k] = _cell_number(fields[j], line, header[j], path)
         cell = fields[t]
@@ -275,8 +266,66 @@ def load_csv(
     return Dataset(X, y, feature_names, target_name, task, classes, path)
 
 
-def _check_header(header: list[str], line: int, path: str) -> None:
-    if len(header) < 2:
+def _read_table(path: str, min_columns: int = 2) -> list[tuple[int, list[str]]]:
+    """The file's records as by _read_rows, checked: a valid header first, at
+    least one data row, every row as long as the header."""
+    rows = _read_rows(path)
+    if not rows:
+        raise DataError(f"{path}: file is empty; expected a header row and data rows")
+    header_line, header = rows[0]
+    _check_header(header, header_line, path, min_columns)
+    if len(rows) == 1:
+        raise DataError(f"{path}, line {header_line}: header only, no data rows")
+    for line, fields in rows[1:]:
+        if len(fields) != len(header):
+            raise DataError(
+                f"{path}, line {line}: {len(fields)} fields, but the header "
+                f"(line {header_line}) has {len(header)}"
+            )
+    return rows
+
+
+def load_features(path: str | os.PathLike, feature_names: list[str]) -> NDArray:
+    """The named feature columns of a CSV file, for prediction.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A CSV file with a header row, read as :func:`load_csv` reads it.
+    feature_names : list of str
+        Columns to take, in this order (a model's training features); other
+        columns, such as the target, are ignored.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, len(feature_names)), float64
+
+    Raises
+    ------
+    DataError
+        As :func:`load_csv`, and when a named column is missing (the message
+        lists them and the file's columns).
+    """
+    path = os.fspath(path)
+    rows = _read_table(path, min_columns=1)
+    header_line, header = rows[0]
+    missing = [name for name in feature_names if name not in header]
+    if missing:
+        raise DataError(
+            f"{path}, line {header_line}: the model takes {len(feature_names)} "
+            f"features ({', '.join(map(repr, feature_names))}); missing "
+            f"{', '.join(map(repr, missing))}"
+        )
+    columns = [header.index(name) for name in feature_names]
+    X = np.empty((len(rows) - 1, len(columns)), dtype=np.float64)
+    for i, (line, fields) in enumerate(rows[1:]):
+        for k, j in enumerate(columns):
+            X[i, k] = _cell_number(fields[j], line, header[j], path)
+    return X
+
+
+def _check_header(header: list[str], line: int, path: str, min_columns: int) -> None:
+    if len(header) < min_columns:
         raise DataError(
             f"{path}, line {line}: only {len(header)} column "
             f"({', '.join(map(repr, header))}); need at least one feature column "

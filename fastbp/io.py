@@ -32,7 +32,9 @@ import math
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from numbers import Integral, Real
+from typing import IO
 
 import numpy as np
 
@@ -102,7 +104,12 @@ def _meta_problem(meta: object, model: Sequential) -> str | None:
             or len(set(classes)) != len(classes)
         ):
             return "'classes' must be a list of at least 2 distinct strings"
-        if n_out is not None and len(classes) != n_out:
+        # One output per class, or one output thresholded at 0.5 for two.
+        if (
+            n_out is not None
+            and len(classes) != n_out
+            and (n_out, len(classes)) != (1, 2)
+        ):
             return f"'classes' has {len(classes)} labels, the model has {n_out} outputs"
     else:
         return f"'task' must be 'regression' or 'classification', got {task!r}"
@@ -185,22 +192,24 @@ def save_model(path: str | os.PathLike, model: Sequential, *, meta: dict) -> Non
                 "(the model diverged)"
             )
         arrays[_PARAM + name] = p.data
-    _write_atomic(os.fspath(path), arrays)
+    # A file object, not a name: np.savez would append ".npz" to a name.
+    _write_atomic(os.fspath(path), lambda f: np.savez(f, **arrays))
 
 
-def _write_atomic(target: str, arrays: dict) -> None:
+def _write_atomic(target: str, write: Callable[[IO[bytes]], None]) -> None:
+    """Run write(file) on a temporary file beside target, then rename it onto
+    target; on any failure the temporary file is removed and target untouched."""
     directory = os.path.dirname(os.path.abspath(target))
     mode = _new_file_mode(target)
     tmp = tempfile.NamedTemporaryFile(
         dir=directory,
         prefix=f".{os.path.basename(target)}.",
-        suffix=".npz",
+        suffix=".tmp",
         delete=False,
     )
     try:
         with tmp:
-            # A file object, not a name: np.savez would append ".npz" to a name.
-            np.savez(tmp, **arrays)
+            write(tmp)
             tmp.flush()
             os.fsync(tmp.fileno())
         os.chmod(tmp.name, mode)  # NamedTemporaryFile creates it 0o600
@@ -210,6 +219,12 @@ def _write_atomic(target: str, arrays: dict) -> None:
             os.unlink(tmp.name)
         raise
     _fsync_directory(directory)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write text (UTF-8) to path atomically: a reader sees the old file or the
+    whole new one, never a partial file."""
+    _write_atomic(os.fspath(path), lambda f: f.write(text.encode("utf-8")))
 
 
 def _new_file_mode(target: str) -> int:

@@ -122,6 +122,7 @@ def evaluate(
     The loss is averaged over rows as in :class:`TrainResult`; the metric is
     NaN when ``metric`` is None.
     """
+    X, T = _coerce(model, loss, X, T, "evaluation")
     outputs, total = [], 0.0
     for s in range(0, X.shape[0], batch_size):
         y = model.forward(X[s : s + batch_size])
