@@ -453,16 +453,64 @@ def _csv_field(text: str) -> str:
 
 
 @main.command()
-@click.option("--quick", is_flag=True, help="Tiny sizes, one repetition (smoke run).")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Smoke run: two tiny cases, one round, no thread scaling.",
+)
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="Threads for every library (BLAS, Numba, torch, XLA). "
+    "Default: each library's own default.",
+)
+@click.option(
+    "--case",
+    "case_names",
+    multiple=True,
+    help="Run only these cases (repeatable): xor-2-8-1, 32-64-1, "
+    "784-256-10, 1024-1024-1024-10.",
+)
+@click.option(
+    "--budget",
+    type=float,
+    default=0.25,
+    show_default=True,
+    help="Seconds per timing; each engine is timed once per round.",
+)
+@click.option("--rounds", type=int, default=5, show_default=True)
 @click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
     default=None,
-    help="Folder for results.json and results.md.",
+    help="Write results.json and results.md into this folder.",
 )
-def bench(quick, out_dir):
-    """Run the speed benchmarks: fastbp against NumPy, PyTorch and JAX."""
-    from .bench import main as bench_main
+def bench(quick, threads, case_names, budget, rounds, out_dir):
+    """Speed benchmarks: fastbp against NumPy, PyTorch and JAX (when installed)."""
+    from .bench import suite
 
-    bench_main(quick=quick, out_dir=out_dir)
+    if threads is not None:
+        _positive(threads, "--threads")
+    _positive(budget, "--budget", float)
+    _positive(rounds, "--rounds")
+    cases = suite.CASES
+    if quick:
+        cases, budget, rounds = suite.quick_cases(), min(budget, 0.02), 1
+    if case_names:
+        unknown = [c for c in case_names if c not in suite.CASES]
+        if unknown:
+            raise InputError(f"--case: unknown case {unknown[0]!r}; choose from "
+                             f"{', '.join(suite.CASES)}")  # fmt: skip
+        cases = {c: suite.CASES[c] for c in case_names}
+    result = suite.run(cases=cases, budget=budget, rounds=rounds, threads=threads,
+                       peak_size=256 if quick else 2048, scaling=not quick,
+                       micro_shapes=((4, 2, 8),) if quick else
+                       ((4, 2, 8), (64, 32, 64), (128, 784, 256)),
+                       echo=click.echo)  # fmt: skip
+    click.echo("")
+    click.echo(suite.markdown(result))
+    if out_dir is not None:
+        json_path, md_path = suite.write(result, out_dir)
+        click.echo(f"wrote {json_path} and {md_path}")

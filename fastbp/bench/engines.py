@@ -1,0 +1,93 @@
+"""fastbp's own benchmark engines: the fused epoch kernel and the layer API.
+
+Same interface and arithmetic as the baselines (see :mod:`.common`): the MLP
+``sizes`` with ReLU between Linear layers, MSE (mean), plain SGD, float32, one
+fixed mini-batch reused every step.
+"""
+
+import numpy as np
+
+from ..layers import Linear, ReLU, Sequential
+from ..losses import MSELoss
+from ..optim import SGD
+from ..train import _fused_call, fused_plan
+from .common import init_params, make_batch
+
+
+def _model(sizes, seed):
+    layers = []
+    for k, (W, b) in enumerate(init_params(sizes, seed)):
+        if k > 0:
+            layers.append(ReLU())
+        linear = Linear(W.shape[0], W.shape[1])
+        linear.weight.data[...] = W
+        linear.bias.data[...] = b
+        layers.append(linear)
+    return Sequential(*layers)
+
+
+class _FastbpBase:
+    def __init__(self, sizes, batch, lr, seed):
+        self.sizes, self.batch, self.lr = tuple(sizes), batch, float(lr)
+        self.model = _model(sizes, seed)
+        self.loss = MSELoss()
+        self.optimizer = SGD(self.model.parameters(), lr=self.lr)
+        self.X, self.T = make_batch(sizes, batch, seed)
+
+    def weights(self):
+        linears = [lay for lay in self.model.layers if isinstance(lay, Linear)]
+        return [(lay.weight.data.copy(), lay.bias.data.copy()) for lay in linears]
+
+
+class FastbpFusedEngine(_FastbpBase):
+    """``n`` steps in one call of the fused kernel (one 'epoch' per step, since
+    the data is one batch), as ``fastbp.train`` runs them."""
+
+    name = "fastbp-fused"
+
+    def __init__(self, sizes, batch, lr, seed):
+        super().__init__(sizes, batch, lr, seed)
+        self.plan = fused_plan(self.model, self.loss, self.optimizer)
+        self.labels = np.empty(0, np.int64)
+
+    def _run(self, n):
+        losses = np.empty(n)
+        _fused_call(self.plan, self.model, self.optimizer, self.X, self.T,
+                    self.labels, np.empty((n, 0), np.int64), self.batch,
+                    losses)  # fmt: skip
+        return losses
+
+    def warmup(self):
+        self._run(0)
+
+    def step(self, n):
+        return float(self._run(n)[-1]) if n else float("nan")
+
+
+class FastbpLayerEngine(_FastbpBase):
+    """A Python loop over the public layer API: forward, loss, backward, step."""
+
+    name = "fastbp-layers"
+
+    def warmup(self):
+        # Compile every kernel of a step without changing the weights.
+        self.loss.forward(self.model.forward(self.X), self.T)
+        self.model.backward(self.loss.backward())
+        saved = self.model.flat_data.copy()
+        self.optimizer.step()
+        self.model.flat_data[...] = saved
+
+    def step(self, n):
+        model, loss, optimizer, X, T = (
+            self.model,
+            self.loss,
+            self.optimizer,
+            self.X,
+            self.T,
+        )
+        value = float("nan")
+        for _ in range(n):
+            value = loss.forward(model.forward(X), T)
+            model.backward(loss.backward())
+            optimizer.step()
+        return value
