@@ -36,7 +36,7 @@ import warnings
 from pathlib import Path
 
 import numba
-from numba.core import caching, errors
+from numba.core import caching, errors, types
 from numba.extending import overload
 
 from .._config import FASTMATH
@@ -176,6 +176,8 @@ def same_dtype(a, b):
 
 @overload(same_dtype)
 def _same_dtype(a, b):
+    if not (isinstance(a, types.Array) and isinstance(b, types.Array)):
+        raise errors.TypingError(f"expected two arrays, got {a} and {b}")
     if a.dtype != b.dtype:
         raise errors.TypingError(f"arrays of different dtypes: {a.dtype} and {b.dtype}")
     return lambda a, b: None

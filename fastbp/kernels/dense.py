@@ -137,38 +137,50 @@ def _column_sums(dY, db):
 
 
 @kernel
-def _dense_backward_params(X, dY, dW, db):
+def _dense_backward_params_loop(X, dY, dW):
+    """dW = X.T @ dY by serial loops: dW[k, :] += X[i, k] * dY[i, :], i-k-j
+    order so the inner loop runs along contiguous rows of dW and dY."""
     n_samples, in_features = X.shape
     out_features = dY.shape[1]
-    if _use_blas(n_samples, in_features, out_features):
+    for k in range(in_features):
+        for j in range(out_features):
+            dW[k, j] = 0.0
+    for i in range(n_samples):
+        for k in range(in_features):
+            x = X[i, k]
+            for j in range(out_features):
+                dW[k, j] += x * dY[i, j]
+
+
+@kernel
+def _dense_backward_params(X, dY, dW, db):
+    if _use_blas(X.shape[0], X.shape[1], dY.shape[1]):
         np.dot(X.T, dY, dW)
     else:
-        # dW[k, :] += X[i, k] * dY[i, :], i-k-j order: contiguous inner loop.
-        for k in range(in_features):
-            for j in range(out_features):
-                dW[k, j] = 0.0
-        for i in range(n_samples):
-            for k in range(in_features):
-                x = X[i, k]
-                for j in range(out_features):
-                    dW[k, j] += x * dY[i, j]
+        _dense_backward_params_loop(X, dY, dW)
     _column_sums(dY, db)
 
 
 @kernel
-def _dense_backward_input(dY, W, dX):
+def _dense_backward_input_loop(dY, W, dX):
+    """dX = dY @ W.T by serial loops: dX[i, k] is the dot product of the
+    contiguous rows dY[i, :] and W[k, :]."""
     n_samples, out_features = dY.shape
     in_features = W.shape[0]
-    if _use_blas(n_samples, in_features, out_features):
+    for i in range(n_samples):
+        for k in range(in_features):
+            s = dX.dtype.type(0.0)
+            for j in range(out_features):
+                s += dY[i, j] * W[k, j]
+            dX[i, k] = s
+
+
+@kernel
+def _dense_backward_input(dY, W, dX):
+    if _use_blas(dY.shape[0], W.shape[0], dY.shape[1]):
         np.dot(dY, W.T, dX)
     else:
-        # dX[i, k] = dY[i, :] . W[k, :]: a dot product of two contiguous rows.
-        for i in range(n_samples):
-            for k in range(in_features):
-                s = dX.dtype.type(0.0)
-                for j in range(out_features):
-                    s += dY[i, j] * W[k, j]
-                dX[i, k] = s
+        _dense_backward_input_loop(dY, W, dX)
 
 
 @kernel

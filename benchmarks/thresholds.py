@@ -1,0 +1,93 @@
+"""Measure where fastbp's dense kernels should switch from loops to BLAS.
+
+    python benchmarks/thresholds.py [--threads N]
+
+For each shape (n, k) @ (k, m), times the two implementations of a dense layer
+step that ``fastbp.kernels.dense`` chooses between, each called many times
+inside one compiled loop (so Python dispatch is excluded, as in the fused epoch
+kernel): the serial hand-written loops, and ``np.dot`` (SciPy's BLAS) plus the
+fused bias pass. Forward (Y = X W + b), weight gradient (dW = X^T dY, db) and
+input gradient (dX = dY W^T) are timed separately and summed. Prints µs per
+layer step for both and the ratio; the threshold in ``fastbp/_config.py`` sits
+where the ratio crosses 1.
+"""
+
+import argparse
+import statistics
+import time
+
+import numba
+import numpy as np
+
+from fastbp._threads import thread_limit
+from fastbp.kernels.activations import ACT_IDENTITY
+from fastbp.kernels.dense import (
+    _bias_activate,
+    _column_sums,
+    _dense_backward_input_loop,
+    _dense_backward_params_loop,
+    _dense_forward_loop,
+)
+
+SHAPES = [
+    (4, 2, 8), (4, 8, 1), (8, 8, 8), (16, 8, 16), (16, 16, 16), (32, 16, 16),
+    (32, 32, 16), (32, 32, 32), (64, 32, 32), (64, 32, 64), (64, 64, 64),
+    (128, 64, 64), (128, 128, 128),
+]  # fmt: skip
+
+
+@numba.njit(cache=False, error_model="numpy")
+def _loops(X, W, b, Y, dY, dW, db, dX, reps):
+    for _ in range(reps):
+        _dense_forward_loop(X, W, b, Y, ACT_IDENTITY)
+        _dense_backward_params_loop(X, dY, dW)
+        _column_sums(dY, db)
+        _dense_backward_input_loop(dY, W, dX)
+
+
+@numba.njit(cache=False, error_model="numpy")
+def _blas(X, W, b, Y, dY, dW, db, dX, reps):
+    for _ in range(reps):
+        np.dot(X, W, Y)
+        _bias_activate(Y, b, ACT_IDENTITY)
+        np.dot(X.T, dY, dW)
+        _column_sums(dY, db)
+        np.dot(dY, W.T, dX)
+
+
+def _median_us(fn, args, reps, rounds=7):
+    fn(*args, 1)
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn(*args, reps)
+        times.append((time.perf_counter() - start) / reps)
+    return 1e6 * statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    header = ("n x k -> m", "MACs", "loops us", "BLAS us", "loops/BLAS")
+    print(
+        "".join(f"{h:>{w}}" for h, w in zip(header, (16, 9, 11, 10, 12), strict=True))
+    )
+    with thread_limit(args.threads):
+        for n, k, m in SHAPES:
+            X = rng.standard_normal((n, k), dtype=np.float32)
+            W = rng.standard_normal((k, m), dtype=np.float32)
+            b = rng.standard_normal(m, dtype=np.float32)
+            dY = rng.standard_normal((n, m), dtype=np.float32)
+            arrays = (X, W, b, np.empty((n, m), np.float32), dY, np.empty_like(W),
+                      np.empty_like(b), np.empty_like(X))  # fmt: skip
+            reps = max(10, int(2e7 / (n * k * m)))
+            loops = _median_us(_loops, arrays, reps)
+            blas = _median_us(_blas, arrays, reps)
+            print(f"{f'{n}x{k}->{m}':>16}{n * k * m:>9}{loops:>11.3f}{blas:>10.3f}"
+                  f"{loops / blas:>12.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
