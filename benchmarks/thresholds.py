@@ -3,7 +3,8 @@
     python benchmarks/thresholds.py [--threads N]
 
 For each shape (n, k) @ (k, m), times the two implementations of a dense layer
-step that ``fastbp.kernels.dense`` chooses between, each called many times
+step that ``fastbp.kernels.dense`` chooses between, on flat buffers as the
+fused epoch kernel holds them, each called many times
 inside one compiled loop (so Python dispatch is excluded, as in the fused epoch
 kernel): the serial hand-written loops, and ``np.dot`` (SciPy's BLAS) plus the
 fused bias pass. Forward (Y = X W + b), weight gradient (dW = X^T dY, db) and
@@ -37,25 +38,28 @@ SHAPES = [
 
 
 @numba.njit(cache=False, error_model="numpy")
-def _loops(X, W, b, Y, dY, dW, db, dX, reps):
+def _loops(x, w, b, y, dy, dw, db, dx, n, k, m, reps):
     for _ in range(reps):
-        _dense_forward_loop(X, W, b, Y, ACT_IDENTITY)
-        _dense_backward_params_loop(X, dY, dW)
-        _column_sums(dY, db)
-        _dense_backward_input_loop(dY, W, dX)
+        _dense_forward_loop(x, 0, w, 0, b, y, 0, n, k, m, ACT_IDENTITY)
+        _dense_backward_params_loop(x, 0, dy, 0, dw, 0, n, k, m)
+        _column_sums(dy, 0, db, n, m)
+        _dense_backward_input_loop(dy, 0, w, 0, dx, 0, n, k, m)
 
 
 @numba.njit(cache=False, error_model="numpy")
-def _blas(X, W, b, Y, dY, dW, db, dX, reps):
+def _blas(x, w, b, y, dy, dw, db, dx, n, k, m, reps):
+    X, W, Y = x.reshape((n, k)), w.reshape((k, m)), y.reshape((n, m))
+    dY, dW, dX = dy.reshape((n, m)), dw.reshape((k, m)), dx.reshape((n, k))
     for _ in range(reps):
         np.dot(X, W, Y)
-        _bias_activate(Y, b, ACT_IDENTITY)
+        _bias_activate(y, 0, b, n, m, ACT_IDENTITY)
         np.dot(X.T, dY, dW)
-        _column_sums(dY, db)
+        _column_sums(dy, 0, db, n, m)
         np.dot(dY, W.T, dX)
 
 
 def _median_us(fn, args, reps, rounds=7):
+    """Median µs per repetition of fn(*args, reps) over rounds calls."""
     fn(*args, 1)
     times = []
     for _ in range(rounds):
@@ -76,12 +80,17 @@ def main():
     )
     with thread_limit(args.threads):
         for n, k, m in SHAPES:
-            X = rng.standard_normal((n, k), dtype=np.float32)
-            W = rng.standard_normal((k, m), dtype=np.float32)
-            b = rng.standard_normal(m, dtype=np.float32)
-            dY = rng.standard_normal((n, m), dtype=np.float32)
-            arrays = (X, W, b, np.empty((n, m), np.float32), dY, np.empty_like(W),
-                      np.empty_like(b), np.empty_like(X))  # fmt: skip
+            arrays = (
+                rng.standard_normal(n * k, dtype=np.float32),  # X
+                rng.standard_normal(k * m, dtype=np.float32),  # W
+                rng.standard_normal(m, dtype=np.float32),  # b
+                np.empty(n * m, np.float32),  # Y
+                rng.standard_normal(n * m, dtype=np.float32),  # dY
+                np.empty(k * m, np.float32),  # dW
+                np.empty(m, np.float32),  # db
+                np.empty(n * k, np.float32),  # dX
+                n, k, m,
+            )  # fmt: skip
             reps = max(10, int(2e7 / (n * k * m)))
             loops = _median_us(_loops, arrays, reps)
             blas = _median_us(_blas, arrays, reps)

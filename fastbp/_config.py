@@ -18,13 +18,15 @@ SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: False, which would blind the divergence checks (numba issue #2919).
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
-#: A dense product X @ W of (n, k) @ (k, m) runs a hand-written loop when
-#: n * k * m < DENSE_BLAS_MIN_MACS and calls BLAS (``np.dot`` inside njit,
+#: A dense product X @ W of (n, k) @ (k, m) runs the hand-written serial loops
+#: when n * k * m < DENSE_BLAS_MIN_MACS and calls BLAS (``np.dot`` inside njit,
 #: which may use several threads) otherwise. Measured 2026-11-23 on the 2-core
-#: AMD EPYC (Zen 4) reference VM with ``python benchmarks/thresholds.py``:
-#: see the table in that script's docstring.
-DENSE_BLAS_MIN_MACS = 4096
-
-#: Element-wise kernels (activations, optimizer updates) switch from a serial
-#: loop to a ``prange`` over blocks at this many elements; same script.
-PARALLEL_MIN_ELEMENTS = 1 << 62
+#: AMD EPYC (Zen 4) reference VM with ``python benchmarks/thresholds.py
+#: --threads 1``: µs per layer step (forward + dW + db + dX), loops vs BLAS:
+#:
+#:   4x2->8 (64 MACs) 0.094 vs 0.312    8x8->8 (512) 0.421 vs 0.417
+#:   4x8->1 (32)      0.206 vs 0.250    16x8->16 (2048) 0.964 vs 0.496
+#:   16x16->16 (4096) 3.18 vs 0.64      64x64->64 (262144) 77.8 vs 16.7
+#:
+#: so the loops win only below ~512 multiply-adds; the same with 2 threads.
+DENSE_BLAS_MIN_MACS = 1024

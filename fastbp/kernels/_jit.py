@@ -132,6 +132,8 @@ def _friendly_typing_errors(dispatcher):
     Numba calls ``dispatcher._compile_for_args`` only when no compiled version
     matches the argument types, so this costs nothing on the hot path.
     """
+    if not hasattr(dispatcher, "_compile_for_args"):
+        return dispatcher  # NUMBA_DISABLE_JIT=1: a plain Python function
     compile_for_args = dispatcher._compile_for_args
     name = dispatcher.py_func.__name__
 

@@ -29,7 +29,7 @@ ACT_SIGMOID = 3
 
 @kernel
 def _activate(x, y, act):
-    """y = act(x) on 1-D contiguous slices (one row); y may be x."""
+    """y = act(x) on 1-D contiguous arrays (often one row's slice); y may be x."""
     one = y.dtype.type(1.0)
     zero = y.dtype.type(0.0)
     if act == ACT_RELU:
@@ -49,10 +49,10 @@ def _activate(x, y, act):
 
 @kernel
 def _activate_backward(y, dy, dx, act):
-    """dx = dy * act'(x), from the forward output y, on 1-D slices.
+    """dx = dy * act'(x), from the forward output y, on 1-D arrays.
 
     ReLU: act' = 1 where y > 0 (y > 0 exactly where x > 0), else 0.
-    tanh: act' = 1 - y^2. Sigmoid: act' = y (1 - y).
+    tanh: act' = 1 - y^2. Sigmoid: act' = y (1 - y). dx may be dy.
     """
     one = y.dtype.type(1.0)
     zero = y.dtype.type(0.0)
@@ -71,16 +71,11 @@ def _activate_backward(y, dy, dx, act):
 
 
 @kernel
-def _flat(a):
-    return a.reshape(a.size)
-
-
-@kernel
 def _forward(X, Y, act):
     if X.shape != Y.shape:
         raise ValueError("activation: X and Y must have the same shape")
     same_dtype(X, Y)
-    _activate(_flat(X), _flat(Y), act)
+    _activate(X.reshape(X.size), Y.reshape(Y.size), act)
 
 
 @kernel
@@ -89,7 +84,7 @@ def _backward(A, dY, dX, act):
         raise ValueError("activation backward: arrays must have the same shape")
     same_dtype(A, dY)
     same_dtype(A, dX)
-    _activate_backward(_flat(A), _flat(dY), _flat(dX), act)
+    _activate_backward(A.reshape(A.size), dY.reshape(dY.size), dX.reshape(dX.size), act)
 
 
 @kernel

@@ -45,41 +45,68 @@ def _check_forward(X, W, b, Y):
         raise ValueError("dense: Y must have shape (X.shape[0], W.shape[1])")
 
 
+@kernel(inline="always")
+def _matrix(flat, offset, rows, cols):
+    """A (rows, cols) C-contiguous view of flat[offset:offset + rows * cols]."""
+    return flat[offset : offset + rows * cols].reshape((rows, cols))
+
+
+# The private kernels below work on flat (1-D) buffers, each matrix given by an
+# offset and its sizes n (rows of X and Y), k (in_features), m (out_features),
+# so that the fused training step never reshapes: inside a compiled loop a
+# reshape costs ~13 ns (an out-of-line call), more than a small layer's
+# arithmetic, while a 1-D slice such as one row costs nothing. Inner loops run
+# over row slices, whose indices LLVM knows to be in range and vectorizes.
+
+
+@kernel(inline="always")
+def _row(flat, offset, i, width):
+    """Row i of the (?, width) matrix stored in flat from offset: a 1-D view."""
+    start = offset + i * width
+    return flat[start : start + width]
+
+
 @kernel
-def _bias_activate(Y, b, act):
-    """Y = act(Y + b) in place, one pass over the rows."""
-    n_samples, out_features = Y.shape
-    for i in range(n_samples):
-        for j in range(out_features):
-            Y[i, j] += b[j]
+def _bias_activate(y, yo, b, n, m, act):
+    """Y = act(Y + b) in place, one pass over the rows; b is a 1-D (m,) array."""
+    for i in range(n):
+        y_i = _row(y, yo, i, m)
+        for j in range(m):
+            y_i[j] += b[j]
         if act != ACT_IDENTITY:
-            _activate(Y[i], Y[i], act)
+            _activate(y_i, y_i, act)
 
 
 @kernel
-def _dense_forward_loop(X, W, b, Y, act):
-    """Y = act(X @ W + b) by serial i-k-j loops (small shapes)."""
-    n_samples, in_features = X.shape
-    out_features = W.shape[1]
-    for i in range(n_samples):
-        for j in range(out_features):
-            Y[i, j] = b[j]
-        for k in range(in_features):
-            x = X[i, k]
-            for j in range(out_features):
-                Y[i, j] += x * W[k, j]
+def _dense_forward_loop(x, xo, w, wo, b, y, yo, n, k, m, act):
+    """Y = act(X @ W + b) by serial i-k-j loops (small shapes): the inner loop
+    runs along contiguous rows of W and Y, with X[i, p] hoisted."""
+    for i in range(n):
+        x_i, y_i = _row(x, xo, i, k), _row(y, yo, i, m)
+        for j in range(m):
+            y_i[j] = b[j]
+        for p in range(k):
+            v = x_i[p]
+            w_p = _row(w, wo, p, m)
+            for j in range(m):
+                y_i[j] += v * w_p[j]
         if act != ACT_IDENTITY:
-            _activate(Y[i], Y[i], act)
+            _activate(y_i, y_i, act)
 
 
 @kernel
-def _dense_forward(X, W, b, Y, act):
+def _dense_forward(x, xo, w, wo, b, y, yo, n, k, m, act):
     """Y = act(X @ W + b), no shape checks; the size switch lives here."""
-    if _use_blas(X.shape[0], X.shape[1], W.shape[1]):
-        np.dot(X, W, Y)
-        _bias_activate(Y, b, act)
+    if _use_blas(n, k, m):
+        np.dot(_matrix(x, xo, n, k), _matrix(w, wo, k, m), _matrix(y, yo, n, m))
+        _bias_activate(y, yo, b, n, m, act)
     else:
-        _dense_forward_loop(X, W, b, Y, act)
+        _dense_forward_loop(x, xo, w, wo, b, y, yo, n, k, m, act)
+
+
+@kernel(inline="always")
+def _flat(a):
+    return a.reshape(a.size)
 
 
 @kernel
@@ -96,7 +123,9 @@ def dense_forward(X, W, b, Y):
     All arrays C-contiguous. Raises ValueError when the shapes disagree.
     """
     _check_forward(X, W, b, Y)
-    _dense_forward(X, W, b, Y, ACT_IDENTITY)
+    n, k = X.shape
+    _dense_forward(_flat(X), 0, _flat(W), 0, b, _flat(Y), 0, n, k, W.shape[1],
+                   ACT_IDENTITY)  # fmt: skip
 
 
 @kernel
@@ -108,7 +137,9 @@ def dense_relu_forward(X, W, b, Y):
     :func:`fastbp.kernels.relu_backward`).
     """
     _check_forward(X, W, b, Y)
-    _dense_forward(X, W, b, Y, ACT_RELU)
+    n, k = X.shape
+    _dense_forward(_flat(X), 0, _flat(W), 0, b, _flat(Y), 0, n, k, W.shape[1],
+                   ACT_RELU)  # fmt: skip
 
 
 @kernel
@@ -126,61 +157,64 @@ def _check_backward(X, dY, dW, db):
 
 
 @kernel
-def _column_sums(dY, db):
+def _column_sums(dy, dyo, db, n, m):
     """db[j] = sum_i dY[i, j]; rows outer so the inner loop is contiguous."""
-    n_samples, out_features = dY.shape
-    for j in range(out_features):
+    for j in range(m):
         db[j] = 0.0
-    for i in range(n_samples):
-        for j in range(out_features):
-            db[j] += dY[i, j]
+    for i in range(n):
+        dy_i = _row(dy, dyo, i, m)
+        for j in range(m):
+            db[j] += dy_i[j]
 
 
 @kernel
-def _dense_backward_params_loop(X, dY, dW):
-    """dW = X.T @ dY by serial loops: dW[k, :] += X[i, k] * dY[i, :], i-k-j
+def _dense_backward_params_loop(x, xo, dy, dyo, dw, dwo, n, k, m):
+    """dW = X.T @ dY by serial loops: dW[p, :] += X[i, p] * dY[i, :], i-k-j
     order so the inner loop runs along contiguous rows of dW and dY."""
-    n_samples, in_features = X.shape
-    out_features = dY.shape[1]
-    for k in range(in_features):
-        for j in range(out_features):
-            dW[k, j] = 0.0
-    for i in range(n_samples):
-        for k in range(in_features):
-            x = X[i, k]
-            for j in range(out_features):
-                dW[k, j] += x * dY[i, j]
+    for p in range(k):
+        dw_p = _row(dw, dwo, p, m)
+        for j in range(m):
+            dw_p[j] = 0.0
+    for i in range(n):
+        x_i, dy_i = _row(x, xo, i, k), _row(dy, dyo, i, m)
+        for p in range(k):
+            v = x_i[p]
+            dw_p = _row(dw, dwo, p, m)
+            for j in range(m):
+                dw_p[j] += v * dy_i[j]
 
 
 @kernel
-def _dense_backward_params(X, dY, dW, db):
-    if _use_blas(X.shape[0], X.shape[1], dY.shape[1]):
-        np.dot(X.T, dY, dW)
+def _dense_backward_params(x, xo, dy, dyo, dw, dwo, db, n, k, m):
+    """dW = X.T @ dY and db = column sums of dY (db a 1-D (m,) array)."""
+    if _use_blas(n, k, m):
+        np.dot(_matrix(x, xo, n, k).T, _matrix(dy, dyo, n, m), _matrix(dw, dwo, k, m))
     else:
-        _dense_backward_params_loop(X, dY, dW)
-    _column_sums(dY, db)
+        _dense_backward_params_loop(x, xo, dy, dyo, dw, dwo, n, k, m)
+    _column_sums(dy, dyo, db, n, m)
 
 
 @kernel
-def _dense_backward_input_loop(dY, W, dX):
-    """dX = dY @ W.T by serial loops: dX[i, k] is the dot product of the
-    contiguous rows dY[i, :] and W[k, :]."""
-    n_samples, out_features = dY.shape
-    in_features = W.shape[0]
-    for i in range(n_samples):
-        for k in range(in_features):
-            s = dX.dtype.type(0.0)
-            for j in range(out_features):
-                s += dY[i, j] * W[k, j]
-            dX[i, k] = s
+def _dense_backward_input_loop(dy, dyo, w, wo, dx, dxo, n, k, m):
+    """dX = dY @ W.T by serial loops: dX[i, p] is the dot product of the
+    contiguous rows dY[i, :] and W[p, :]."""
+    for i in range(n):
+        dy_i, dx_i = _row(dy, dyo, i, m), _row(dx, dxo, i, k)
+        for p in range(k):
+            w_p = _row(w, wo, p, m)
+            s = dx.dtype.type(0.0)
+            for j in range(m):
+                s += dy_i[j] * w_p[j]
+            dx_i[p] = s
 
 
 @kernel
-def _dense_backward_input(dY, W, dX):
-    if _use_blas(dY.shape[0], W.shape[0], dY.shape[1]):
-        np.dot(dY, W.T, dX)
+def _dense_backward_input(dy, dyo, w, wo, dx, dxo, n, k, m):
+    """dX = dY @ W.T on flat buffers."""
+    if _use_blas(n, k, m):
+        np.dot(_matrix(dy, dyo, n, m), _matrix(w, wo, k, m).T, _matrix(dx, dxo, n, k))
     else:
-        _dense_backward_input_loop(dY, W, dX)
+        _dense_backward_input_loop(dy, dyo, w, wo, dx, dxo, n, k, m)
 
 
 @kernel
@@ -206,7 +240,9 @@ def dense_backward_params(X, dY, dW, db):
     the shapes of the values they belong to, which checks the transposes.
     """
     _check_backward(X, dY, dW, db)
-    _dense_backward_params(X, dY, dW, db)
+    n, k = X.shape
+    _dense_backward_params(_flat(X), 0, _flat(dY), 0, _flat(dW), 0, db, n, k,
+                           dY.shape[1])  # fmt: skip
 
 
 @kernel
@@ -234,5 +270,8 @@ def dense_backward(X, W, dY, dW, db, dX):
         raise ValueError("dense: W must have shape (X.shape[1], dY.shape[1])")
     if dX.shape[0] != X.shape[0] or dX.shape[1] != X.shape[1]:
         raise ValueError("dense: dX must have the shape of X")
-    _dense_backward_params(X, dY, dW, db)
-    _dense_backward_input(dY, W, dX)
+    n, k = X.shape
+    m = dY.shape[1]
+    flat_dY = _flat(dY)
+    _dense_backward_params(_flat(X), 0, flat_dY, 0, _flat(dW), 0, db, n, k, m)
+    _dense_backward_input(flat_dY, 0, _flat(W), 0, _flat(dX), 0, n, k, m)

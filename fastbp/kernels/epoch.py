@@ -22,8 +22,8 @@ import numpy as np
 from ._jit import kernel
 from .activations import ACT_IDENTITY, _activate_backward
 from .dense import _dense_backward_input, _dense_backward_params, _dense_forward
-from .losses import mse_backward, softmax_cross_entropy_backward
-from .optim import adam_update, sgd_update
+from .losses import _mse_backward, _softmax_cross_entropy_backward
+from .optim import _adam, _sgd
 
 __all__ = ["train_epochs"]
 
@@ -37,52 +37,92 @@ OPT_ADAM = 1
 # Positions in the float64 ``hyper`` vector of optimizer settings.
 H_LR, H_MOMENTUM, H_WEIGHT_DECAY, H_NESTEROV, H_BETA1, H_BETA2, H_EPS = range(7)
 
-
-@kernel
-def _matrix(flat, offset, rows, cols):
-    """A (rows, cols) C-contiguous view of flat[offset:offset + rows * cols]."""
-    return flat[offset : offset + rows * cols].reshape((rows, cols))
+# Columns of ``layout``.
+L_IN, L_OUT, L_W, L_B, L_ACT = range(5)
 
 
 @kernel
-def _train_step(xb, tb, lb, theta, grad, layout, loss_kind, hwork, hoff, d0, d1):
-    """Forward, loss and backward for one batch; returns the batch loss.
+def _train_step(x, xo, t, to, labels, lo, m, theta, grad, layout, loss_kind, h, hoff,
+                d0, d1):  # fmt: skip
+    """Forward, loss and backward for one batch of m rows; returns its loss.
 
-    xb: (m, in) input rows; tb: (m, out) float targets (MSE) or lb: (m,) int64
-    labels (cross-entropy). Activations of layer l go to hwork at hoff[l];
-    gradients flow through the ping-pong buffers d0 and d1.
+    The batch is m rows of the flat input x from offset xo, with float targets
+    at t[to:] (MSE) or int64 labels at labels[lo:] (cross-entropy). Layer l
+    writes its activations to h at hoff[l]; gradients flow through the
+    ping-pong buffers d0 and d1. Every buffer is flat and addressed by offset,
+    so no array view is made per step (see dense.py).
     """
-    m = xb.shape[0]
     n_layers = layout.shape[0]
-    A = xb
+    a, ao = x, xo
     for layer in range(n_layers):
-        n_in, n_out, w, b, act = layout[layer]
-        H = _matrix(hwork, hoff[layer], m, n_out)
-        _dense_forward(A, _matrix(theta, w, n_in, n_out), theta[b : b + n_out], H, act)
-        A = H
+        k, n_out = layout[layer, L_IN], layout[layer, L_OUT]
+        w, act = layout[layer, L_W], layout[layer, L_ACT]
+        b = layout[layer, L_B]
+        _dense_forward(a, ao, theta, w, theta[b : b + n_out], h, hoff[layer], m, k,
+                       n_out, act)  # fmt: skip
+        a, ao = h, hoff[layer]
 
-    n_out = layout[n_layers - 1, 1]
-    D = _matrix(d0, 0, m, n_out)
+    n_out = layout[n_layers - 1, L_OUT]
+    size = m * n_out
+    out, dout = h[ao : ao + size], d0[:size]
     if loss_kind == LOSS_CROSS_ENTROPY:
-        loss = softmax_cross_entropy_backward(A, lb, D)
+        loss = _softmax_cross_entropy_backward(out, labels[lo : lo + m], dout, m, n_out)
     else:
-        loss = mse_backward(A, tb, loss_kind == LOSS_MSE_MEAN, D)
+        loss = _mse_backward(out, t[to : to + size], dout, loss_kind == LOSS_MSE_MEAN)
 
     for layer in range(n_layers - 1, -1, -1):
-        n_in, n_out, w, b, act = layout[layer]
-        H = _matrix(hwork, hoff[layer], m, n_out)
+        k, n_out = layout[layer, L_IN], layout[layer, L_OUT]
+        w, act = layout[layer, L_W], layout[layer, L_ACT]
         if act != ACT_IDENTITY:
-            # dZ = dH * act'(Z), from the output H, in place in D.
-            D1 = D.reshape(D.size)
-            _activate_backward(H.reshape(H.size), D1, D1, act)
-        A = xb if layer == 0 else _matrix(hwork, hoff[layer - 1], m, n_in)
-        _dense_backward_params(A, D, _matrix(grad, w, n_in, n_out), grad[b : b + n_out])
+            # dZ = dH * act'(Z), from the output H, in place in d0.
+            size = m * n_out
+            hl, dl = h[hoff[layer] : hoff[layer] + size], d0[:size]
+            _activate_backward(hl, dl, dl, act)
+        if layer == 0:
+            a, ao = x, xo
+        else:
+            a, ao = h, hoff[layer - 1]
+        b = layout[layer, L_B]
+        _dense_backward_params(a, ao, d0, 0, grad, w, grad[b : b + n_out], m, k,
+                               n_out)  # fmt: skip
         if layer > 0:
-            D_prev = _matrix(d1, 0, m, n_in)
-            _dense_backward_input(D, _matrix(theta, w, n_in, n_out), D_prev)
-            D = D_prev
+            _dense_backward_input(d0, 0, theta, w, d1, 0, m, k, n_out)
             d0, d1 = d1, d0
     return loss
+
+
+@kernel
+def _check_epoch_inputs(X, T, labels, perms, theta, grad, layout, use_labels):
+    """ValueError unless every index the epoch loop computes stays in bounds."""
+    n_samples = X.shape[0]
+    n_layers = layout.shape[0]
+    if n_layers == 0 or layout.shape[1] != 5 or X.shape[1] != layout[0, L_IN]:
+        raise ValueError("train_epochs: X.shape[1] must equal layout[0, L_IN]")
+    n_out = layout[n_layers - 1, L_OUT]
+    for layer in range(n_layers):
+        k, m = layout[layer, L_IN], layout[layer, L_OUT]
+        if k < 1 or m < 1 or (layer > 0 and k != layout[layer - 1, L_OUT]):
+            raise ValueError("train_epochs: layer widths do not chain")
+        w, b = layout[layer, L_W], layout[layer, L_B]
+        if min(w, b) < 0 or max(w + k * m, b + m) > theta.shape[0]:
+            raise ValueError("train_epochs: layout offsets outside theta")
+    if grad.shape[0] != theta.shape[0]:
+        raise ValueError("train_epochs: grad must have the shape of theta")
+    if use_labels:
+        if labels.shape[0] != n_samples:
+            raise ValueError("train_epochs: labels must have one entry per row of X")
+        for i in range(n_samples):
+            if labels[i] < 0 or labels[i] >= n_out:
+                raise ValueError("train_epochs: labels must lie in [0, out_features)")
+    elif T.shape[0] != n_samples or T.shape[1] != n_out:
+        raise ValueError("train_epochs: T must have shape (n_samples, out_features)")
+    if perms.shape[1] != 0:
+        if perms.shape[1] != n_samples:
+            raise ValueError("train_epochs: perms must have n_samples columns")
+        for e in range(perms.shape[0]):
+            for i in range(n_samples):
+                if perms[e, i] < 0 or perms[e, i] >= n_samples:
+                    raise ValueError("train_epochs: perms entries must be row indices")
 
 
 @kernel
@@ -98,7 +138,8 @@ def train_epochs(
     T : ndarray of shape (n_samples, out_features), X's dtype
         MSE targets (any (0, 0) array of X's dtype for cross-entropy).
     labels : ndarray of shape (n_samples,), int64
-        Cross-entropy class labels (any empty int64 array for MSE).
+        Cross-entropy class labels in [0, out_features) (any empty int64 array
+        for MSE).
     perms : ndarray of shape (n_epochs, n_samples) or (n_epochs, 0), int64
         The row order of each epoch; an empty second axis means no shuffling.
     theta, grad : ndarray of shape (n_parameters,), X's dtype
@@ -120,21 +161,27 @@ def train_epochs(
     entry is then NaN and later entries are not written.
     """
     kind, hyper, state1, state2, step = optimizer
-    n_samples = X.shape[0]
+    n_samples, n_in = X.shape
     n_layers = layout.shape[0]
-    widest = max(layout[:, 0].max(), layout[:, 1].max())
+    n_out = layout[n_layers - 1, L_OUT]
+    use_labels = loss_kind == LOSS_CROSS_ENTROPY
+    _check_epoch_inputs(X, T, labels, perms, theta, grad, layout, use_labels)
+    widest = max(layout[:, L_IN].max(), layout[:, L_OUT].max())
     hoff = np.zeros(n_layers + 1, np.int64)
     for layer in range(n_layers):
-        hoff[layer + 1] = hoff[layer] + batch_size * layout[layer, 1]
+        hoff[layer + 1] = hoff[layer] + batch_size * layout[layer, L_OUT]
     dtype = theta.dtype
-    hwork = np.empty(hoff[n_layers], dtype)
+    h = np.empty(hoff[n_layers], dtype)
     d0 = np.empty(batch_size * widest, dtype)
     d1 = np.empty(batch_size * widest, dtype)
-    shuffle = perms.shape[1] > 0
-    xbuf = np.empty((batch_size, X.shape[1]), dtype)
-    tbuf = np.empty((batch_size, T.shape[1]), dtype)
+    x, t = X.reshape(X.size), T.reshape(T.size)
+    # Shuffled batches are gathered into these; unshuffled ones are read in
+    # place from x, t and labels at the batch's offset.
+    xbuf = np.empty(batch_size * n_in, dtype)
+    tbuf = np.empty(batch_size * T.shape[1], dtype)
     lbuf = np.empty(batch_size, np.int64)
-    use_labels = loss_kind == LOSS_CROSS_ENTROPY
+    shuffle = perms.shape[1] > 0
+    lr, wd = hyper[H_LR], hyper[H_WEIGHT_DECAY]
 
     for e in range(perms.shape[0]):
         total = 0.0
@@ -143,20 +190,18 @@ def train_epochs(
             if shuffle:
                 for r in range(m):
                     i = perms[e, s + r]
-                    for k in range(X.shape[1]):
-                        xbuf[r, k] = X[i, k]
+                    for q in range(n_in):
+                        xbuf[r * n_in + q] = x[i * n_in + q]
                     if use_labels:
                         lbuf[r] = labels[i]
                     else:
-                        for j in range(T.shape[1]):
-                            tbuf[r, j] = T[i, j]
-                xb, tb, lb = xbuf[:m], tbuf[:m], lbuf[:m]
+                        for q in range(n_out):
+                            tbuf[r * n_out + q] = t[i * n_out + q]
+                loss = _train_step(xbuf, 0, tbuf, 0, lbuf, 0, m, theta, grad, layout,
+                                   loss_kind, h, hoff, d0, d1)  # fmt: skip
             else:
-                xb = X[s : s + m]
-                tb = T[s : s + m] if not use_labels else tbuf[:0]
-                lb = labels[s : s + m] if use_labels else lbuf[:0]
-            loss = _train_step(xb, tb, lb, theta, grad, layout, loss_kind, hwork,
-                               hoff, d0, d1)  # fmt: skip
+                loss = _train_step(x, s * n_in, t, s * n_out, labels, s, m, theta, grad,
+                                   layout, loss_kind, h, hoff, d0, d1)  # fmt: skip
             if not np.isfinite(loss):
                 epoch_loss[e] = np.nan
                 return step
@@ -165,11 +210,10 @@ def train_epochs(
             total += loss if loss_kind == LOSS_MSE_SUM else loss * m
             if kind == OPT_ADAM:
                 step += 1
-                adam_update(theta, grad, state1, state2, hyper[H_LR], hyper[H_BETA1],
-                            hyper[H_BETA2], hyper[H_EPS], hyper[H_WEIGHT_DECAY],
-                            step)  # fmt: skip
+                _adam(theta, grad, state1, state2, lr, hyper[H_BETA1], hyper[H_BETA2],
+                      hyper[H_EPS], wd, step)  # fmt: skip
             else:
-                sgd_update(theta, grad, state1, hyper[H_LR], hyper[H_MOMENTUM],
-                           hyper[H_WEIGHT_DECAY], hyper[H_NESTEROV] != 0.0)  # fmt: skip
+                _sgd(theta, grad, state1, lr, hyper[H_MOMENTUM], wd,
+                     hyper[H_NESTEROV] != 0.0)  # fmt: skip
         epoch_loss[e] = total / n_samples
     return step

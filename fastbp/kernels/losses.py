@@ -36,6 +36,17 @@ def _squared_error_sum(y, t):
 
 
 @kernel
+def _mse_backward(y, t, dy, mean):
+    """dY = 2 (Y - T) / size (mean) or Y - T (sum) on 1-D arrays; returns L."""
+    count = y.shape[0]
+    total = _squared_error_sum(y, t)
+    scale = dy.dtype.type(2.0 / max(count, 1) if mean else 1.0)
+    for i in range(count):
+        dy[i] = (y[i] - t[i]) * scale
+    return total / max(count, 1) if mean else 0.5 * total
+
+
+@kernel
 def mse_forward(Y, T, mean):
     """L = sum((Y - T)**2) / Y.size if mean else 0.5 * sum((Y - T)**2).
 
@@ -67,14 +78,9 @@ def mse_backward(Y, T, mean, dY):
     if dY.shape != Y.shape:
         raise ValueError("mse: dY must have the shape of Y")
     same_dtype(Y, dY)
-    y = Y.reshape(Y.size)
-    t = T.reshape(T.size)
-    dy = dY.reshape(dY.size)
-    total = _squared_error_sum(y, t)
-    scale = dY.dtype.type(2.0 / max(Y.size, 1) if mean else 1.0)
-    for i in range(y.shape[0]):
-        dy[i] = (y[i] - t[i]) * scale
-    return total / max(Y.size, 1) if mean else 0.5 * total
+    return _mse_backward(
+        Y.reshape(Y.size), T.reshape(T.size), dY.reshape(dY.size), mean
+    )
 
 
 @kernel
@@ -89,7 +95,8 @@ def _check_labels(Z, labels):
 
 @kernel
 def _softmax_row(z, p):
-    """p = exp(z - max z) / sum(...); returns log(sum(exp(z))) (log-sum-exp)."""
+    """p = exp(z - max z) / sum(...) on 1-D arrays (p may be z); returns
+    log(sum(exp(z))), the log-sum-exp, computed stably."""
     m = z[0]
     for j in range(1, z.shape[0]):
         m = max(m, z[j])
@@ -102,6 +109,23 @@ def _softmax_row(z, p):
     for j in range(z.shape[0]):
         p[j] *= inv
     return np.float64(m) + np.log(s)
+
+
+@kernel
+def _softmax_cross_entropy_backward(z, labels, dz, n, c):
+    """dZ = (softmax(Z) - onehot(labels)) / n, Z and dZ flat (n * c,) arrays;
+    returns the mean loss. Labels must lie in [0, c): callers check them."""
+    scale = dz.dtype.type(1.0 / max(n, 1))
+    total = 0.0
+    for i in range(n):
+        z_i, dz_i = z[i * c : (i + 1) * c], dz[i * c : (i + 1) * c]
+        label = labels[i]
+        z_label = np.float64(z_i[label])  # read before dZ (maybe Z) is written
+        total += _softmax_row(z_i, dz_i) - z_label
+        dz_i[label] -= 1.0
+        for j in range(c):
+            dz_i[j] *= scale
+    return total / max(n, 1)
 
 
 @kernel
@@ -157,14 +181,6 @@ def softmax_cross_entropy_backward(Z, labels, dZ):
     if dZ.shape != Z.shape:
         raise ValueError("cross-entropy: dZ must have the shape of Z")
     same_dtype(Z, dZ)
-    n_samples = Z.shape[0]
-    scale = dZ.dtype.type(1.0 / max(n_samples, 1))
-    total = 0.0
-    for i in range(n_samples):
-        label = labels[i]
-        z_label = np.float64(Z[i, label])  # read before dZ (maybe Z) is written
-        total += _softmax_row(Z[i], dZ[i]) - z_label
-        dZ[i, label] -= 1.0
-        for j in range(Z.shape[1]):
-            dZ[i, j] *= scale
-    return total / max(n_samples, 1)
+    n, c = Z.shape
+    return _softmax_cross_entropy_backward(Z.reshape(Z.size), labels,
+                                           dZ.reshape(dZ.size), n, c)  # fmt: skip

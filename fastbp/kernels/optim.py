@@ -40,10 +40,14 @@ def sgd_update(param, grad, buf, lr, momentum, weight_decay, nesterov):
     nesterov : bool
     """
     _check_same_shape(param, grad, buf)
-    p = param.reshape(param.size)
-    g = grad.reshape(grad.size)
-    v = buf.reshape(buf.size)
-    T = param.dtype.type
+    _sgd(param.reshape(param.size), grad.reshape(grad.size), buf.reshape(buf.size),
+         lr, momentum, weight_decay, nesterov)  # fmt: skip
+
+
+@kernel
+def _sgd(p, g, v, lr, momentum, weight_decay, nesterov):
+    """sgd_update on 1-D arrays (no views made: the fused path's form)."""
+    T = p.dtype.type
     lr_, mu, wd = T(lr), T(momentum), T(weight_decay)
     if momentum == 0.0:
         for i in range(p.shape[0]):
@@ -82,11 +86,14 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
     _check_same_shape(param, v, m)
     if step < 1:
         raise ValueError("adam_update: step counts from 1")
-    p = param.reshape(param.size)
-    g = grad.reshape(grad.size)
-    m_ = m.reshape(m.size)
-    v_ = v.reshape(v.size)
-    T = param.dtype.type
+    _adam(param.reshape(param.size), grad.reshape(grad.size), m.reshape(m.size),
+          v.reshape(v.size), lr, beta1, beta2, eps, weight_decay, step)  # fmt: skip
+
+
+@kernel
+def _adam(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """adam_update on 1-D arrays (no views made: the fused path's form)."""
+    T = p.dtype.type
     # Bias corrections in float64, then cast once: they are per call, not per
     # element.
     step_size = T(lr / (1.0 - beta1**step))
@@ -95,6 +102,6 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
     one = T(1.0)
     for i in range(p.shape[0]):
         gi = g[i] + wd * p[i]
-        m_[i] = b1 * m_[i] + (one - b1) * gi
-        v_[i] = b2 * v_[i] + (one - b2) * gi * gi
-        p[i] -= step_size * m_[i] / (np.sqrt(v_[i]) * inv_sqrt_bc2 + e)
+        m[i] = b1 * m[i] + (one - b1) * gi
+        v[i] = b2 * v[i] + (one - b2) * gi * gi
+        p[i] -= step_size * m[i] / (np.sqrt(v[i]) * inv_sqrt_bc2 + e)
