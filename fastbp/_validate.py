@@ -42,7 +42,7 @@ def check_array(
         raise TypeError(f"{who}: {name} must be a numpy array, got {type(x).__name__}")
     if dtype is not None and x.dtype != dtype:
         raise TypeError(
-            f"{who}: {name} has dtype {x.dtype}, expected {dtype} "
+            f"{who}: {name} of shape {x.shape} has dtype {x.dtype}, expected {dtype} "
             f"(convert with .astype(np.{dtype}))"
         )
     if x.ndim != ndim:
@@ -82,12 +82,11 @@ def real_in(
     low_open: bool = False,
     high_open: bool = False,
 ) -> float:
-    """Return value as a float if it lies in the interval, else ValueError."""
+    """Return value as a float if it is finite and in the interval, else ValueError."""
     ok = isinstance(value, Real) and not isinstance(value, bool)
     if ok:
         v = float(value)
-        ok = math.isfinite(v) or (v == high == math.inf and not high_open)
-        ok = ok and (v > low if low_open else v >= low)
+        ok = math.isfinite(v) and (v > low if low_open else v >= low)
         ok = ok and (v < high if high_open else v <= high)
     if not ok:
         interval = (

@@ -275,7 +275,7 @@ def train(data, target, task, hidden, activation, loss, optimizer, lr, momentum,
     try:
         train_idx, val_idx = train_val_split(n, val_split, seed, stratify=stratify)
     except ValueError as exc:
-        raise InputError(f"--val-split: {exc}") from None
+        raise InputError(str(exc)) from None
     # XOR's 0/1 inputs are used as they are; CSV features are standardized with
     # the training rows' statistics, stored in the model file for predict.
     scaler = None if data == "xor" else Standardizer().fit(problem.X[train_idx])
@@ -316,7 +316,7 @@ def train(data, target, task, hidden, activation, loss, optimizer, lr, momentum,
             fuse=False if no_fuse else None, threads=threads, callback=progress,
         )  # fmt: skip
     except fastbp.DivergenceError as exc:
-        raise InputError(str(exc)) from None
+        raise InputError(f"{exc}, for example --lr {lr / 10:g}") from None
     finally:
         progress.close()
     wall = time.perf_counter() - wall
@@ -358,7 +358,10 @@ def train(data, target, task, hidden, activation, loss, optimizer, lr, momentum,
             "activation": activation, "loss": loss, "optimizer": optimizer, "lr": lr,
             "batch_size": batch_size, "seed": seed, "dtype": dtype,
         }  # fmt: skip
-        click.echo(json.dumps(record))
+        # Strict JSON: an undefined figure (R^2 of one row) is null, not NaN.
+        clean = {key: None if isinstance(v, float) and not math.isfinite(v) else v
+                 for key, v in record.items()}  # fmt: skip
+        click.echo(json.dumps(clean, allow_nan=False))
 
 
 def _check_writable(path: str) -> None:
@@ -384,10 +387,17 @@ def _meta(problem: Problem, scaler, loss: str, metric: str) -> dict:
 
 
 def _print_truth_table(model, X, problem: Problem, as_json: bool) -> None:
-    out = model.predict(X)[:, 0]
+    """Inputs, target and the model's P(class 1): its output (MSE, one unit) or
+    the softmax of its two logits (cross-entropy)."""
+    from .kernels import softmax_forward
+
+    out = model.predict(X)
+    if out.shape[1] == 2:
+        softmax_forward(out, out)
+    p1 = out[:, -1]
     stream = sys.stderr if as_json else sys.stdout
     click.echo(" x1  x2  target  prediction", file=stream)
-    for row, t, y in zip(problem.X, problem.y, out, strict=True):
+    for row, t, y in zip(problem.X, problem.y, p1, strict=True):
         mark = "ok" if (y > 0.5) == (t > 0.5) else "WRONG"
         click.echo(f"{row[0]:3.0f} {row[1]:3.0f} {t:7d} {y:11.4f}  {mark}", file=stream)
 

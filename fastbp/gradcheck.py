@@ -8,6 +8,7 @@ analytic one.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,7 +59,8 @@ def _to_float64(model: Layer) -> Layer:
         return model
     if isinstance(model, Sequential):
         return model.astype(np.float64)
-    return Sequential(model).astype(np.float64)
+    # A copy: Sequential() would repack the user's layer into its own buffer.
+    return Sequential(copy.deepcopy(model)).astype(np.float64)
 
 
 def gradcheck(

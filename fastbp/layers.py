@@ -50,8 +50,8 @@ class Layer:
     """Base class: ``forward(x)`` (also ``layer(x)``), ``backward(dY)``,
     ``parameters()``."""
 
-    #: Float dtype of the layer's arrays; None until fixed (activations adopt
-    #: the dtype of their first input).
+    #: Float dtype of the layer's arrays. A standalone activation has None and
+    #: works in the dtype of its input; Sequential gives it the model's dtype.
     dtype: np.dtype | None = None
 
     def forward(self, x: NDArray) -> NDArray:

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from ._threads import thread_limit
 from ._validate import check_array, positive_int
+from .kernels import all_finite
 from .kernels import epoch as E
 from .kernels.activations import ACT_IDENTITY
 from .layers import Linear, Sequential, _Activation
@@ -83,8 +84,10 @@ class TrainResult:
 
 
 def accuracy(y: NDArray, t: NDArray) -> float:
-    """Fraction of rows whose largest output is at the label t."""
-    return float(np.mean(np.argmax(y, axis=1) == t))
+    """Fraction of rows whose largest output is at the label t: integer labels
+    (n_samples,) or one-hot rows (n_samples, n_classes)."""
+    labels = np.argmax(t, axis=1) if t.ndim == 2 else t
+    return float(np.mean(np.argmax(y, axis=1) == labels))
 
 
 def binary_accuracy(y: NDArray, t: NDArray) -> float:
@@ -120,12 +123,15 @@ def evaluate(
     """(loss per sample, metric) of the model on X, T, in batches.
 
     The loss is averaged over rows as in :class:`TrainResult`; the metric is
-    NaN when ``metric`` is None.
+    NaN when ``metric`` is None. A model whose outputs overflow to inf or NaN
+    gets loss inf and metric NaN.
     """
     X, T = _coerce(model, loss, X, T, "evaluation")
     outputs, total = [], 0.0
     for s in range(0, X.shape[0], batch_size):
         y = model.forward(X[s : s + batch_size])
+        if not all_finite(y):  # a diverged model: its loss is infinite
+            return math.inf, math.nan
         total += _weighted(loss, loss.forward(y, T[s : s + batch_size]), y.shape[0])
         outputs.append(y.copy())
     value = total / X.shape[0]
@@ -231,17 +237,28 @@ def _coerce(model: Sequential, loss: Loss, X: object, T: object, what: str):
             f"train: {what} X has shape {X.shape} but the model takes "
             f"{model.in_features} features"
         )
+    n_out = model.out_features
     if isinstance(loss, CrossEntropyLoss):
         T = np.ascontiguousarray(T)
         if T.dtype.kind not in "iu":
             raise TypeError(f"train: {what} labels must be integers, got {T.dtype}")
         T = check_array(T.astype(np.int64), "train", f"{what} labels",
                         dtype=np.dtype(np.int64), ndim=1)  # fmt: skip
+        if n_out is not None and T.size and (T.min() < 0 or T.max() >= n_out):
+            raise ValueError(
+                f"train: {what} labels must lie in [0, {n_out}) for a model with "
+                f"{n_out} outputs, got values in [{T.min()}, {T.max()}]"
+            )
     else:
         T = np.ascontiguousarray(T, dtype=dtype)
-        if T.ndim == 1:
+        if T.ndim == 1 and n_out == 1:
             T = T.reshape(-1, 1)
         T = check_array(T, "train", f"{what} targets", dtype=dtype, ndim=2)
+        if n_out is not None and T.shape[1] != n_out:
+            raise ValueError(
+                f"train: {what} targets have shape {T.shape} but the model has "
+                f"{n_out} outputs; expected ({T.shape[0]}, {n_out})"
+            )
     if T.shape[0] != X.shape[0]:
         raise ValueError(
             f"train: {what} X has {X.shape[0]} rows but targets have {T.shape[0]}"
@@ -340,25 +357,39 @@ def train(
             start = time.perf_counter()
             losses = run(perms)
             result.train_seconds += time.perf_counter() - start
+            if not all_finite(model.flat_data):
+                # The last update of the chunk blew the weights up: its loss,
+                # measured before the update, could not show it.
+                losses[-1] = np.nan
             finished = losses[np.isfinite(losses)]
             result.loss.extend(float(v) for v in finished)
             result.epochs = done + finished.size
             result.steps += steps_per_epoch * finished.size
             result.samples += n * finished.size
             if finished.size < count:
-                raise DivergenceError(
-                    f"training diverged: the loss became NaN or infinite in epoch "
-                    f"{result.epochs + 1}; try a smaller learning rate "
-                    f"(lr={optimizer.lr:g})"
-                )
+                raise _diverged(result.epochs + 1, optimizer)
             done += count
             if val is not None:
                 v_loss, v_metric = evaluate(model, loss, *val, metric)
+                if not math.isfinite(v_loss):
+                    raise _diverged(done, optimizer)
                 result.val_loss.append(v_loss)
                 result.val_metric.append(v_metric)
             if callback is not None:
                 callback(done, result)
+        # Weights can stay finite yet so large that outputs overflow: check the
+        # final model on one batch (the epoch losses were taken before updates).
+        if not math.isfinite(evaluate(model, loss, X[:batch_size], T[:batch_size])[0]):
+            raise _diverged(result.epochs, optimizer)
     return result
+
+
+def _diverged(epoch: int, optimizer: Optimizer) -> DivergenceError:
+    lr = getattr(optimizer, "lr", None)
+    return DivergenceError(
+        f"training diverged: the loss became NaN or infinite in epoch {epoch}; "
+        "try a smaller learning rate" + (f" than {lr:g}" if lr is not None else "")
+    )
 
 
 class _FusedRunner:
