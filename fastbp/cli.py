@@ -313,7 +313,8 @@ def train(data, target, task, hidden, activation, loss, optimizer, lr, momentum,
         result = fastbp.train(
             model, loss_fn, opt, X[train_idx], targets[train_idx], epochs=epochs,
             batch_size=batch_size, seed=seed, val=val, metric=metric,
-            fuse=False if no_fuse else None, threads=threads, callback=progress,
+            fuse=False if no_fuse else None, threads=threads,
+            callback=progress if progress.enabled else None,
         )  # fmt: skip
     except fastbp.DivergenceError as exc:
         raise InputError(f"{exc}, for example --lr {lr / 10:g}") from None
