@@ -17,6 +17,8 @@ from numbers import Integral, Real
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from ._files import open_input
+
 __all__ = [
     "DataError",
     "Dataset",
@@ -109,14 +111,7 @@ def _number(text: str) -> float | None:
 
 def _read_rows(path: str) -> list[tuple[int, list[str]]]:
     """(line number, stripped fields) for each non-blank record of the file."""
-    try:
-        f = open(path, newline="", encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not a CSV file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot open ({exc.strerror})") from None
+    f = open_input(path, DataError, "a CSV file", newline="", encoding="utf-8-sig")
     rows = []
     with f:
         reader = csv.reader(f, skipinitialspace=True)

@@ -38,6 +38,7 @@ from typing import IO
 
 import numpy as np
 
+from ._files import open_input
 from ._version import __version__
 from .layers import Sequential
 
@@ -326,14 +327,7 @@ def load_model(path: str | os.PathLike) -> tuple[Sequential, dict]:
         non-finite, or an object (pickle) array. Nothing is ever unpickled.
     """
     path = os.fspath(path)
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a directory, not a model file") from None
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot open ({exc.strerror})") from None
+    f = open_input(path, ModelFileError, "a model file", mode="rb")
     with f:
         if f.read(2) != b"PK":
             raise ModelFileError(
