@@ -39,8 +39,10 @@ def main() -> None:
     last = rss_kib()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"fused XOR steps: {done:,} in calls of {args.chunk:,}")
-    print(f"RSS after the first call: {first:,} KiB; after the last: {last:,} KiB "
-          f"(change {last - first:+,} KiB); peak RSS {peak:,} KiB")  # fmt: skip
+    print(
+        f"RSS after the first call: {first:,} KiB; after the last: {last:,} KiB "
+        f"(change {last - first:+,} KiB); peak RSS {peak:,} KiB"
+    )
 
 
 if __name__ == "__main__":

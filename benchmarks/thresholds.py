@@ -31,10 +31,20 @@ from fastbp.kernels.dense import (
 )
 
 SHAPES = [
-    (4, 2, 8), (4, 8, 1), (8, 8, 8), (16, 8, 16), (16, 16, 16), (32, 16, 16),
-    (32, 32, 16), (32, 32, 32), (64, 32, 32), (64, 32, 64), (64, 64, 64),
-    (128, 64, 64), (128, 128, 128),
-]  # fmt: skip
+    (4, 2, 8),
+    (4, 8, 1),
+    (8, 8, 8),
+    (16, 8, 16),
+    (16, 16, 16),
+    (32, 16, 16),
+    (32, 32, 16),
+    (32, 32, 32),
+    (64, 32, 32),
+    (64, 32, 64),
+    (64, 64, 64),
+    (128, 64, 64),
+    (128, 128, 128),
+]
 
 
 @numba.njit(cache=False, error_model="numpy")
@@ -89,13 +99,17 @@ def main():
                 np.empty(k * m, np.float32),  # dW
                 np.empty(m, np.float32),  # db
                 np.empty(n * k, np.float32),  # dX
-                n, k, m,
-            )  # fmt: skip
+                n,
+                k,
+                m,
+            )
             reps = max(10, int(2e7 / (n * k * m)))
             loops = _median_us(_loops, arrays, reps)
             blas = _median_us(_blas, arrays, reps)
-            print(f"{f'{n}x{k}->{m}':>16}{n * k * m:>9}{loops:>11.3f}{blas:>10.3f}"
-                  f"{loops / blas:>12.2f}")  # fmt: skip
+            print(
+                f"{f'{n}x{k}->{m}':>16}{n * k * m:>9}{loops:>11.3f}{blas:>10.3f}"
+                f"{loops / blas:>12.2f}"
+            )
 
 
 if __name__ == "__main__":

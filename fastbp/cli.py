@@ -21,10 +21,26 @@ from ._version import __version__
 
 # Defaults that solve XOR for 100 of seeds 0-99 (see tests/test_cli.py and the
 # README): 2-8-1 tanh network, SGD with momentum, full-batch.
-XOR_DEFAULTS = dict(hidden="8", activation="tanh", optimizer="sgd", lr=0.1,
-                    momentum=0.9, epochs=1000, batch_size=4, val_split=0.0)  # fmt: skip
-CSV_DEFAULTS = dict(hidden="32", activation="relu", optimizer="adam", lr=0.01,
-                    momentum=0.9, epochs=200, batch_size=16, val_split=0.2)  # fmt: skip
+XOR_DEFAULTS = dict(
+    hidden="8",
+    activation="tanh",
+    optimizer="sgd",
+    lr=0.1,
+    momentum=0.9,
+    epochs=1000,
+    batch_size=4,
+    val_split=0.0,
+)
+CSV_DEFAULTS = dict(
+    hidden="32",
+    activation="relu",
+    optimizer="adam",
+    lr=0.01,
+    momentum=0.9,
+    epochs=200,
+    batch_size=16,
+    val_split=0.2,
+)
 
 
 class InputError(click.ClickException):
@@ -69,14 +85,22 @@ def _load_problem(data: str, target, task) -> Problem:
 
     if data == "xor":
         X, T = xor(np.float64)
-        return Problem("xor", X, T[:, 0].astype(np.int64), ("x1", "x2"), "xor",
-                       "classification", ("0", "1"))  # fmt: skip
+        return Problem(
+            "xor",
+            X,
+            T[:, 0].astype(np.int64),
+            ("x1", "x2"),
+            "xor",
+            "classification",
+            ("0", "1"),
+        )
     try:
         ds = load_csv(data, target=target, task=task)
     except DataError as exc:
         raise InputError(str(exc)) from None
-    return Problem(data, ds.X, ds.y, tuple(ds.feature_names), ds.target_name,
-                   ds.task, ds.classes)  # fmt: skip
+    return Problem(
+        data, ds.X, ds.y, tuple(ds.feature_names), ds.target_name, ds.task, ds.classes
+    )
 
 
 def _targets(problem: Problem, loss: str) -> tuple[np.ndarray, int, str]:
@@ -102,8 +126,9 @@ class _Progress:
         self.enabled = not quiet
         self.stream = sys.stderr if as_json else sys.stdout
         if self.enabled and self.stream.isatty():
-            self.bar = click.progressbar(length=epochs, label="training",
-                                         file=self.stream)  # fmt: skip
+            self.bar = click.progressbar(
+                length=epochs, label="training", file=self.stream
+            )
             self.bar.__enter__()
         self.shown = 0
 
@@ -115,8 +140,10 @@ class _Progress:
             self.shown = epoch
             return
         if epoch >= self.next_line or epoch == self.epochs:
-            line = f"epoch {epoch:>{len(str(self.epochs))}}/{self.epochs}  " \
-                   f"loss {result.loss[-1]:.6g}"  # fmt: skip
+            line = (
+                f"epoch {epoch:>{len(str(self.epochs))}}/{self.epochs}  "
+                f"loss {result.loss[-1]:.6g}"
+            )
             if result.val_loss:
                 line += f"  val_loss {result.val_loss[-1]:.6g}"
                 line += f"  val_{result.metric_name} {result.val_metric[-1]:.4f}"
@@ -233,9 +260,27 @@ def main() -> None:
     is_flag=True,
     help="End stdout with one JSON object of the results.",
 )
-def train(data, target, task, hidden, activation, loss, optimizer, lr, momentum,
-          epochs, batch_size, seed, val_split, dtype, threads, save, no_fuse, quiet,
-          as_json):  # fmt: skip
+def train(
+    data,
+    target,
+    task,
+    hidden,
+    activation,
+    loss,
+    optimizer,
+    lr,
+    momentum,
+    epochs,
+    batch_size,
+    seed,
+    val_split,
+    dtype,
+    threads,
+    save,
+    no_fuse,
+    quiet,
+    as_json,
+):
     """Train an MLP on XOR or a CSV file and report throughput."""
     import fastbp
 
@@ -249,8 +294,7 @@ def train(data, target, task, hidden, activation, loss, optimizer, lr, momentum,
     momentum = momentum if momentum is not None else defaults["momentum"]
     if not (0 <= momentum < 1):
         raise InputError(f"--momentum must be in [0, 1), got {momentum}")
-    epochs = _positive(epochs if epochs is not None else defaults["epochs"],
-                       "--epochs")  # fmt: skip
+    epochs = _positive(epochs if epochs is not None else defaults["epochs"], "--epochs")
     batch_size = _positive(
         batch_size if batch_size is not None else defaults["batch_size"],
         "--batch-size",
@@ -311,11 +355,20 @@ def train(data, target, task, hidden, activation, loss, optimizer, lr, momentum,
     wall = time.perf_counter()
     try:
         result = fastbp.train(
-            model, loss_fn, opt, X[train_idx], targets[train_idx], epochs=epochs,
-            batch_size=batch_size, seed=seed, val=val, metric=metric,
-            fuse=False if no_fuse else None, threads=threads,
+            model,
+            loss_fn,
+            opt,
+            X[train_idx],
+            targets[train_idx],
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            val=val,
+            metric=metric,
+            fuse=False if no_fuse else None,
+            threads=threads,
             callback=progress if progress.enabled else None,
-        )  # fmt: skip
+        )
     except fastbp.DivergenceError as exc:
         raise InputError(f"{exc}, for example --lr {lr / 10:g}") from None
     finally:
@@ -349,19 +402,35 @@ def train(data, target, task, hidden, activation, loss, optimizer, lr, momentum,
         click.echo(f"saved model to {save}", file=sys.stderr if as_json else sys.stdout)
     if as_json:
         record = {
-            "data": problem.name, "task": problem.task, "fused": result.fused,
-            "samples_per_s": result.samples_per_s, "steps_per_s": result.steps_per_s,
-            "us_per_step": result.us_per_step, "train_seconds": result.train_seconds,
-            "compile_seconds": result.compile_seconds, "wall_seconds": wall,
-            "epochs": result.epochs, "steps": result.steps, "train_loss": train_loss,
-            "val_loss": val_loss, f"train_{metric_key}": train_metric,
-            f"val_{metric_key}": val_metric, "architecture": widths,
-            "activation": activation, "loss": loss, "optimizer": optimizer, "lr": lr,
-            "batch_size": batch_size, "seed": seed, "dtype": dtype,
-        }  # fmt: skip
+            "data": problem.name,
+            "task": problem.task,
+            "fused": result.fused,
+            "samples_per_s": result.samples_per_s,
+            "steps_per_s": result.steps_per_s,
+            "us_per_step": result.us_per_step,
+            "train_seconds": result.train_seconds,
+            "compile_seconds": result.compile_seconds,
+            "wall_seconds": wall,
+            "epochs": result.epochs,
+            "steps": result.steps,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            f"train_{metric_key}": train_metric,
+            f"val_{metric_key}": val_metric,
+            "architecture": widths,
+            "activation": activation,
+            "loss": loss,
+            "optimizer": optimizer,
+            "lr": lr,
+            "batch_size": batch_size,
+            "seed": seed,
+            "dtype": dtype,
+        }
         # Strict JSON: an undefined figure (R^2 of one row) is null, not NaN.
-        clean = {key: None if isinstance(v, float) and not math.isfinite(v) else v
-                 for key, v in record.items()}  # fmt: skip
+        clean = {
+            key: None if isinstance(v, float) and not math.isfinite(v) else v
+            for key, v in record.items()
+        }
         click.echo(json.dumps(clean, allow_nan=False))
 
 
@@ -512,14 +581,23 @@ def bench(quick, threads, case_names, budget, rounds, out_dir):
     if case_names:
         unknown = [c for c in case_names if c not in suite.CASES]
         if unknown:
-            raise InputError(f"--case: unknown case {unknown[0]!r}; choose from "
-                             f"{', '.join(suite.CASES)}")  # fmt: skip
+            raise InputError(
+                f"--case: unknown case {unknown[0]!r}; choose from "
+                f"{', '.join(suite.CASES)}"
+            )
         cases = {c: suite.CASES[c] for c in case_names}
-    result = suite.run(cases=cases, budget=budget, rounds=rounds, threads=threads,
-                       peak_size=256 if quick else 2048, scaling=not quick,
-                       micro_shapes=((4, 2, 8),) if quick else
-                       ((4, 2, 8), (64, 32, 64), (128, 784, 256)),
-                       echo=click.echo)  # fmt: skip
+    result = suite.run(
+        cases=cases,
+        budget=budget,
+        rounds=rounds,
+        threads=threads,
+        peak_size=256 if quick else 2048,
+        scaling=not quick,
+        micro_shapes=((4, 2, 8),)
+        if quick
+        else ((4, 2, 8), (64, 32, 64), (128, 784, 256)),
+        echo=click.echo,
+    )
     click.echo("")
     click.echo(suite.markdown(result))
     if out_dir is not None:

@@ -191,14 +191,19 @@ def fused_plan(model: object, loss: Loss, optimizer: Optimizer) -> FusedPlan | s
     hyper = np.zeros(7)
     if type(optimizer) is SGD:
         hyper[[E.H_LR, E.H_MOMENTUM, E.H_WEIGHT_DECAY, E.H_NESTEROV]] = (
-            optimizer.lr, optimizer.momentum, optimizer.weight_decay,
+            optimizer.lr,
+            optimizer.momentum,
+            optimizer.weight_decay,
             float(optimizer.nesterov),
-        )  # fmt: skip
+        )
         state = (E.OPT_SGD, hyper, optimizer.momentum_buffer, optimizer.momentum_buffer)
     elif type(optimizer) is Adam:
         hyper[[E.H_LR, E.H_WEIGHT_DECAY, E.H_BETA1, E.H_BETA2, E.H_EPS]] = (
-            optimizer.lr, optimizer.weight_decay, *optimizer.betas, optimizer.eps,
-        )  # fmt: skip
+            optimizer.lr,
+            optimizer.weight_decay,
+            *optimizer.betas,
+            optimizer.eps,
+        )
         state = (E.OPT_ADAM, hyper, optimizer.exp_avg, optimizer.exp_avg_sq)
     else:
         return f"the optimizer {optimizer!r} has no fused kernel"
@@ -218,9 +223,18 @@ def _fused_call(plan, model, optimizer, X, T, labels, perms, batch_size, out):
     kind, hyper, state1, state2 = plan.optimizer
     step = getattr(optimizer, "step_count", 0)
     step = E.train_epochs(
-        X, T, labels, perms, model.flat_data, model.flat_grad, plan.layout,
-        plan.loss_kind, (kind, hyper, state1, state2, step), batch_size, out,
-    )  # fmt: skip
+        X,
+        T,
+        labels,
+        perms,
+        model.flat_data,
+        model.flat_grad,
+        plan.layout,
+        plan.loss_kind,
+        (kind, hyper, state1, state2, step),
+        batch_size,
+        out,
+    )
     if kind == E.OPT_ADAM:
         optimizer.step_count = step
 
@@ -230,8 +244,9 @@ def _fused_call(plan, model, optimizer, X, T, labels, perms, batch_size, out):
 
 def _coerce(model: Sequential, loss: Loss, X: object, T: object, what: str):
     dtype = model.dtype
-    X = check_array(np.ascontiguousarray(X, dtype=dtype), "train", f"{what} X",
-                    dtype=dtype, ndim=2)  # fmt: skip
+    X = check_array(
+        np.ascontiguousarray(X, dtype=dtype), "train", f"{what} X", dtype=dtype, ndim=2
+    )
     if model.in_features is not None and X.shape[1] != model.in_features:
         raise ValueError(
             f"train: {what} X has shape {X.shape} but the model takes "
@@ -242,8 +257,13 @@ def _coerce(model: Sequential, loss: Loss, X: object, T: object, what: str):
         T = np.ascontiguousarray(T)
         if T.dtype.kind not in "iu":
             raise TypeError(f"train: {what} labels must be integers, got {T.dtype}")
-        T = check_array(T.astype(np.int64), "train", f"{what} labels",
-                        dtype=np.dtype(np.int64), ndim=1)  # fmt: skip
+        T = check_array(
+            T.astype(np.int64),
+            "train",
+            f"{what} labels",
+            dtype=np.dtype(np.int64),
+            ndim=1,
+        )
         if n_out is not None and T.size and (T.min() < 0 or T.max() >= n_out):
             raise ValueError(
                 f"train: {what} labels must lie in [0, {n_out}) for a model with "
@@ -319,8 +339,9 @@ def train(
     if metric is None:
         metric = "accuracy" if isinstance(loss, CrossEntropyLoss) else "r2"
     if metric not in METRICS:
-        raise ValueError(f"train: metric must be one of {sorted(METRICS)}, "
-                         f"got {metric!r}")  # fmt: skip
+        raise ValueError(
+            f"train: metric must be one of {sorted(METRICS)}, got {metric!r}"
+        )
 
     plan = fused_plan(model, loss, optimizer) if fuse is not False else None
     if fuse and isinstance(plan, str):
@@ -407,8 +428,17 @@ class _FusedRunner:
 
     def __call__(self, perms: NDArray) -> NDArray:
         out = np.full(perms.shape[0], np.nan)
-        _fused_call(self.plan, self.model, self.optimizer, self.X, self.T,
-                    self.labels, perms, self.batch_size, out)  # fmt: skip
+        _fused_call(
+            self.plan,
+            self.model,
+            self.optimizer,
+            self.X,
+            self.T,
+            self.labels,
+            perms,
+            self.batch_size,
+            out,
+        )
         return out
 
 

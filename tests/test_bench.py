@@ -153,9 +153,16 @@ def test_suite_quick_run_reports_every_engine_and_writes_files(tmp_path):
     from fastbp.bench import suite
 
     cases = {"tiny": ((3, 5, 2), 4)}
-    result = suite.run(cases=cases, budget=0.001, rounds=1, threads=1,
-                       micro_shapes=((4, 2, 8),), peak_size=64, scaling=False,
-                       echo=lambda *a: None)  # fmt: skip
+    result = suite.run(
+        cases=cases,
+        budget=0.001,
+        rounds=1,
+        threads=1,
+        micro_shapes=((4, 2, 8),),
+        peak_size=64,
+        scaling=False,
+        echo=lambda *a: None,
+    )
     (case,) = result["cases"]
     names = [row["engine"] for row in case["engines"]]
     assert names[:3] == ["fastbp-fused", "fastbp-layers", "numpy"]
@@ -169,8 +176,12 @@ def test_suite_quick_run_reports_every_engine_and_writes_files(tmp_path):
     # Engines agree after three identical SGD steps (float32 rounding only).
     assert max(case["agreement"].values()) < 1e-5
     kernels = {row["kernel"] for row in result["kernels"]}
-    assert kernels == {"dense forward", "dense backward", "relu backward (mask)",
-                       "mse value+grad"}  # fmt: skip
+    assert kernels == {
+        "dense forward",
+        "dense backward",
+        "relu backward (mask)",
+        "mse value+grad",
+    }
     json_path, md_path = suite.write(result, tmp_path / "out")
     assert json.loads(json_path.read_text())["cases"][0]["case"] == "tiny"
     assert "| tiny (B=4) | fastbp-fused |" in md_path.read_text()

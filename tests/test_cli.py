@@ -202,9 +202,21 @@ def test_cli_subprocess_divergence_in_last_step(tmp_path):
     # (today: a ValueError traceback from the validation loss, exit 1).
     target = old_model(tmp_path)
     proc = run_fastbp(
-        "train", "--data", REGRESSION, "--optimizer", "sgd", "--lr", "1e30",
-        "--epochs", "1", "--batch-size", "200", "--save", target, cwd=tmp_path,
-    )  # fmt: skip
+        "train",
+        "--data",
+        REGRESSION,
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e30",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "200",
+        "--save",
+        target,
+        cwd=tmp_path,
+    )
     last = assert_input_error(proc.stdout + proc.stderr, proc.returncode)
     assert "learning rate" in last
     assert target.read_bytes() == OLD_MODEL
@@ -261,8 +273,9 @@ def test_cli_train_iris_default_seed_accuracy():
 
 def test_cli_train_iris_seeds_0_to_4_mean_accuracy():
     # Seed 3 alone reaches 26/30 = 0.867; the mean over seeds 0-4 is 0.94.
-    accuracies = [train_json("--data", IRIS, "--seed", s)["val_accuracy"]
-                  for s in range(5)]  # fmt: skip
+    accuracies = [
+        train_json("--data", IRIS, "--seed", s)["val_accuracy"] for s in range(5)
+    ]
     assert np.mean(accuracies) >= 0.93, accuracies
 
 
@@ -339,8 +352,19 @@ def test_cli_train_no_fuse_same_saved_weights(tmp_path):
     paths = []
     for extra in ((), ("--no-fuse",)):
         path = tmp_path / f"m{len(paths)}.npz"
-        result = invoke("train", "--data", IRIS, "--dtype", "float64", "--epochs",
-                        10, "-q", "--save", path, *extra)  # fmt: skip
+        result = invoke(
+            "train",
+            "--data",
+            IRIS,
+            "--dtype",
+            "float64",
+            "--epochs",
+            10,
+            "-q",
+            "--save",
+            path,
+            *extra,
+        )
         assert result.exit_code == 0, result.output
         paths.append(path)
     a, b = (load_model(p)[0] for p in paths)
@@ -363,8 +387,14 @@ def test_cli_train_dtype_float64(tmp_path):
 
 
 def test_cli_train_target_by_name_and_index():
-    volatile = {"samples_per_s", "steps_per_s", "us_per_step", "train_seconds",
-                "compile_seconds", "wall_seconds"}  # fmt: skip
+    volatile = {
+        "samples_per_s",
+        "steps_per_s",
+        "us_per_step",
+        "train_seconds",
+        "compile_seconds",
+        "wall_seconds",
+    }
     by_name = train_json("--data", IRIS, "--target", "species", "--epochs", 20)
     by_index = train_json("--data", IRIS, "--target", 4, "--epochs", 20)
     by_default = train_json("--data", IRIS, "--epochs", 20)
@@ -383,10 +413,29 @@ def test_cli_train_target_index_first_column(tmp_path):
 
 def test_cli_train_options_reach_the_model():
     record = train_json(
-        "--data", IRIS, "--hidden", "16,8", "--activation", "tanh", "--loss", "ce",
-        "--optimizer", "sgd", "--lr", 0.05, "--momentum", 0.5, "--epochs", 7,
-        "--batch-size", 10, "--seed", 3, "--val-split", 0.4,
-    )  # fmt: skip
+        "--data",
+        IRIS,
+        "--hidden",
+        "16,8",
+        "--activation",
+        "tanh",
+        "--loss",
+        "ce",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        0.05,
+        "--momentum",
+        0.5,
+        "--epochs",
+        7,
+        "--batch-size",
+        10,
+        "--seed",
+        3,
+        "--val-split",
+        0.4,
+    )
     assert record["architecture"] == [4, 16, 8, 3]
     assert record["activation"] == "tanh" and record["loss"] == "ce"
     assert record["optimizer"] == "sgd" and record["lr"] == 0.05
@@ -402,8 +451,18 @@ def test_cli_train_mse_loss_multiclass(val_split, tmp_path):
     # still compare the arg-max with the class (today: a broadcasting
     # ValueError between (n,) and (n, 3)).
     path = tmp_path / "m.npz"
-    record = train_json("--data", IRIS, "--loss", "mse", "--val-split", val_split,
-                        "--epochs", 50, "--save", path)  # fmt: skip
+    record = train_json(
+        "--data",
+        IRIS,
+        "--loss",
+        "mse",
+        "--val-split",
+        val_split,
+        "--epochs",
+        50,
+        "--save",
+        path,
+    )
     assert record["loss"] == "mse" and record["architecture"] == [4, 32, 3]
     assert 0.8 <= record["train_accuracy"] <= 1.0
     result = invoke("predict", "--model", path, "--data", IRIS)
@@ -450,8 +509,9 @@ def test_cli_train_val_split_zero():
 
 def test_cli_train_task_override(tmp_path):
     path = write(tmp_path, "small.csv", "a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n")
-    record = train_json("--data", path, "--task", "regression", "--val-split", 0,
-                        "--epochs", 3)  # fmt: skip
+    record = train_json(
+        "--data", path, "--task", "regression", "--val-split", 0, "--epochs", 3
+    )
     assert record["task"] == "regression" and "train_r2" in record
 
 
@@ -547,15 +607,15 @@ def test_cli_predict_binary_mse_labels(tmp_path):
     result = invoke("train", "--data", data, "--loss", "mse", "-q", "--save", model)
     assert result.exit_code == 0, result.output
     assert load_model(model)[0].out_features == 1
-    predictions = read_predictions(invoke("predict", "--model", model, "--data",
-                                          data).stdout)  # fmt: skip
+    predictions = read_predictions(
+        invoke("predict", "--model", model, "--data", data).stdout
+    )
     assert predictions == expected_predictions(model, data)
     assert np.mean(np.array(predictions) == labels) > 0.8
 
 
 def test_cli_predict_quotes_labels_with_commas(tmp_path):
-    data = write(tmp_path, "comma.csv",
-                 'a,b,y\n1,2,"x,y"\n2,3,z\n3,4,"x,y"\n4,5,z\n')  # fmt: skip
+    data = write(tmp_path, "comma.csv", 'a,b,y\n1,2,"x,y"\n2,3,z\n3,4,"x,y"\n4,5,z\n')
     model = tmp_path / "c.npz"
     result = invoke("train", "--data", data, "-q", "--val-split", 0, "--save", model)
     assert result.exit_code == 0, result.output
@@ -609,8 +669,9 @@ def test_cli_train_missing_file(tmp_path):
 @pytest.mark.parametrize("target_column", ["nope", "7"])
 def test_cli_train_target_not_found(target_column, tmp_path):
     target = old_model(tmp_path)
-    result = invoke("train", "--data", IRIS, "--target", target_column, "--save",
-                    target)  # fmt: skip
+    result = invoke(
+        "train", "--data", IRIS, "--target", target_column, "--save", target
+    )
     assert_input_error(result.output, result.exit_code, IRIS, target_column)
     assert target.read_bytes() == OLD_MODEL
 
@@ -665,8 +726,17 @@ def test_cli_train_ce_on_regression_target(tmp_path):
 
 def test_cli_train_divergence(tmp_path):
     target = old_model(tmp_path)
-    result = invoke("train", "--data", REGRESSION, "--optimizer", "sgd", "--lr",
-                    "1e6", "--save", target)  # fmt: skip
+    result = invoke(
+        "train",
+        "--data",
+        REGRESSION,
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e6",
+        "--save",
+        target,
+    )
     last = assert_input_error(result.output, result.exit_code)
     assert "smaller learning rate" in last
     assert target.read_bytes() == OLD_MODEL
@@ -679,10 +749,22 @@ def test_cli_train_divergence_in_last_step(val_split, tmp_path):
     # outputs; that must still be a one-line divergence error, exit 2.
     target = old_model(tmp_path)
     result = invoke(
-        "train", "--data", REGRESSION, "--optimizer", "sgd", "--lr", "1e30",
-        "--epochs", 1, "--batch-size", 200, "--val-split", val_split,
-        "--save", target,
-    )  # fmt: skip
+        "train",
+        "--data",
+        REGRESSION,
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e30",
+        "--epochs",
+        1,
+        "--batch-size",
+        200,
+        "--val-split",
+        val_split,
+        "--save",
+        target,
+    )
     last = assert_input_error(result.output, result.exit_code)
     assert "learning rate" in last
     assert target.read_bytes() == OLD_MODEL
@@ -724,17 +806,20 @@ def test_cli_predict_bad_model_file(kind, iris_model, predict_out, tmp_path):
 
 
 def test_cli_predict_feature_count_mismatch(iris_model, predict_out, tmp_path):
-    data = write(tmp_path, "three.csv",
-                 "sepal_length,sepal_width,petal_length\n5.1,3.5,1.4\n")  # fmt: skip
-    result = invoke("predict", "--model", iris_model, "--data", data, "--out",
-                    predict_out)  # fmt: skip
+    data = write(
+        tmp_path, "three.csv", "sepal_length,sepal_width,petal_length\n5.1,3.5,1.4\n"
+    )
+    result = invoke(
+        "predict", "--model", iris_model, "--data", data, "--out", predict_out
+    )
     assert_input_error(result.output, result.exit_code, data, "petal_width")
     assert predict_out.read_text() == "prediction\nold\n"
 
 
 def test_cli_predict_other_dataset(iris_model, predict_out):
-    result = invoke("predict", "--model", iris_model, "--data", REGRESSION, "--out",
-                    predict_out)  # fmt: skip
+    result = invoke(
+        "predict", "--model", iris_model, "--data", REGRESSION, "--out", predict_out
+    )
     assert_input_error(result.output, result.exit_code, REGRESSION, "4 features")
     assert predict_out.read_text() == "prediction\nold\n"
 
@@ -755,8 +840,9 @@ PREDICT_BAD_FILES = {
 def test_cli_predict_bad_data_file(case, iris_model, predict_out, tmp_path):
     text, names = PREDICT_BAD_FILES[case]
     path = write(tmp_path, f"{case}.csv", text)
-    result = invoke("predict", "--model", iris_model, "--data", path, "--out",
-                    predict_out)  # fmt: skip
+    result = invoke(
+        "predict", "--model", iris_model, "--data", path, "--out", predict_out
+    )
     assert_input_error(result.output, result.exit_code, path, *names)
     assert predict_out.read_text() == "prediction\nold\n"
 
@@ -780,8 +866,25 @@ def test_cli_main_help_lists_commands():
 def test_cli_train_help_lists_options():
     result = invoke("train", "--help")
     assert result.exit_code == 0
-    for option in ("--data", "--target", "--task", "--hidden", "--activation",
-                   "--loss", "--optimizer", "--lr", "--momentum", "--epochs",
-                   "--batch-size", "--seed", "--val-split", "--dtype", "--threads",
-                   "--save", "--quiet", "--json", "--no-fuse"):  # fmt: skip
+    for option in (
+        "--data",
+        "--target",
+        "--task",
+        "--hidden",
+        "--activation",
+        "--loss",
+        "--optimizer",
+        "--lr",
+        "--momentum",
+        "--epochs",
+        "--batch-size",
+        "--seed",
+        "--val-split",
+        "--dtype",
+        "--threads",
+        "--save",
+        "--quiet",
+        "--json",
+        "--no-fuse",
+    ):
         assert option in result.output, option

@@ -271,7 +271,7 @@ MIXED_DTYPE_CALLS = {
         1e-8,
         0.0,
         1,
-    ),  # fmt: skip
+    ),
 }
 
 

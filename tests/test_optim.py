@@ -58,7 +58,7 @@ def _ref_sgd(params, grads, bufs, settings):
     out = [
         ref.sgd_update(
             p, g, buf, s["lr"], s["momentum"], s["weight_decay"], s["nesterov"]
-        )  # fmt: skip
+        )
         for p, g, buf in zip(params, grads, bufs, strict=True)
     ]
     return [p for p, _ in out], [buf for _, buf in out]
@@ -70,7 +70,7 @@ def _ref_adam(params, grads, ms, vs, settings, step):
     out = [
         ref.adam_update(
             p, g, m, v, s["lr"], beta1, beta2, s["eps"], s["weight_decay"], step
-        )  # fmt: skip
+        )
         for p, g, m, v in zip(params, grads, ms, vs, strict=True)
     ]
     return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]

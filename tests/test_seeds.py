@@ -198,8 +198,9 @@ def test_seeds_xor_trains_with_train(seed, fuse):
     X, T = xor()
     model = _xor_model(seed)
     optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)
-    result = train(model, MSELoss(), optimizer, X, T, epochs=1000, batch_size=4,
-                   fuse=fuse)  # fmt: skip
+    result = train(
+        model, MSELoss(), optimizer, X, T, epochs=1000, batch_size=4, fuse=fuse
+    )
     assert result.fused is fuse
     assert result.epochs == 1000 and result.steps == 1000
     assert result.loss[-1] < 0.01 * result.loss[0]

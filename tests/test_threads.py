@@ -15,12 +15,21 @@ def _train_blas_sized(threads):
     X = rng.standard_normal((256, 96))
     T = rng.standard_normal((256, 4))
     model = fastbp.Sequential(
-        fastbp.Linear(96, 64, rng=1, dtype=np.float64), fastbp.ReLU(),
+        fastbp.Linear(96, 64, rng=1, dtype=np.float64),
+        fastbp.ReLU(),
         fastbp.Linear(64, 4, rng=2, dtype=np.float64),
-    )  # fmt: skip
+    )
     optimizer = fastbp.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    fastbp.train(model, fastbp.MSELoss(), optimizer, X, T, epochs=3, batch_size=64,
-                 threads=threads)  # fmt: skip
+    fastbp.train(
+        model,
+        fastbp.MSELoss(),
+        optimizer,
+        X,
+        T,
+        epochs=3,
+        batch_size=64,
+        threads=threads,
+    )
     return model.flat_data.copy()
 
 

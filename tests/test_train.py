@@ -193,37 +193,70 @@ def run(case, fuse, seed=3, epochs=None):
 
 CASES = {
     "mse_sgd_momentum": dict(
-        widths=[3, 6, 2], acts=["tanh", None], loss="mse", n=40, batch_size=8,
-        epochs=6, opt=dict(kind="sgd", lr=0.05, momentum=0.9),
+        widths=[3, 6, 2],
+        acts=["tanh", None],
+        loss="mse",
+        n=40,
+        batch_size=8,
+        epochs=6,
+        opt=dict(kind="sgd", lr=0.05, momentum=0.9),
     ),
     "mse_sum_sgd_nesterov_weight_decay": dict(
-        widths=[3, 5, 1], acts=["sigmoid", None], loss="mse_sum", n=32,
-        batch_size=8, epochs=5,
-        opt=dict(kind="sgd", lr=0.01, momentum=0.8, nesterov=True,
-                 weight_decay=0.01),
+        widths=[3, 5, 1],
+        acts=["sigmoid", None],
+        loss="mse_sum",
+        n=32,
+        batch_size=8,
+        epochs=5,
+        opt=dict(kind="sgd", lr=0.01, momentum=0.8, nesterov=True, weight_decay=0.01),
     ),
     "ce_adam": dict(
-        widths=[4, 7, 3], acts=["relu", None], loss="ce", n=48, batch_size=16,
-        epochs=6, opt=dict(kind="adam", lr=0.01),
+        widths=[4, 7, 3],
+        acts=["relu", None],
+        loss="ce",
+        n=48,
+        batch_size=16,
+        epochs=6,
+        opt=dict(kind="adam", lr=0.01),
     ),
     "three_layers_tanh_sigmoid_relu": dict(
-        widths=[3, 6, 5, 4, 2], acts=["tanh", "sigmoid", "relu", None], loss="mse",
-        n=30, batch_size=10, epochs=5,
+        widths=[3, 6, 5, 4, 2],
+        acts=["tanh", "sigmoid", "relu", None],
+        loss="mse",
+        n=30,
+        batch_size=10,
+        epochs=5,
         opt=dict(kind="adam", lr=0.005, weight_decay=0.001),
     ),
     "last_short_batch": dict(
-        widths=[2, 5, 3], acts=["relu", None], loss="ce", n=23, batch_size=5,
-        epochs=4, opt=dict(kind="sgd", lr=0.1, momentum=0.5),
+        widths=[2, 5, 3],
+        acts=["relu", None],
+        loss="ce",
+        n=23,
+        batch_size=5,
+        epochs=4,
+        opt=dict(kind="sgd", lr=0.1, momentum=0.5),
     ),
     "no_shuffle": dict(
-        widths=[3, 4, 1], acts=["tanh", None], loss="mse", n=21, batch_size=4,
-        epochs=5, shuffle=False, opt=dict(kind="sgd", lr=0.05),
+        widths=[3, 4, 1],
+        acts=["tanh", None],
+        loss="mse",
+        n=21,
+        batch_size=4,
+        epochs=5,
+        shuffle=False,
+        opt=dict(kind="sgd", lr=0.05),
     ),
     "batch_larger_than_n": dict(
-        widths=[2, 4, 2], acts=["sigmoid", None], loss="ce", n=7, batch_size=100,
-        epochs=5, opt=dict(kind="adam", lr=0.02),
+        widths=[2, 4, 2],
+        acts=["sigmoid", None],
+        loss="ce",
+        n=7,
+        batch_size=100,
+        epochs=5,
+        opt=dict(kind="adam", lr=0.02),
     ),
-}  # fmt: skip
+}
 
 
 # --- fused path vs layer path vs reference -----------------------------------
@@ -250,10 +283,17 @@ def test_train_matches_naive_reference(name):
     start = weights_of(make_model(case["widths"], case["acts"]))
     X, T = make_data(case["n"], case["widths"][0], case["widths"][-1], case["loss"])
     expected, history = naive_train(
-        start, case["acts"], case["loss"], case["opt"], X, T,
-        epochs=case["epochs"], batch_size=case["batch_size"],
-        shuffle=case.get("shuffle", True), seed=3,
-    )  # fmt: skip
+        start,
+        case["acts"],
+        case["loss"],
+        case["opt"],
+        X,
+        T,
+        epochs=case["epochs"],
+        batch_size=case["batch_size"],
+        shuffle=case.get("shuffle", True),
+        seed=3,
+    )
     for fuse in (True, False):
         model, result = run(case, fuse=fuse)
         for (w, b), (w_ref, b_ref) in zip(weights_of(model), expected, strict=True):
@@ -271,10 +311,17 @@ def test_train_fused_chunks_match_epoch_by_epoch():
     X, T = make_data(case["n"], 3, 2, "mse")
     seen = []
     result_b = train(
-        model_b, MSELoss(), make_optimizer(model_b, case["opt"]), X, T, epochs=40,
-        batch_size=case["batch_size"], seed=3, fuse=True,
+        model_b,
+        MSELoss(),
+        make_optimizer(model_b, case["opt"]),
+        X,
+        T,
+        epochs=40,
+        batch_size=case["batch_size"],
+        seed=3,
+        fuse=True,
         callback=lambda epoch, res: seen.append((epoch, len(res.loss))),
-    )  # fmt: skip
+    )
     np.testing.assert_array_equal(model_a.flat_data, model_b.flat_data)
     assert result_a.loss == result_b.loss
     assert seen and seen[-1] == (40, 40)
@@ -288,8 +335,17 @@ def test_train_float32_paths_agree():
     for fuse in (True, False):
         model = make_model(case["widths"], case["acts"], dtype=np.float32)
         X, T = make_data(case["n"], 4, 3, "ce")
-        result = train(model, CrossEntropyLoss(), make_optimizer(model, case["opt"]),
-                       X, T, epochs=5, batch_size=16, seed=3, fuse=fuse)  # fmt: skip
+        result = train(
+            model,
+            CrossEntropyLoss(),
+            make_optimizer(model, case["opt"]),
+            X,
+            T,
+            epochs=5,
+            batch_size=16,
+            seed=3,
+            fuse=fuse,
+        )
         assert model.flat_data.dtype == np.float32
         results.append((model.flat_data.copy(), result.loss))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4, atol=1e-5)
@@ -331,8 +387,17 @@ def test_train_history_with_validation(fuse):
     model = make_model([3, 6, 3], ["relu", None])
     X, T = make_data(50, 3, 3, "ce")
     Xv, Tv = make_data(13, 3, 3, "ce", seed=7)
-    result = train(model, CrossEntropyLoss(), Adam(model.parameters(), lr=0.01),
-                   X, T, epochs=7, batch_size=8, val=(Xv, Tv), fuse=fuse)  # fmt: skip
+    result = train(
+        model,
+        CrossEntropyLoss(),
+        Adam(model.parameters(), lr=0.01),
+        X,
+        T,
+        epochs=7,
+        batch_size=8,
+        val=(Xv, Tv),
+        fuse=fuse,
+    )
     assert result.fused is fuse
     assert len(result.loss) == len(result.val_loss) == len(result.val_metric) == 7
     assert result.metric_name == "accuracy"
@@ -350,8 +415,16 @@ def test_train_history_with_validation(fuse):
 def test_train_history_without_validation(fuse):
     model = make_model([2, 4, 1], ["tanh", None])
     X, T = make_data(10, 2, 1, "mse")
-    result = train(model, MSELoss(), SGD(model.parameters(), lr=0.1), X, T,
-                   epochs=9, batch_size=3, fuse=fuse)  # fmt: skip
+    result = train(
+        model,
+        MSELoss(),
+        SGD(model.parameters(), lr=0.1),
+        X,
+        T,
+        epochs=9,
+        batch_size=3,
+        fuse=fuse,
+    )
     assert len(result.loss) == 9
     assert result.val_loss == [] and result.val_metric == []
     assert result.metric_name == "r2"
@@ -362,8 +435,16 @@ def test_train_history_without_validation(fuse):
 def test_train_timing_fields(fuse):
     model = make_model([3, 8, 2], ["relu", None])
     X, T = make_data(64, 3, 2, "mse")
-    result = train(model, MSELoss(), Adam(model.parameters()), X, T, epochs=5,
-                   batch_size=16, fuse=fuse)  # fmt: skip
+    result = train(
+        model,
+        MSELoss(),
+        Adam(model.parameters()),
+        X,
+        T,
+        epochs=5,
+        batch_size=16,
+        fuse=fuse,
+    )
     assert result.train_seconds > 0 and result.compile_seconds > 0
     assert result.samples_per_s > 0 and result.steps_per_s > 0
     assert result.us_per_step == pytest.approx(
@@ -393,8 +474,16 @@ def test_train_epoch_loss_is_initial_model_loss_at_tiny_lr(fuse, loss_name):
     X, T = make_data(23, 4, n_out, loss_name)
     loss = make_loss(loss_name)
     initial, _ = evaluate(model, loss, X, T)
-    result = train(model, loss, SGD(model.parameters(), lr=1e-12), X, T, epochs=2,
-                   batch_size=5, fuse=fuse)  # fmt: skip
+    result = train(
+        model,
+        loss,
+        SGD(model.parameters(), lr=1e-12),
+        X,
+        T,
+        epochs=2,
+        batch_size=5,
+        fuse=fuse,
+    )
     np.testing.assert_allclose(result.loss, [initial, initial], rtol=1e-9)
 
 
@@ -435,8 +524,16 @@ def test_train_divergence_error_on_huge_lr(fuse):
     model = make_model([3, 8, 1], ["relu", None])
     X, T = make_data(64, 3, 1, "mse")
     with pytest.raises(DivergenceError, match="smaller learning rate") as info:
-        train(model, MSELoss(), SGD(model.parameters(), lr=1e6), X, T * 100,
-              epochs=20, batch_size=8, fuse=fuse)  # fmt: skip
+        train(
+            model,
+            MSELoss(),
+            SGD(model.parameters(), lr=1e6),
+            X,
+            T * 100,
+            epochs=20,
+            batch_size=8,
+            fuse=fuse,
+        )
     assert "\n" not in str(info.value)
 
 
@@ -449,16 +546,26 @@ def test_train_divergence_in_last_step_with_validation(fuse):
     X, T = make_data(32, 3, 1, "mse")
     Xv, Tv = make_data(8, 3, 1, "mse", seed=5)
     with pytest.raises(DivergenceError, match="smaller learning rate"):
-        train(model, MSELoss(), SGD(model.parameters(), lr=1e300), X, T, epochs=1,
-              batch_size=32, val=(Xv, Tv), fuse=fuse)  # fmt: skip
+        train(
+            model,
+            MSELoss(),
+            SGD(model.parameters(), lr=1e300),
+            X,
+            T,
+            epochs=1,
+            batch_size=32,
+            val=(Xv, Tv),
+            fuse=fuse,
+        )
 
 
 def test_train_fuse_true_rejects_activation_first():
     model = Sequential(Tanh(), Linear(3, 2, rng=0, dtype=np.float64))
     X, T = make_data(10, 3, 2, "mse")
     with pytest.raises(ValueError, match="fuse=True"):
-        train(model, MSELoss(), SGD(model.parameters(), lr=0.1), X, T, epochs=2,
-              fuse=True)  # fmt: skip
+        train(
+            model, MSELoss(), SGD(model.parameters(), lr=0.1), X, T, epochs=2, fuse=True
+        )
 
 
 def test_train_fuse_true_rejects_optimizer_over_subset():
@@ -472,8 +579,9 @@ def test_train_fuse_true_rejects_optimizer_over_subset():
 def test_train_fuse_none_falls_back_for_activation_first():
     model = Sequential(Tanh(), Linear(3, 2, rng=0, dtype=np.float64))
     X, T = make_data(10, 3, 2, "mse")
-    result = train(model, MSELoss(), SGD(model.parameters(), lr=0.1), X, T,
-                   epochs=3, batch_size=4)  # fmt: skip
+    result = train(
+        model, MSELoss(), SGD(model.parameters(), lr=0.1), X, T, epochs=3, batch_size=4
+    )
     assert result.fused is False and len(result.loss) == 3
 
 
@@ -502,8 +610,16 @@ def test_train_threads_one_matches_default_and_restores():
     for threads in (1, None):
         model = make_model(case["widths"], case["acts"])
         X, T = make_data(case["n"], 4, 3, "ce")
-        train(model, CrossEntropyLoss(), make_optimizer(model, case["opt"]), X, T,
-              epochs=3, batch_size=16, threads=threads)  # fmt: skip
+        train(
+            model,
+            CrossEntropyLoss(),
+            make_optimizer(model, case["opt"]),
+            X,
+            T,
+            epochs=3,
+            batch_size=16,
+            threads=threads,
+        )
         results.append(model.flat_data.copy())
     assert numba.get_num_threads() == before
     np.testing.assert_allclose(results[0], results[1], **PATH_TOL)
@@ -514,8 +630,16 @@ def test_train_threads_restored_after_error():
     model = make_model([3, 8, 1], ["relu", None])
     X, T = make_data(64, 3, 1, "mse")
     with pytest.raises(DivergenceError):
-        train(model, MSELoss(), SGD(model.parameters(), lr=1e6), X, T * 100,
-              epochs=20, batch_size=8, threads=1)  # fmt: skip
+        train(
+            model,
+            MSELoss(),
+            SGD(model.parameters(), lr=1e6),
+            X,
+            T * 100,
+            epochs=20,
+            batch_size=8,
+            threads=1,
+        )
     assert numba.get_num_threads() == before
 
 
@@ -564,8 +688,14 @@ def test_train_float_labels_for_cross_entropy():
     model = make_model([3, 4, 2], ["tanh", None])
     X, _ = make_data(10, 3, 2, "mse")
     with pytest.raises(TypeError, match="labels must be integers"):
-        train(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X,
-              np.zeros(10), epochs=1)  # fmt: skip
+        train(
+            model,
+            CrossEntropyLoss(),
+            SGD(model.parameters(), lr=0.1),
+            X,
+            np.zeros(10),
+            epochs=1,
+        )
 
 
 def test_train_unknown_metric():
@@ -602,8 +732,15 @@ def test_train_labels_out_of_range(fuse):
     X, _ = make_data(10, 3, 3, "ce")
     T = np.array([0, 1, 2, 5, 0, 1, 2, 0, 1, -1])
     with pytest.raises(ValueError, match="labels must lie in"):
-        train(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X, T,
-              epochs=2, fuse=fuse)  # fmt: skip
+        train(
+            model,
+            CrossEntropyLoss(),
+            SGD(model.parameters(), lr=0.1),
+            X,
+            T,
+            epochs=2,
+            fuse=fuse,
+        )
 
 
 @pytest.mark.parametrize("fuse", [None, False])
@@ -612,5 +749,12 @@ def test_train_target_width_mismatch(fuse, shape):
     model = make_model([3, 4, 3], ["tanh", None])
     X, _ = make_data(10, 3, 3, "mse")
     with pytest.raises(ValueError, match="shape"):
-        train(model, MSELoss(), SGD(model.parameters(), lr=0.1), X, np.zeros(shape),
-              epochs=2, fuse=fuse)  # fmt: skip
+        train(
+            model,
+            MSELoss(),
+            SGD(model.parameters(), lr=0.1),
+            X,
+            np.zeros(shape),
+            epochs=2,
+            fuse=fuse,
+        )

@@ -52,9 +52,17 @@ class FastbpFusedEngine(_FastbpBase):
 
     def _run(self, n):
         losses = np.empty(n)
-        _fused_call(self.plan, self.model, self.optimizer, self.X, self.T,
-                    self.labels, np.empty((n, 0), np.int64), self.batch,
-                    losses)  # fmt: skip
+        _fused_call(
+            self.plan,
+            self.model,
+            self.optimizer,
+            self.X,
+            self.T,
+            self.labels,
+            np.empty((n, 0), np.int64),
+            self.batch,
+            losses,
+        )
         return losses
 
     def warmup(self):

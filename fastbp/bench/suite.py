@@ -159,11 +159,11 @@ def _kernel_pairs(n: int, k: int, m: int) -> dict:
         "dense backward": (
             lambda: K.dense_backward(X, W, dY, dW, db, dX),
             numpy_backward,
-        ),  # fmt: skip
+        ),
         "relu backward (mask)": (
             lambda: K.relu_backward(T, dY, Y),
             lambda: np.multiply(dY, T > 0, out=Y),
-        ),  # fmt: skip
+        ),
         "mse value+grad": (lambda: K.mse_backward(T, dY, True, Y), numpy_mse),
     }
 
@@ -185,9 +185,15 @@ def _micro_cases(shapes, budget: float, rounds: int) -> list[dict]:
             t_fast, t_numpy = time_engines(
                 [_Callable(_repeat(fast)), _Callable(_repeat(slow))], budget, rounds
             )
-            rows.append({"kernel": kernel, "shape": f"{n}x{k}->{m}",
-                         "fastbp_us": 1e6 * t_fast, "numpy_us": 1e6 * t_numpy,
-                         "speedup": t_numpy / t_fast})  # fmt: skip
+            rows.append(
+                {
+                    "kernel": kernel,
+                    "shape": f"{n}x{k}->{m}",
+                    "fastbp_us": 1e6 * t_fast,
+                    "numpy_us": 1e6 * t_numpy,
+                    "speedup": t_numpy / t_fast,
+                }
+            )
     return rows
 
 
@@ -200,8 +206,11 @@ def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f
-                       if line.startswith("model name"))  # fmt: skip
+            cpu = next(
+                line.split(":", 1)[1].strip()
+                for line in f
+                if line.startswith("model name")
+            )
     except (OSError, StopIteration):
         pass
     versions = {"fastbp": __version__, "python": platform.python_version()}
@@ -210,8 +219,12 @@ def machine() -> dict:
             versions[lib] = importlib.import_module(lib).__version__
         except ImportError:
             versions[lib] = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "versions": versions}  # fmt: skip
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }
 
 
 def run(
@@ -242,8 +255,10 @@ def run(
         result["engines"] = [cls.name for cls in classes]
         result["peak_size"] = peak_size
         result["peak_gflops"] = reference_peak(peak_size, rounds)
-        echo(f"reference: NumPy float32 matmul {peak_size}^2: "
-             f"{result['peak_gflops']:.1f} GFLOP/s")  # fmt: skip
+        echo(
+            f"reference: NumPy float32 matmul {peak_size}^2: "
+            f"{result['peak_gflops']:.1f} GFLOP/s"
+        )
         for name, (sizes, batch) in cases.items():
             engines = [cls(sizes, batch, LR, SEED) for cls in classes]
             for engine in engines:
@@ -252,13 +267,23 @@ def run(
             flops = flops_per_step(sizes, batch)
             fused = seconds[0]
             rows = [
-                {"engine": e.name, "us_per_step": 1e6 * s, "samples_per_s": batch / s,
-                 "gflops": flops / s / 1e9, "ratio_to_fused": s / fused}
+                {
+                    "engine": e.name,
+                    "us_per_step": 1e6 * s,
+                    "samples_per_s": batch / s,
+                    "gflops": flops / s / 1e9,
+                    "ratio_to_fused": s / fused,
+                }
                 for e, s in zip(engines, seconds, strict=True)
-            ]  # fmt: skip
-            case = {"case": name, "sizes": list(sizes), "batch": batch,
-                    "flops_per_step": flops, "engines": rows,
-                    "agreement": agreement(classes, sizes, batch)}  # fmt: skip
+            ]
+            case = {
+                "case": name,
+                "sizes": list(sizes),
+                "batch": batch,
+                "flops_per_step": flops,
+                "engines": rows,
+                "agreement": agreement(classes, sizes, batch),
+            }
             result["cases"].append(case)
             echo(format_case(case))
         result["kernels"] = _micro_cases(micro_shapes, budget / 5, rounds)
@@ -279,17 +304,26 @@ def thread_scaling(cases: dict, budget: float, rounds: int) -> list[dict]:
                 engine = FastbpFusedEngine(sizes, batch, LR, SEED)
                 engine.warmup()
                 figures[n] = time_engines([engine], budget, rounds)[0]
-        rows.append({"case": name, "us_1_thread": 1e6 * figures[1],
-                     "us_2_threads": 1e6 * figures[2],
-                     "speedup": figures[1] / figures[2]})  # fmt: skip
+        rows.append(
+            {
+                "case": name,
+                "us_1_thread": 1e6 * figures[1],
+                "us_2_threads": 1e6 * figures[2],
+                "speedup": figures[1] / figures[2],
+            }
+        )
     return rows
 
 
 def format_case(case: dict) -> str:
-    lines = [f"\n{case['case']}  (batch {case['batch']}, "
-             f"{case['flops_per_step'] / 1e6:.3g} MFLOP/step)"]  # fmt: skip
-    lines.append(f"  {'engine':<14}{'us/step':>12}{'samples/s':>14}{'GFLOP/s':>10}"
-                 f"{'x fused':>10}{'max rel diff':>14}")  # fmt: skip
+    lines = [
+        f"\n{case['case']}  (batch {case['batch']}, "
+        f"{case['flops_per_step'] / 1e6:.3g} MFLOP/step)"
+    ]
+    lines.append(
+        f"  {'engine':<14}{'us/step':>12}{'samples/s':>14}{'GFLOP/s':>10}"
+        f"{'x fused':>10}{'max rel diff':>14}"
+    )
     for row in case["engines"]:
         lines.append(
             f"  {row['engine']:<14}{row['us_per_step']:>12.3f}"
@@ -320,14 +354,22 @@ def markdown(result: dict) -> str:
                 f"{row['us_per_step']:.3g} | {row['samples_per_s']:,.0f} | "
                 f"{row['gflops']:.2f} | {row['ratio_to_fused']:.2f} |"
             )
-    out += ["", "| kernel | shape | fastbp µs | NumPy µs | speedup |",
-            "|---|---|---:|---:|---:|"]  # fmt: skip
+    out += [
+        "",
+        "| kernel | shape | fastbp µs | NumPy µs | speedup |",
+        "|---|---|---:|---:|---:|",
+    ]
     for row in result.get("kernels", []):
-        out.append(f"| {row['kernel']} | {row['shape']} | {row['fastbp_us']:.3g} | "
-                   f"{row['numpy_us']:.3g} | {row['speedup']:.2f} |")  # fmt: skip
+        out.append(
+            f"| {row['kernel']} | {row['shape']} | {row['fastbp_us']:.3g} | "
+            f"{row['numpy_us']:.3g} | {row['speedup']:.2f} |"
+        )
     if result.get("thread_scaling"):
-        out += ["", "| case | fastbp fused, 1 thread µs | 2 threads µs | speedup |",
-                "|---|---:|---:|---:|"]  # fmt: skip
+        out += [
+            "",
+            "| case | fastbp fused, 1 thread µs | 2 threads µs | speedup |",
+            "|---|---:|---:|---:|",
+        ]
         for row in result["thread_scaling"]:
             out.append(
                 f"| {row['case']} | {row['us_1_thread']:.3g} | "

@@ -124,8 +124,9 @@ def dense_forward(X, W, b, Y):
     """
     _check_forward(X, W, b, Y)
     n, k = X.shape
-    _dense_forward(_flat(X), 0, _flat(W), 0, b, _flat(Y), 0, n, k, W.shape[1],
-                   ACT_IDENTITY)  # fmt: skip
+    _dense_forward(
+        _flat(X), 0, _flat(W), 0, b, _flat(Y), 0, n, k, W.shape[1], ACT_IDENTITY
+    )
 
 
 @kernel
@@ -138,8 +139,7 @@ def dense_relu_forward(X, W, b, Y):
     """
     _check_forward(X, W, b, Y)
     n, k = X.shape
-    _dense_forward(_flat(X), 0, _flat(W), 0, b, _flat(Y), 0, n, k, W.shape[1],
-                   ACT_RELU)  # fmt: skip
+    _dense_forward(_flat(X), 0, _flat(W), 0, b, _flat(Y), 0, n, k, W.shape[1], ACT_RELU)
 
 
 @kernel
@@ -241,8 +241,9 @@ def dense_backward_params(X, dY, dW, db):
     """
     _check_backward(X, dY, dW, db)
     n, k = X.shape
-    _dense_backward_params(_flat(X), 0, _flat(dY), 0, _flat(dW), 0, db, n, k,
-                           dY.shape[1])  # fmt: skip
+    _dense_backward_params(
+        _flat(X), 0, _flat(dY), 0, _flat(dW), 0, db, n, k, dY.shape[1]
+    )
 
 
 @kernel

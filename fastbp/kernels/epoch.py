@@ -42,8 +42,9 @@ L_IN, L_OUT, L_W, L_B, L_ACT = range(5)
 
 
 @kernel
-def _train_step(x, xo, t, to, labels, lo, m, theta, grad, layout, loss_kind, h, hoff,
-                d0, d1):  # fmt: skip
+def _train_step(
+    x, xo, t, to, labels, lo, m, theta, grad, layout, loss_kind, h, hoff, d0, d1
+):
     """Forward, loss and backward for one batch of m rows; returns its loss.
 
     The batch is m rows of the flat input x from offset xo, with float targets
@@ -58,8 +59,9 @@ def _train_step(x, xo, t, to, labels, lo, m, theta, grad, layout, loss_kind, h, 
         k, n_out = layout[layer, L_IN], layout[layer, L_OUT]
         w, act = layout[layer, L_W], layout[layer, L_ACT]
         b = layout[layer, L_B]
-        _dense_forward(a, ao, theta, w, theta[b : b + n_out], h, hoff[layer], m, k,
-                       n_out, act)  # fmt: skip
+        _dense_forward(
+            a, ao, theta, w, theta[b : b + n_out], h, hoff[layer], m, k, n_out, act
+        )
         a, ao = h, hoff[layer]
 
     n_out = layout[n_layers - 1, L_OUT]
@@ -83,8 +85,7 @@ def _train_step(x, xo, t, to, labels, lo, m, theta, grad, layout, loss_kind, h, 
         else:
             a, ao = h, hoff[layer - 1]
         b = layout[layer, L_B]
-        _dense_backward_params(a, ao, d0, 0, grad, w, grad[b : b + n_out], m, k,
-                               n_out)  # fmt: skip
+        _dense_backward_params(a, ao, d0, 0, grad, w, grad[b : b + n_out], m, k, n_out)
         if layer > 0:
             _dense_backward_input(d0, 0, theta, w, d1, 0, m, k, n_out)
             d0, d1 = d1, d0
@@ -127,9 +128,18 @@ def _check_epoch_inputs(X, T, labels, perms, theta, grad, layout, use_labels):
 
 @kernel
 def train_epochs(
-    X, T, labels, perms, theta, grad, layout, loss_kind, optimizer, batch_size,
+    X,
+    T,
+    labels,
+    perms,
+    theta,
+    grad,
+    layout,
+    loss_kind,
+    optimizer,
+    batch_size,
     epoch_loss,
-):  # fmt: skip
+):
     """Train for ``perms.shape[0]`` epochs; returns the Adam step count reached.
 
     Parameters
@@ -197,11 +207,41 @@ def train_epochs(
                     else:
                         for q in range(n_out):
                             tbuf[r * n_out + q] = t[i * n_out + q]
-                loss = _train_step(xbuf, 0, tbuf, 0, lbuf, 0, m, theta, grad, layout,
-                                   loss_kind, h, hoff, d0, d1)  # fmt: skip
+                loss = _train_step(
+                    xbuf,
+                    0,
+                    tbuf,
+                    0,
+                    lbuf,
+                    0,
+                    m,
+                    theta,
+                    grad,
+                    layout,
+                    loss_kind,
+                    h,
+                    hoff,
+                    d0,
+                    d1,
+                )
             else:
-                loss = _train_step(x, s * n_in, t, s * n_out, labels, s, m, theta, grad,
-                                   layout, loss_kind, h, hoff, d0, d1)  # fmt: skip
+                loss = _train_step(
+                    x,
+                    s * n_in,
+                    t,
+                    s * n_out,
+                    labels,
+                    s,
+                    m,
+                    theta,
+                    grad,
+                    layout,
+                    loss_kind,
+                    h,
+                    hoff,
+                    d0,
+                    d1,
+                )
             if not np.isfinite(loss):
                 epoch_loss[e] = np.nan
                 return step
@@ -210,10 +250,27 @@ def train_epochs(
             total += loss if loss_kind == LOSS_MSE_SUM else loss * m
             if kind == OPT_ADAM:
                 step += 1
-                _adam(theta, grad, state1, state2, lr, hyper[H_BETA1], hyper[H_BETA2],
-                      hyper[H_EPS], wd, step)  # fmt: skip
+                _adam(
+                    theta,
+                    grad,
+                    state1,
+                    state2,
+                    lr,
+                    hyper[H_BETA1],
+                    hyper[H_BETA2],
+                    hyper[H_EPS],
+                    wd,
+                    step,
+                )
             else:
-                _sgd(theta, grad, state1, lr, hyper[H_MOMENTUM], wd,
-                     hyper[H_NESTEROV] != 0.0)  # fmt: skip
+                _sgd(
+                    theta,
+                    grad,
+                    state1,
+                    lr,
+                    hyper[H_MOMENTUM],
+                    wd,
+                    hyper[H_NESTEROV] != 0.0,
+                )
         epoch_loss[e] = total / n_samples
     return step

@@ -182,5 +182,6 @@ def softmax_cross_entropy_backward(Z, labels, dZ):
         raise ValueError("cross-entropy: dZ must have the shape of Z")
     same_dtype(Z, dZ)
     n, c = Z.shape
-    return _softmax_cross_entropy_backward(Z.reshape(Z.size), labels,
-                                           dZ.reshape(dZ.size), n, c)  # fmt: skip
+    return _softmax_cross_entropy_backward(
+        Z.reshape(Z.size), labels, dZ.reshape(dZ.size), n, c
+    )

@@ -40,8 +40,15 @@ def sgd_update(param, grad, buf, lr, momentum, weight_decay, nesterov):
     nesterov : bool
     """
     _check_same_shape(param, grad, buf)
-    _sgd(param.reshape(param.size), grad.reshape(grad.size), buf.reshape(buf.size),
-         lr, momentum, weight_decay, nesterov)  # fmt: skip
+    _sgd(
+        param.reshape(param.size),
+        grad.reshape(grad.size),
+        buf.reshape(buf.size),
+        lr,
+        momentum,
+        weight_decay,
+        nesterov,
+    )
 
 
 @kernel
@@ -86,8 +93,18 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
     _check_same_shape(param, v, m)
     if step < 1:
         raise ValueError("adam_update: step counts from 1")
-    _adam(param.reshape(param.size), grad.reshape(grad.size), m.reshape(m.size),
-          v.reshape(v.size), lr, beta1, beta2, eps, weight_decay, step)  # fmt: skip
+    _adam(
+        param.reshape(param.size),
+        grad.reshape(grad.size),
+        m.reshape(m.size),
+        v.reshape(v.size),
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        step,
+    )
 
 
 @kernel
