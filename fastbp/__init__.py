@@ -11,7 +11,7 @@ compiled on first use for the dtypes it meets and cached on disk.
 
 from ._version import __version__
 from .gradcheck import GradcheckResult, gradcheck, numerical_gradient
-from .layers import Layer, Linear, Parameter, ReLU, Sequential, Sigmoid, Tanh
+from .layers import Layer, Linear, Parameter, ReLU, Sequential, Sigmoid, Tanh, mlp
 from .losses import CrossEntropyLoss, Loss, MSELoss
 from .optim import SGD, Adam, Optimizer
 from .train import DivergenceError, TrainResult, evaluate, train
@@ -25,6 +25,7 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "Sequential",
+    "mlp",
     "Loss",
     "MSELoss",
     "CrossEntropyLoss",

@@ -328,14 +328,7 @@ def train(
     )
 
     widths = [problem.X.shape[1], *hidden, n_outputs]
-    init = "he" if activation == "relu" else "xavier"
-    rng = np.random.default_rng(seed)
-    layers = []
-    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        layers.append(fastbp.Linear(n_in, n_out, init=init, rng=rng, dtype=dtype))
-        if i < len(widths) - 2:
-            layers.append(fastbp.layers.ACTIVATIONS[activation]())
-    model = fastbp.Sequential(*layers)
+    model = fastbp.mlp(widths, activation, rng=seed, dtype=dtype)
     loss_fn = fastbp.CrossEntropyLoss() if loss == "ce" else fastbp.MSELoss()
     if optimizer == "sgd":
         opt = fastbp.SGD(model.parameters(), lr=lr, momentum=momentum)

@@ -24,7 +24,16 @@ from . import kernels as K
 from ._validate import as_dtype, check_array, check_features, positive_int
 from .kernels.activations import ACT_IDENTITY, ACT_RELU, ACT_SIGMOID, ACT_TANH
 
-__all__ = ["Parameter", "Layer", "Linear", "ReLU", "Sigmoid", "Tanh", "Sequential"]
+__all__ = [
+    "Parameter",
+    "Layer",
+    "Linear",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "Sequential",
+    "mlp",
+]
 
 
 class Parameter:
@@ -440,3 +449,40 @@ class Sequential(Layer):
         copy = Sequential.from_architecture(self.architecture(), dtype=dtype, rng=0)
         copy.flat_data[...] = self.flat_data
         return copy
+
+
+def mlp(
+    widths: list[int],
+    activation: str = "relu",
+    *,
+    init: str | None = None,
+    rng: np.random.Generator | int | None = None,
+    dtype: DTypeLike | None = None,
+) -> Sequential:
+    """A multilayer perceptron: Linear layers of the given widths with
+    ``activation`` between them and none after the last.
+
+    Parameters
+    ----------
+    widths : list of int, at least two: in_features, hidden widths...,
+        out_features. ``mlp([2, 8, 1], "tanh")`` is Linear(2, 8), Tanh,
+        Linear(8, 1).
+    activation : {"relu", "tanh", "sigmoid"}
+    init : {"he", "xavier"} or None: He for ReLU, Xavier otherwise
+    rng : numpy Generator, int seed or None; the layers draw from it in turn
+    dtype : float32 (default) or float64
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"mlp: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
+        )
+    if len(widths) < 2:
+        raise ValueError(f"mlp: needs at least two widths, got {list(widths)}")
+    init = init or ("he" if activation == "relu" else "xavier")
+    gen = _rng(rng)
+    layers: list[Layer] = []
+    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        if i:
+            layers.append(ACTIVATIONS[activation]())
+        layers.append(Linear(n_in, n_out, init=init, rng=gen, dtype=dtype))
+    return Sequential(*layers)

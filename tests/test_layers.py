@@ -14,6 +14,7 @@ import reference as ref
 from conftest import TOL
 from numba.core.errors import NumbaError
 
+import fastbp
 from fastbp import (
     CrossEntropyLoss,
     Linear,
@@ -977,3 +978,23 @@ def test_cross_entropy_loss_non_finite_logits_raise(dtype):
     with pytest.raises(ValueError) as excinfo:
         CrossEntropyLoss()(y, np.zeros(3, np.int64))
     assert_clean_error(excinfo, "CrossEntropyLoss", "(3, 3)", "NaN or inf")
+
+
+def test_mlp_builds_linear_layers_with_activations_between():
+    model = fastbp.mlp([3, 5, 4, 2], "tanh", rng=0, dtype=np.float64)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Linear", "Tanh", "Linear", "Tanh", "Linear"]
+    assert [lay.out_features for lay in model.layers[::2]] == [5, 4, 2]
+    assert model.dtype == np.float64
+    # The same seed gives the same weights as drawing the layers in turn.
+    gen = np.random.default_rng(0)
+    first = fastbp.Linear(3, 5, init="xavier", rng=gen, dtype=np.float64)
+    np.testing.assert_array_equal(model.layers[0].weight.data, first.weight.data)
+
+
+@pytest.mark.parametrize(
+    ("widths", "activation"), [([3], "relu"), ([3, 2], "softplus")]
+)
+def test_mlp_rejects_bad_arguments(widths, activation):
+    with pytest.raises(ValueError, match="mlp"):
+        fastbp.mlp(widths, activation)
