@@ -11,6 +11,10 @@ fused bias pass. Forward (Y = X W + b), weight gradient (dW = X^T dY, db) and
 input gradient (dX = dY W^T) are timed separately and summed. Prints µs per
 layer step for both and the ratio; the threshold in ``fastbp/_config.py`` sits
 where the ratio crosses 1.
+
+Then times the Adam update over a flat parameter vector serially and with a
+``prange`` over 64k-element blocks, to see whether element-wise kernels should
+go parallel for large models.
 """
 
 import argparse
@@ -19,6 +23,7 @@ import time
 
 import numba
 import numpy as np
+from numba import prange
 
 from fastbp._threads import thread_limit
 from fastbp.kernels.activations import ACT_IDENTITY
@@ -29,6 +34,7 @@ from fastbp.kernels.dense import (
     _dense_backward_params_loop,
     _dense_forward_loop,
 )
+from fastbp.kernels.optim import _adam
 
 SHAPES = [
     (4, 2, 8),
@@ -66,6 +72,24 @@ def _blas(x, w, b, y, dy, dw, db, dx, n, k, m, reps):
         np.dot(X.T, dY, dW)
         _column_sums(dy, 0, db, n, m)
         np.dot(dY, W.T, dX)
+
+
+@numba.njit(cache=False, error_model="numpy", parallel=True)
+def _adam_prange(p, g, m, v, reps):
+    # The same update, split into 64k-element blocks across threads.
+    block = 65536
+    for _ in range(reps):
+        for c in prange((p.shape[0] + block - 1) // block):
+            lo, hi = c * block, min(p.shape[0], (c + 1) * block)
+            _adam(
+                p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], 1e-3, 0.9, 0.999, 1e-8, 0.0, 1
+            )
+
+
+@numba.njit(cache=False, error_model="numpy")
+def _adam_serial(p, g, m, v, reps):
+    for _ in range(reps):
+        _adam(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 0.0, 1)
 
 
 def _median_us(fn, args, reps, rounds=7):
@@ -110,6 +134,12 @@ def main():
                 f"{f'{n}x{k}->{m}':>16}{n * k * m:>9}{loops:>11.3f}{blas:>10.3f}"
                 f"{loops / blas:>12.2f}"
             )
+    print(f"\nAdam update, serial vs prange ({numba.get_num_threads()} threads):")
+    for size in (10_000, 100_000, 1_000_000, 2_100_000):
+        arrays = [rng.random(size, dtype=np.float32) for _ in range(4)]
+        serial = _median_us(_adam_serial, arrays, 20)
+        parallel = _median_us(_adam_prange, arrays, 20)
+        print(f"{size:>12,} params: serial {serial:9.1f} us, prange {parallel:9.1f} us")
 
 
 if __name__ == "__main__":

@@ -30,3 +30,11 @@ FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 #:
 #: so the loops win only below ~512 multiply-adds; the same with 2 threads.
 DENSE_BLAS_MIN_MACS = 1024
+
+# No kernel uses prange. Measured the same day with benchmarks/thresholds.py,
+# the Adam update over a flat parameter vector ran 1.3-1.9x faster split over
+# the 2 threads from 100k parameters up (1M: 930 vs 500 us), but a variant
+# indexing whole arrays ran 2-5x slower under prange at every size, and
+# NUMBA_NOTES §5 measured 25x slowdowns when a prange region follows an
+# OpenBLAS call whose threads still spin. On this 2-core VM the gain is too
+# fragile for the risk; the matrix products get both cores through BLAS.
