@@ -10,7 +10,7 @@ import numpy as np
 from ..layers import Linear, ReLU, Sequential
 from ..losses import MSELoss
 from ..optim import SGD
-from ..train import _fused_call, fused_plan
+from ..train import _FusedRunner, fused_plan
 from .common import init_params, make_batch
 
 
@@ -47,23 +47,14 @@ class FastbpFusedEngine(_FastbpBase):
 
     def __init__(self, sizes, batch, lr, seed):
         super().__init__(sizes, batch, lr, seed)
-        self.plan = fused_plan(self.model, self.loss, self.optimizer)
-        self.labels = np.empty(0, np.int64)
+        plan = fused_plan(self.model, self.loss, self.optimizer)
+        self.runner = _FusedRunner(
+            plan, self.model, self.optimizer, self.loss, self.X, self.T, batch
+        )
 
     def _run(self, n):
-        losses = np.empty(n)
-        _fused_call(
-            self.plan,
-            self.model,
-            self.optimizer,
-            self.X,
-            self.T,
-            self.labels,
-            np.empty((n, 0), np.int64),
-            self.batch,
-            losses,
-        )
-        return losses
+        # n "epochs" of the one batch, unshuffled: n steps.
+        return self.runner(np.empty((n, 0), np.int64))
 
     def warmup(self):
         self._run(0)

@@ -207,41 +207,27 @@ def train_epochs(
                     else:
                         for q in range(n_out):
                             tbuf[r * n_out + q] = t[i * n_out + q]
-                loss = _train_step(
-                    xbuf,
-                    0,
-                    tbuf,
-                    0,
-                    lbuf,
-                    0,
-                    m,
-                    theta,
-                    grad,
-                    layout,
-                    loss_kind,
-                    h,
-                    hoff,
-                    d0,
-                    d1,
-                )
+                batch = (xbuf, 0, tbuf, 0, lbuf, 0)
             else:
-                loss = _train_step(
-                    x,
-                    s * n_in,
-                    t,
-                    s * n_out,
-                    labels,
-                    s,
-                    m,
-                    theta,
-                    grad,
-                    layout,
-                    loss_kind,
-                    h,
-                    hoff,
-                    d0,
-                    d1,
-                )
+                batch = (x, s * n_in, t, s * n_out, labels, s)
+            xs, xo, ts, to, ls, lo = batch
+            loss = _train_step(
+                xs,
+                xo,
+                ts,
+                to,
+                ls,
+                lo,
+                m,
+                theta,
+                grad,
+                layout,
+                loss_kind,
+                h,
+                hoff,
+                d0,
+                d1,
+            )
             if not np.isfinite(loss):
                 epoch_loss[e] = np.nan
                 return step
