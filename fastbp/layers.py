@@ -36,6 +36,18 @@ __all__ = [
 ]
 
 
+def buffer(
+    owner: object, attr: str, shape: tuple[int, ...], dtype: np.dtype
+) -> NDArray:
+    """The array ``owner.<attr>``, reallocated only when its shape or dtype must
+    change (a new batch size): training steps allocate nothing."""
+    buf = owner.__dict__.get(attr)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = np.empty(shape, dtype)
+        setattr(owner, attr, buf)
+    return buf
+
+
 class Parameter:
     """A trainable array ``data`` and its gradient ``grad`` (same shape, dtype)."""
 
@@ -76,12 +88,7 @@ class Layer:
         return self.forward(x)
 
     def _buffer(self, attr: str, shape: tuple[int, ...], dtype: np.dtype) -> NDArray:
-        """The array stored under ``attr``, reallocated if its shape changed."""
-        buf = self.__dict__.get(attr)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = np.empty(shape, dtype)
-            setattr(self, attr, buf)
-        return buf
+        return buffer(self, attr, shape, dtype)
 
     def _check_backward(self, dY: NDArray, out: NDArray | None) -> NDArray:
         if out is None:

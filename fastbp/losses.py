@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from . import kernels as K
 from ._validate import check_array
+from .layers import buffer
 
 __all__ = ["Loss", "MSELoss", "CrossEntropyLoss"]
 
@@ -32,10 +33,7 @@ class Loss:
         return grad
 
     def _grad_buffer(self, y: NDArray) -> NDArray:
-        grad = self.__dict__.get("_grad")
-        if grad is None or grad.shape != y.shape or grad.dtype != y.dtype:
-            grad = self._grad = np.empty_like(y)
-        return grad
+        return buffer(self, "_grad", y.shape, y.dtype)
 
     def _check_output(self, y: NDArray) -> NDArray:
         return check_array(y, repr(self), "output y", dtype=None, ndim=2)

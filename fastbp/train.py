@@ -127,6 +127,11 @@ def evaluate(
     gets loss inf and metric NaN.
     """
     X, T = _coerce(model, loss, X, T, "evaluation")
+    return _evaluate(model, loss, X, T, metric, batch_size)
+
+
+def _evaluate(model, loss, X, T, metric=None, batch_size=4096):
+    """evaluate() on arrays already checked and cast by _coerce."""
     outputs, total = [], 0.0
     for s in range(0, X.shape[0], batch_size):
         y = model.forward(X[s : s + batch_size])
@@ -391,7 +396,7 @@ def train(
                 raise _diverged(result.epochs + 1, optimizer)
             done += count
             if val is not None:
-                v_loss, v_metric = evaluate(model, loss, *val, metric)
+                v_loss, v_metric = _evaluate(model, loss, *val, metric)
                 if not math.isfinite(v_loss):
                     raise _diverged(done, optimizer)
                 result.val_loss.append(v_loss)
@@ -400,7 +405,7 @@ def train(
                 callback(done, result)
         # Weights can stay finite yet so large that outputs overflow: check the
         # final model on one batch (the epoch losses were taken before updates).
-        if not math.isfinite(evaluate(model, loss, X[:batch_size], T[:batch_size])[0]):
+        if not math.isfinite(_evaluate(model, loss, X[:batch_size], T[:batch_size])[0]):
             raise _diverged(result.epochs, optimizer)
     return result
 

@@ -7,7 +7,7 @@ fixed mini-batch reused every step.
 
 import numpy as np
 
-from ..layers import Linear, ReLU, Sequential
+from ..layers import Linear, mlp
 from ..losses import MSELoss
 from ..optim import SGD
 from ..train import _FusedRunner, fused_plan
@@ -15,15 +15,11 @@ from .common import init_params, make_batch
 
 
 def _model(sizes, seed):
-    layers = []
-    for k, (W, b) in enumerate(init_params(sizes, seed)):
-        if k > 0:
-            layers.append(ReLU())
-        linear = Linear(W.shape[0], W.shape[1])
-        linear.weight.data[...] = W
-        linear.bias.data[...] = b
-        layers.append(linear)
-    return Sequential(*layers)
+    """fastbp.mlp(sizes, "relu") holding the baselines' initial weights."""
+    model = mlp(list(sizes), "relu")
+    params = init_params(sizes, seed)  # [(W, b), ...] in parameter order
+    model.flat_data[...] = np.concatenate([a.ravel() for pair in params for a in pair])
+    return model
 
 
 class _FastbpBase:
