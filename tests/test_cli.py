@@ -199,7 +199,7 @@ def test_cli_subprocess_predict_round_trip(tmp_path):
 def test_cli_subprocess_divergence_in_last_step(tmp_path):
     # One full-batch SGD step at lr 1e30: the step's own loss is finite, the
     # weights after it are not. The run must still end in a one-line error
-    # (today: a ValueError traceback from the validation loss, exit 1).
+    # (it once ended in a ValueError traceback from the validation loss).
     target = old_model(tmp_path)
     proc = run_fastbp(
         "train",
@@ -448,7 +448,7 @@ def test_cli_train_options_reach_the_model():
 @pytest.mark.parametrize("val_split", ["0.2", "0"])
 def test_cli_train_mse_loss_multiclass(val_split, tmp_path):
     # --loss mse on three classes trains on one-hot targets; accuracy must
-    # still compare the arg-max with the class (today: a broadcasting
+    # still compare the arg-max with the class (it once raised a broadcasting
     # ValueError between (n,) and (n, 3)).
     path = tmp_path / "m.npz"
     record = train_json(
