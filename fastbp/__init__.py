@@ -11,7 +11,19 @@ compiled on first use for the dtypes it meets and cached on disk.
 
 from ._version import __version__
 from .gradcheck import GradcheckResult, gradcheck, numerical_gradient
-from .layers import Layer, Linear, Parameter, ReLU, Sequential, Sigmoid, Tanh, mlp
+from .layers import (
+    GELU,
+    Activation,
+    Layer,
+    LeakyReLU,
+    Linear,
+    Parameter,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    mlp,
+)
 from .losses import CrossEntropyLoss, Loss, MSELoss
 from .optim import SGD, Adam, Optimizer
 from .train import DivergenceError, TrainResult, evaluate, train
@@ -21,7 +33,10 @@ __all__ = [
     "Parameter",
     "Layer",
     "Linear",
+    "Activation",
     "ReLU",
+    "LeakyReLU",
+    "GELU",
     "Sigmoid",
     "Tanh",
     "Sequential",

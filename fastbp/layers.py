@@ -1,38 +1,62 @@
-"""The thin layer API: Parameter, Linear, ReLU, Sigmoid, Tanh and Sequential.
+"""The thin layer API: Parameter, Layer, Linear, the activations and Sequential.
 
 A layer owns its parameters and preallocated buffers, checks what it is given
 and calls kernels; no arithmetic on arrays happens here. Buffers are sized for
 the current batch and reallocated only when the batch size changes, so a
 training step allocates nothing.
 
-``forward`` returns the layer's own output buffer, which the next ``forward``
-overwrites: copy it to keep it (``Sequential.predict`` returns a copy).
-``backward(dY)`` takes the gradient of the loss with respect to the layer's
-output, stores parameter gradients in ``param.grad`` (overwriting them, as the
-classic from-scratch Affine layer does) and returns the gradient with respect
-to the layer's input.
+The layer protocol is three methods: ``forward(x)``, ``backward(dY)`` and
+``parameters()``. ``forward`` returns the layer's own output buffer, which the
+next ``forward`` overwrites: copy it to keep it (``Sequential.predict`` returns
+a copy). ``backward(dY)`` takes the gradient of the loss with respect to the
+layer's output, stores parameter gradients in ``param.grad`` (overwriting
+them, as the classic from-scratch Affine layer does) and returns the gradient
+with respect to the layer's input. A user's own Layer subclass that
+implements these works inside a Sequential (on the layer path).
+
+Activations are declared once: a subclass of :class:`Activation` registered
+with :func:`fastbp.parts.register` under a name, the kernel code of its
+formula (``fastbp.kernels.activations``) and its named hyperparameters. The
+fused path, ``mlp``, the model file and the CLI read that declaration.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from . import kernels as K
-from ._validate import as_dtype, check_array, check_features, positive_int
-from .kernels.activations import ACT_IDENTITY, ACT_RELU, ACT_SIGMOID, ACT_TANH
+from ._validate import as_dtype, check_array, check_features, positive_int, real_in
+from .kernels.activations import (
+    ACT_GELU,
+    ACT_IDENTITY,
+    ACT_LEAKY_RELU,
+    ACT_MAX_HYPER,
+    ACT_RELU,
+    ACT_SIGMOID,
+    ACT_TANH,
+    activation_backward,
+    activation_forward,
+    grad_from_input,
+)
+from .kernels.dense import dense_act_forward, dense_backward, dense_backward_params
+from .parts import ACTIVATIONS, part_of, register
 
 __all__ = [
     "Parameter",
     "Layer",
     "Linear",
+    "Activation",
     "ReLU",
+    "LeakyReLU",
+    "GELU",
     "Sigmoid",
     "Tanh",
     "Sequential",
     "mlp",
+    "uses_builtin_kernels",
 ]
 
 
@@ -49,9 +73,13 @@ def buffer(
 
 
 class Parameter:
-    """A trainable array ``data`` and its gradient ``grad`` (same shape, dtype)."""
+    """A trainable array ``data`` and its gradient ``grad`` (same shape, dtype).
 
-    __slots__ = ("data", "grad", "name")
+    A Sequential moves ``data`` and ``grad`` into its flat buffers (copying the
+    values), so hold on to the Parameter, not to its arrays; optimizers do.
+    """
+
+    __slots__ = ("data", "grad", "name", "__weakref__")
 
     def __init__(self, data: NDArray, name: str = "") -> None:
         self.data = data
@@ -69,7 +97,13 @@ class Parameter:
 
 class Layer:
     """Base class: ``forward(x)`` (also ``layer(x)``), ``backward(dY)``,
-    ``parameters()``."""
+    ``parameters()``: the whole contract a Sequential relies on.
+
+    Subclasses of the built-in layers that keep their ``forward`` and
+    ``backward`` run the built-in kernels directly inside a Sequential; any
+    other layer is called through its public methods, and its outputs are
+    checked (dtype, shape, contiguity) before the next layer sees them.
+    """
 
     #: Float dtype of the layer's arrays. A standalone activation has None and
     #: works in the dtype of its input; Sequential gives it the model's dtype.
@@ -93,7 +127,9 @@ class Layer:
     def _check_backward(self, dY: NDArray, out: NDArray | None) -> NDArray:
         if out is None:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
-        check_array(dY, repr(self), "dY", dtype=out.dtype, ndim=out.ndim)
+        # Not checked for NaN: a diverging model's gradients are data, and
+        # training reports divergence from the loss.
+        check_array(dY, repr(self), "dY", dtype=out.dtype, ndim=out.ndim, finite=False)
         if dY.shape != out.shape:
             raise ValueError(
                 f"{self!r}: dY has shape {dY.shape}, expected the output shape "
@@ -129,9 +165,9 @@ class Linear(Layer):
 
     Notes
     -----
-    backward: dW = X^T dY, db = sum of dY over rows, dX = dY W^T. The input
-    gradient is skipped when ``needs_input_grad`` is False (Sequential sets it
-    for its first layer, whose input is the data).
+    backward: dW = X^T dY, db = sum of dY over rows, dX = dY W^T. Inside a
+    Sequential, the first layer skips dX (its input is the data) and returns
+    None.
 
     Examples
     --------
@@ -181,14 +217,26 @@ class Linear(Layer):
         check_features(x, repr(self), "input", self.in_features)
         return self._forward(x)
 
-    def _forward(self, x: NDArray, act: int = ACT_IDENTITY) -> NDArray:
+    def _forward(
+        self, x: NDArray, act: int = ACT_IDENTITY, p: NDArray | None = None
+    ) -> NDArray:
+        """Y = act(X @ W + b) into the training buffer; keeps X for backward."""
         Y = self._buffer("_Y", (x.shape[0], self.out_features), self.dtype)
-        if act == ACT_RELU:
-            K.dense_relu_forward(x, self.weight.data, self.bias.data, Y)
-        else:
-            K.dense_forward(x, self.weight.data, self.bias.data, Y)
+        self._affine(x, Y, act, p)
         self._X = x
         return Y
+
+    def _infer(
+        self, x: NDArray, act: int = ACT_IDENTITY, p: NDArray | None = None
+    ) -> NDArray:
+        """As _forward, into a separate buffer: a pending backward is untouched."""
+        Y = self._buffer("_Y_infer", (x.shape[0], self.out_features), self.dtype)
+        self._affine(x, Y, act, p)
+        return Y
+
+    def _affine(self, x: NDArray, Y: NDArray, act: int, p: NDArray | None) -> None:
+        p = np.zeros(ACT_MAX_HYPER) if p is None else p
+        dense_act_forward(x, self.weight.data, self.bias.data, Y, act, p)
 
     def backward(self, dY: NDArray) -> NDArray | None:
         return self._backward(self._check_backward(dY, self.__dict__.get("_Y")))
@@ -196,20 +244,42 @@ class Linear(Layer):
     def _backward(self, dY: NDArray) -> NDArray | None:
         X, W = self._X, self.weight
         if not self.needs_input_grad:
-            K.dense_backward_params(X, dY, W.grad, self.bias.grad)
+            dense_backward_params(X, dY, W.grad, self.bias.grad)
             return None
         dX = self._buffer("_dX", X.shape, self.dtype)
-        K.dense_backward(X, W.data, dY, W.grad, self.bias.grad, dX)
+        dense_backward(X, W.data, dY, W.grad, self.bias.grad, dX)
         return dX
 
 
-class _Activation(Layer):
-    """An element-wise activation: keeps its output Y for the backward pass."""
+class Activation(Layer):
+    """Base of the element-wise activations: Y = f(X), dX = dY * f'(X).
 
-    code = ACT_IDENTITY
+    A subclass is declared with ``@register("activation", name, code=...,
+    hyper=(...))``: ``code`` selects its formula in
+    :mod:`fastbp.kernels.activations` and ``hyper`` names the attributes that
+    hold its hyperparameters. The layer keeps Y (or X, where f' needs the
+    input) for the backward pass.
+    """
+
+    #: Weight initialization ``mlp`` uses before this activation.
+    init = "xavier"
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        part = type(self).part
+        args = ", ".join(f"{k}={v!r}" for k, v in part.hyperparameters(self).items())
+        return f"{type(self).__name__}({args})"
+
+    def hyper_vector(self) -> NDArray:
+        """The hyperparameters as the kernels take them: float64, declared
+        order, zero-padded to ``ACT_MAX_HYPER``."""
+        p = np.zeros(ACT_MAX_HYPER)
+        values = list(type(self).part.hyperparameters(self).values())
+        p[: len(values)] = values
+        return p
+
+    @property
+    def code(self) -> int:
+        return type(self).part.code
 
     def forward(self, x: NDArray) -> NDArray:
         dtype = self.dtype or (x.dtype if isinstance(x, np.ndarray) else None)
@@ -218,7 +288,18 @@ class _Activation(Layer):
 
     def _forward(self, x: NDArray) -> NDArray:
         Y = self._buffer("_Y", x.shape, x.dtype)
-        self._forward_kernel(x, Y)
+        activation_forward(x, Y, self.code, self.hyper_vector())
+        # What backward differentiates from: the output, or the input.
+        self._A = x if grad_from_input(self.code) else Y
+        return Y
+
+    def _adopt(self, Y: NDArray) -> None:
+        """Y = f(X) was computed by the Linear before (fused); keep it."""
+        self._Y = self._A = Y
+
+    def _infer(self, x: NDArray) -> NDArray:
+        Y = self._buffer("_Y_infer", x.shape, x.dtype)
+        activation_forward(x, Y, self.code, self.hyper_vector())
         return Y
 
     def backward(self, dY: NDArray) -> NDArray:
@@ -226,48 +307,93 @@ class _Activation(Layer):
 
     def _backward(self, dY: NDArray) -> NDArray:
         dX = self._buffer("_dX", dY.shape, dY.dtype)
-        self._backward_kernel(self._Y, dY, dX)
+        activation_backward(self._A, dY, dX, self.code, self.hyper_vector())
         return dX
 
 
-class ReLU(_Activation):
+@register("activation", "relu", code=ACT_RELU)
+class ReLU(Activation):
     """Y = max(0, X); backward passes dY only where X > 0 (the mask is Y > 0)."""
 
-    code = ACT_RELU
-    _forward_kernel = staticmethod(K.relu_forward)
-    _backward_kernel = staticmethod(K.relu_backward)
+    init = "he"
 
 
-class Sigmoid(_Activation):
+@register("activation", "leaky_relu", code=ACT_LEAKY_RELU, hyper=("negative_slope",))
+class LeakyReLU(Activation):
+    """Y = X where X > 0, else negative_slope * X; dX = dY or negative_slope * dY.
+
+    Parameters
+    ----------
+    negative_slope : float >= 0, default 0.01 (PyTorch's default)
+    """
+
+    init = "he"
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        self.negative_slope = real_in(negative_slope, "LeakyReLU", "negative_slope")
+
+
+@register("activation", "gelu", code=ACT_GELU)
+class GELU(Activation):
+    """Y = X * Phi(X), Phi the standard normal CDF (exact erf form, PyTorch's
+    default); dX = dY * (Phi(X) + X phi(X)), from the input X."""
+
+    init = "he"
+
+
+@register("activation", "sigmoid", code=ACT_SIGMOID)
+class Sigmoid(Activation):
     """Y = 1 / (1 + exp(-X)); backward dX = dY * Y * (1 - Y)."""
 
-    code = ACT_SIGMOID
-    _forward_kernel = staticmethod(K.sigmoid_forward)
-    _backward_kernel = staticmethod(K.sigmoid_backward)
 
-
-class Tanh(_Activation):
+@register("activation", "tanh", code=ACT_TANH)
+class Tanh(Activation):
     """Y = tanh(X); backward dX = dY * (1 - Y**2)."""
 
-    code = ACT_TANH
-    _forward_kernel = staticmethod(K.tanh_forward)
-    _backward_kernel = staticmethod(K.tanh_backward)
+
+def uses_builtin_kernels(layer: Layer) -> bool:
+    """True when layer runs the built-in kernels: a Linear or registered
+    activation whose class keeps the built-in forward and backward."""
+    cls = type(layer)
+    if isinstance(layer, Linear):
+        base = Linear
+    elif isinstance(layer, Activation) and part_of(layer) is not None:
+        base = Activation
+    else:
+        return False
+    return cls.forward is base.forward and cls.backward is base.backward
 
 
-ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
-_ACTIVATION_NAMES = {cls: name for name, cls in ACTIVATIONS.items()}
+def _fusable(layer: Layer, after: Layer) -> bool:
+    """A Linear and the activation after it run as one kernel: the activation
+    is applied to each output row of the product while it is in cache."""
+    return (
+        isinstance(layer, Linear)
+        and uses_builtin_kernels(layer)
+        and isinstance(after, Activation)
+        and uses_builtin_kernels(after)
+        and not grad_from_input(after.code)
+    )
+
+
+#: layer -> weak reference to the Sequential that owns it.
+_OWNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class Sequential(Layer):
     """Layers run in order: forward first to last, backward last to first.
 
-    All parameters are gathered into one contiguous vector per model
-    (``flat_data`` and ``flat_grad``); each ``Parameter.data``/``.grad`` becomes
-    a view into it, so an optimizer updates the whole model with one kernel call.
-    Create optimizers after the model, as in PyTorch.
+    A Sequential owns its layers and the one flat layout of their parameters:
+    all parameters live in one contiguous vector per model (``flat_data`` and
+    ``flat_grad``), each ``Parameter.data``/``.grad`` a view into it, so an
+    optimizer updates the whole model with one kernel call and the fused
+    kernel addresses every weight by its offset (:meth:`offset`). Optimizers
+    may be built on the parameters before or after the layers join the model.
+    A layer belongs to one Sequential at a time: putting it in a second one is
+    a ValueError.
 
-    A Linear followed by a ReLU runs as one fused kernel (bias add and ReLU in
-    one pass over the output); the ReLU then only computes the backward mask.
+    A Linear followed by an activation whose derivative needs only its output
+    runs as one kernel (bias add and activation in one pass over the output).
 
     Parameters
     ----------
@@ -290,9 +416,20 @@ class Sequential(Layer):
                     f"Sequential: layer {i} is a {type(layer).__name__}, not a "
                     "fastbp Layer"
                 )
+            if any(layer is other for other in layers[:i]):
+                raise ValueError(
+                    f"Sequential: layer {i} ({layer!r}) appears twice; use two layers"
+                )
+            owner = _OWNERS.get(layer)
+            if owner is not None and owner() is not None:
+                raise ValueError(
+                    f"Sequential: layer {i} ({layer!r}) already belongs to another "
+                    "Sequential; a layer can be in one model at a time (build a "
+                    "new layer, or copy.deepcopy the other model)"
+                )
         self.layers = list(layers)
         linears = [lay for lay in self.layers if isinstance(lay, Linear)]
-        dtypes = {lay.dtype for lay in linears}
+        dtypes = {lay.dtype for lay in self.layers if lay.dtype is not None}
         if len(dtypes) > 1:
             names = ", ".join(f"{lay!r}: {lay.dtype}" for lay in linears)
             raise TypeError(f"Sequential: layers mix dtypes ({names}); use one dtype")
@@ -303,33 +440,63 @@ class Sequential(Layer):
                     f"Sequential: {prev!r} feeds {layer!r}: out_features "
                     f"{prev.out_features} != in_features {layer.in_features}"
                 )
-        if isinstance(self.layers[0], Linear):
-            self.layers[0].needs_input_grad = False
+        me = weakref.ref(self)
         for layer in self.layers:
-            if isinstance(layer, _Activation):
+            _OWNERS[layer] = me
+            if isinstance(layer, Activation):
                 layer.dtype = self.dtype
+        first = self.layers[0]
+        if isinstance(first, Linear):
+            first.needs_input_grad = False
+        self._builtin = [uses_builtin_kernels(layer) for layer in self.layers]
         self._fuse = [
-            isinstance(layer, Linear)
-            and i + 1 < len(self.layers)
-            and type(self.layers[i + 1]) is ReLU
+            i + 1 < len(self.layers) and _fusable(layer, self.layers[i + 1])
             for i, layer in enumerate(self.layers)
         ]
         self._pack()
 
     def _pack(self) -> None:
+        """Move every parameter into flat_data/flat_grad (values copied) and
+        record each one's offset: the only place offsets are computed."""
         params = self.parameters()
         dtype = self.dtype or np.dtype(np.float32)
         total = sum(p.data.size for p in params)
-        self.flat_data = np.empty(total, dtype)
-        self.flat_grad = np.zeros(total, dtype)
-        offset = 0
+        flat_data = np.empty(total, dtype)
+        flat_grad = np.zeros(total, dtype)
+        offsets, offset = {}, 0
         for p in params:
             end = offset + p.data.size
-            data = self.flat_data[offset:end].reshape(p.data.shape)
+            data = flat_data[offset:end].reshape(p.data.shape)
             data[...] = p.data
             p.data = data
-            p.grad = self.flat_grad[offset:end].reshape(p.data.shape)
+            p.grad = flat_grad[offset:end].reshape(p.data.shape)
+            offsets[id(p)] = offset
             offset = end
+        self._adopt_flat(flat_data, flat_grad, offsets)
+
+    def _adopt_flat(self, flat_data, flat_grad, offsets: dict[int, int]) -> None:
+        """Take flat_data/flat_grad with offsets (id(param) -> offset); a
+        Sequential nested in this one keeps views of its share."""
+        self.flat_data, self.flat_grad = flat_data, flat_grad
+        self._offsets = offsets
+        for layer in self.layers:
+            own = layer.parameters()
+            if isinstance(layer, Sequential) and own:
+                base = offsets[id(own[0])]
+                stop = base + sum(p.data.size for p in own)
+                layer._adopt_flat(
+                    flat_data[base:stop],
+                    flat_grad[base:stop],
+                    {id(p): offsets[id(p)] - base for p in own},
+                )
+
+    def offset(self, param: Parameter) -> int:
+        """Where param's values start in ``flat_data`` (and its gradient in
+        ``flat_grad``); KeyError if param is not this model's."""
+        try:
+            return self._offsets[id(param)]
+        except KeyError:
+            raise KeyError(f"{param!r} is not a parameter of this model") from None
 
     def __repr__(self) -> str:
         inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
@@ -363,6 +530,10 @@ class Sequential(Layer):
         return [p for layer in self.layers for p in layer.parameters()]
 
     def forward(self, x: NDArray) -> NDArray:
+        self._check_input(x)
+        return self._forward(x)
+
+    def _check_input(self, x: NDArray) -> None:
         check_array(x, "Sequential", "input", dtype=self.dtype, ndim=2)
         if self.in_features is not None:
             check_features(
@@ -371,18 +542,28 @@ class Sequential(Layer):
                 "input",
                 self.in_features,
             )
-        return self._forward(x)
 
     def _forward(self, x: NDArray) -> NDArray:
-        fuse = self._fuse
-        for i, layer in enumerate(self.layers):
+        layers, fuse, builtin = self.layers, self._fuse, self._builtin
+        for i, layer in enumerate(layers):
             if fuse[i]:
-                x = layer._forward(x, ACT_RELU)
+                after = layers[i + 1]
+                x = layer._forward(x, after.code, after.hyper_vector())
             elif i and fuse[i - 1]:
-                layer._Y = x  # the fused Linear already applied this ReLU
-            else:
+                layer._adopt(x)  # the Linear before already applied it
+            elif builtin[i]:
                 x = layer._forward(x)
+            else:
+                x = self._checked(layer.forward(x), layer, "forward", x.shape[0])
         return x
+
+    def _checked(self, out: object, layer: Layer, method: str, rows: int) -> NDArray:
+        """The array a user's layer returned, checked before the next layer."""
+        who = f"Sequential: {layer!r}.{method}()"
+        out = check_array(out, who, "result", dtype=self.dtype, ndim=2, finite=False)
+        if out.shape[0] != rows:
+            raise ValueError(f"{who} returned {out.shape[0]} rows for {rows}")
+        return out
 
     def backward(self, dY: NDArray) -> NDArray | None:
         """Backpropagate dY (gradient at the output) through every layer.
@@ -391,26 +572,61 @@ class Sequential(Layer):
         first layer is a Linear (it skips that product).
         """
         last = self.layers[-1]
-        return self._backward(last._check_backward(dY, last.__dict__.get("_Y")))
+        out = last.__dict__.get("_Y") if self._builtin[-1] else None
+        if out is None and self._builtin[-1]:
+            raise RuntimeError("Sequential: backward() called before forward()")
+        if out is not None:
+            dY = last._check_backward(dY, out)
+        return self._backward(dY)
 
     def _backward(self, dY: NDArray) -> NDArray | None:
-        for layer in reversed(self.layers):
-            dY = layer._backward(dY)
+        rows = dY.shape[0]
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if self._builtin[i]:
+                dY = layer._backward(dY)
+            else:
+                dY = layer.backward(dY)
+                if i > 0:
+                    dY = self._checked(dY, layer, "backward", rows)
         return dY
 
     def predict(self, x: object) -> NDArray:
-        """The model output for x (array-like, (n_samples, in_features)), a copy."""
+        """The model output for x (array-like, (n_samples, in_features)), a copy.
+
+        Built-in layers compute it in buffers of their own, so calling predict
+        between a forward and its backward pass changes nothing; a user's own
+        layer is run through its public ``forward``.
+        """
         x = np.ascontiguousarray(x, dtype=self.dtype)
         if x.ndim == 1 and self.in_features is not None:
             x = x.reshape(-1, self.in_features)
-        return self.forward(x).copy()
+        self._check_input(x)
+        return self._infer(x).copy()
+
+    def _infer(self, x: NDArray) -> NDArray:
+        layers, fuse, builtin = self.layers, self._fuse, self._builtin
+        for i, layer in enumerate(layers):
+            if fuse[i]:
+                after = layers[i + 1]
+                x = layer._infer(x, after.code, after.hyper_vector())
+            elif i and fuse[i - 1]:
+                continue
+            elif builtin[i] or isinstance(layer, Sequential):
+                x = layer._infer(x)
+            else:
+                x = self._checked(layer.forward(x), layer, "forward", x.shape[0])
+        return x
 
     def architecture(self) -> list[dict]:
         """The layer list as plain data, e.g. ``[{"type": "linear",
-        "in_features": 2, "out_features": 8}, {"type": "tanh"}, ...]``."""
+        "in_features": 2, "out_features": 8}, {"type": "leaky_relu",
+        "negative_slope": 0.01}, ...]``: an activation by its registered name
+        and hyperparameters."""
         arch = []
         for layer in self.layers:
-            if isinstance(layer, Linear):
+            part = part_of(layer)
+            if isinstance(layer, Linear) and uses_builtin_kernels(layer):
                 arch.append(
                     {
                         "type": "linear",
@@ -418,8 +634,8 @@ class Sequential(Layer):
                         "out_features": layer.out_features,
                     }
                 )
-            elif isinstance(layer, _Activation):
-                arch.append({"type": _ACTIVATION_NAMES[type(layer)]})
+            elif part is not None and part.kind == "activation":
+                arch.append({"type": part.name, **part.hyperparameters(layer)})
             else:
                 raise TypeError(f"Sequential.architecture: cannot describe {layer!r}")
         return arch
@@ -443,7 +659,14 @@ class Sequential(Layer):
                     )
                 )
             elif kind in ACTIVATIONS:
-                layers.append(ACTIVATIONS[kind]())
+                part = ACTIVATIONS[kind]
+                extra = sorted(set(spec) - {"type", *part.hyper})
+                if extra:
+                    raise ValueError(
+                        f"Sequential.from_architecture: layer {i} ({kind}) has "
+                        f"unknown settings {extra}"
+                    )
+                layers.append(part.cls(**{k: spec[k] for k in part.hyper if k in spec}))
             else:
                 raise ValueError(
                     f"Sequential.from_architecture: layer {i} is not a "
@@ -474,8 +697,11 @@ def mlp(
     widths : list of int, at least two: in_features, hidden widths...,
         out_features. ``mlp([2, 8, 1], "tanh")`` is Linear(2, 8), Tanh,
         Linear(8, 1).
-    activation : {"relu", "tanh", "sigmoid"}
-    init : {"he", "xavier"} or None: He for ReLU, Xavier otherwise
+    activation : a registered activation name (``fastbp.parts.ACTIVATIONS``):
+        "relu", "leaky_relu", "gelu", "tanh" or "sigmoid", with its default
+        hyperparameters
+    init : {"he", "xavier"} or None: the activation's preference (He for the
+        ReLU family and GELU, Xavier for tanh and sigmoid)
     rng : numpy Generator, int seed or None; the layers draw from it in turn
     dtype : float32 (default) or float64
     """
@@ -485,11 +711,12 @@ def mlp(
         )
     if len(widths) < 2:
         raise ValueError(f"mlp: needs at least two widths, got {list(widths)}")
-    init = init or ("he" if activation == "relu" else "xavier")
+    act_cls = ACTIVATIONS[activation].cls
+    init = init or act_cls.init
     gen = _rng(rng)
     layers: list[Layer] = []
     for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         if i:
-            layers.append(ACTIVATIONS[activation]())
+            layers.append(act_cls())
         layers.append(Linear(n_in, n_out, init=init, rng=gen, dtype=dtype))
     return Sequential(*layers)

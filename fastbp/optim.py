@@ -1,10 +1,17 @@
 """Optimizers with PyTorch's semantics: SGD (momentum, Nesterov, weight decay)
 and Adam.
 
-An optimizer keeps its state (momentum buffer, Adam moments) as flat vectors,
-one element per parameter element. Parameters that sit back to back in one
-buffer, as a ``Sequential`` model's do, are updated as one segment: one kernel
-call per step for the whole model.
+An optimizer holds Parameters (not their arrays) and keeps its state as a
+2-D array ``state`` of shape (n_state, n_elements): one row per state vector
+(SGD's momentum buffer, Adam's two moments), one column per parameter
+element, in parameter order. Parameters that sit back to back in one buffer,
+as a ``Sequential`` model's do, are updated as one segment: one kernel call
+per step for the whole model. Because it looks the arrays up through the
+Parameters, an optimizer built before its layers join a Sequential (which
+moves their arrays into one buffer) keeps training them.
+
+Each optimizer is declared once with :func:`fastbp.parts.register`: its name,
+fused-kernel code, hyperparameter names and state names.
 """
 
 from __future__ import annotations
@@ -15,16 +22,26 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from . import kernels as K
 from ._validate import real_in
+from .kernels.optim import (
+    ADAM_HYPER,
+    ADAM_STATE,
+    OPT_ADAM,
+    OPT_SGD,
+    SGD_HYPER,
+    SGD_STATE,
+    adam_update,
+    sgd_update,
+)
 from .layers import Parameter
+from .parts import Part, register
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
 class _Segment(NamedTuple):
     """A run of parameters contiguous in memory: flat views of data and grad,
-    and where their state lives in the optimizer's flat state vectors."""
+    and the columns of the optimizer's state that belong to them."""
 
     data: NDArray
     grad: NDArray
@@ -84,40 +101,80 @@ def _segments(params: list[Parameter]) -> list[_Segment]:
 
 
 class Optimizer:
-    """Base class: holds the parameters, ``step()`` and ``zero_grad()``."""
+    """Base class: holds the parameters, ``step()`` and ``zero_grad()``.
+
+    Attributes
+    ----------
+    params : list of Parameter, in the order given
+    state : ndarray of shape (n_state, n_elements), the parameters' dtype
+        The state vectors named by the class's registration, rows in that
+        order; also reachable by name (``momentum_buffer``, ``exp_avg``...).
+    step_count : int, updates done so far (Adam's bias corrections use it)
+    """
+
+    part: Part | None = None
 
     def __init__(self, params: Iterable[Parameter]) -> None:
         who = type(self).__name__
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{who}: got an empty parameter list")
-        for p in self.params:
+        for i, p in enumerate(self.params):
             if not isinstance(p, Parameter):
                 raise TypeError(
                     f"{who}: expected fastbp Parameters, got {type(p).__name__}"
                 )
+            if any(p is q for q in self.params[:i]):
+                raise ValueError(f"{who}: {p!r} is listed twice")
             if not (p.data.flags.c_contiguous and p.grad.flags.c_contiguous):
                 raise ValueError(f"{who}: {p!r} is not C-contiguous")
         dtypes = {p.data.dtype for p in self.params}
         if len(dtypes) > 1:
             raise TypeError(f"{who}: parameters mix dtypes {sorted(map(str, dtypes))}")
         self.dtype = dtypes.pop()
-        self._segments = _segments(self.params)
-        self.size = self._segments[-1].stop
+        self.size = sum(p.data.size for p in self.params)
+        self.step_count = 0
+        names = type(self).part.state if type(self).part is not None else ()
+        self.state = np.zeros((len(names), self.size), self.dtype)
+        for row, name in zip(self.state, names, strict=True):
+            setattr(self, name, row)
+        self._seen: list[NDArray] = []
+        self._segs: list[_Segment] = []
 
-    def _state(self) -> NDArray:
-        return np.zeros(self.size, self.dtype)
+    def hyper_vector(self) -> NDArray:
+        """The hyperparameters as the fused kernel takes them: float64, in the
+        order the class's registration declares."""
+        return np.array(
+            [float(v) for v in type(self).part.hyperparameters(self).values()]
+        )
+
+    def _segments(self) -> list[_Segment]:
+        """The parameters' current arrays grouped into segments; regrouped when
+        a Sequential has moved them since the last call."""
+        arrays = [a for p in self.params for a in (p.data, p.grad)]
+        if len(arrays) != len(self._seen) or any(
+            a is not b for a, b in zip(arrays, self._seen, strict=True)
+        ):
+            self._segs, self._seen = _segments(self.params), arrays
+        return self._segs
 
     def zero_grad(self) -> None:
         """Set every gradient to zero. ``backward`` overwrites gradients anyway;
         this is for loops written the PyTorch way."""
-        for seg in self._segments:
+        for seg in self._segments():
             seg.grad.fill(0)
 
     def step(self) -> None:
+        """One update of every parameter from its ``grad``."""
+        self.step_count += 1
+        for seg in self._segments():
+            self._update(seg)
+
+    def _update(self, seg: _Segment) -> None:
         raise NotImplementedError
 
 
+@register("optimizer", "sgd", code=OPT_SGD, hyper=SGD_HYPER, state=SGD_STATE)
 class SGD(Optimizer):
     """Stochastic gradient descent, as ``torch.optim.SGD`` (dampening 0).
 
@@ -148,7 +205,6 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         if self.nesterov and self.momentum == 0:
             raise ValueError("SGD: nesterov=True requires momentum > 0")
-        self.momentum_buffer = self._state()
 
     def __repr__(self) -> str:
         return (
@@ -156,19 +212,19 @@ class SGD(Optimizer):
             f"nesterov={self.nesterov}, weight_decay={self.weight_decay:g})"
         )
 
-    def step(self) -> None:
-        for seg in self._segments:
-            K.sgd_update(
-                seg.data,
-                seg.grad,
-                self.momentum_buffer[seg.start : seg.stop],
-                self.lr,
-                self.momentum,
-                self.weight_decay,
-                self.nesterov,
-            )
+    def _update(self, seg: _Segment) -> None:
+        sgd_update(
+            seg.data,
+            seg.grad,
+            self.momentum_buffer[seg.start : seg.stop],
+            self.lr,
+            self.momentum,
+            self.weight_decay,
+            self.nesterov,
+        )
 
 
+@register("optimizer", "adam", code=OPT_ADAM, hyper=ADAM_HYPER, state=ADAM_STATE)
 class Adam(Optimizer):
     """Adam, as ``torch.optim.Adam`` (amsgrad=False), with bias correction.
 
@@ -203,9 +259,14 @@ class Adam(Optimizer):
         )
         self.eps = real_in(eps, "Adam", "eps")
         self.weight_decay = real_in(weight_decay, "Adam", "weight_decay")
-        self.exp_avg = self._state()
-        self.exp_avg_sq = self._state()
-        self.step_count = 0
+
+    @property
+    def beta1(self) -> float:
+        return self.betas[0]
+
+    @property
+    def beta2(self) -> float:
+        return self.betas[1]
 
     def __repr__(self) -> str:
         return (
@@ -213,19 +274,16 @@ class Adam(Optimizer):
             f"weight_decay={self.weight_decay:g})"
         )
 
-    def step(self) -> None:
-        self.step_count += 1
-        beta1, beta2 = self.betas
-        for seg in self._segments:
-            K.adam_update(
-                seg.data,
-                seg.grad,
-                self.exp_avg[seg.start : seg.stop],
-                self.exp_avg_sq[seg.start : seg.stop],
-                self.lr,
-                beta1,
-                beta2,
-                self.eps,
-                self.weight_decay,
-                self.step_count,
-            )
+    def _update(self, seg: _Segment) -> None:
+        adam_update(
+            seg.data,
+            seg.grad,
+            self.exp_avg[seg.start : seg.stop],
+            self.exp_avg_sq[seg.start : seg.stop],
+            self.lr,
+            self.beta1,
+            self.beta2,
+            self.eps,
+            self.weight_decay,
+            self.step_count,
+        )

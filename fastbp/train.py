@@ -5,14 +5,18 @@ history and honest timing.
 
 - the fused path, :func:`fastbp.kernels.epoch.train_epochs`, runs whole epochs
   (several per call when nothing needs Python between them) inside one njit
-  call. It is used whenever the model qualifies: a Sequential of Linear layers,
-  each optionally followed by ReLU, Tanh or Sigmoid; MSELoss or
-  CrossEntropyLoss; SGD or Adam over exactly ``model.parameters()``.
-- the layer path calls ``model.forward``, ``loss``, ``model.backward`` and
-  ``optimizer.step()`` from Python for each mini-batch.
+  call. :func:`fused_plan` builds its description from the registry
+  (:mod:`fastbp.parts`): it is used whenever every part has fused code: a
+  Sequential of built-in Linear layers, each optionally followed by a
+  registered activation; a registered loss; a registered optimizer over
+  exactly ``model.parameters()``.
+- the layer path calls ``model.forward``, ``loss.forward``, ``model.backward``
+  and ``optimizer.step()`` from Python for each mini-batch; it runs any Layer,
+  Loss and Optimizer, and ``TrainResult.layer_path_reason`` says why it ran.
 
 Both draw each epoch's row order from ``numpy.random.default_rng(seed)``, so
-they visit the data identically.
+they visit the data identically, and both stop with the same
+:class:`DivergenceError` at the same epoch.
 """
 
 from __future__ import annotations
@@ -27,14 +31,23 @@ from numpy.typing import NDArray
 
 from ._threads import thread_limit
 from ._validate import check_array, positive_int
-from .kernels import all_finite
-from .kernels import epoch as E
-from .kernels.activations import ACT_IDENTITY
-from .layers import Linear, Sequential, _Activation
-from .losses import CrossEntropyLoss, Loss, MSELoss
-from .optim import SGD, Adam, Optimizer
+from .kernels.activations import ACT_IDENTITY, ACT_MAX_HYPER
+from .kernels.epoch import FusedLoss, FusedModel, FusedOptimizer, train_epochs
+from .kernels.util import all_finite
+from .layers import Activation, Linear, Sequential, uses_builtin_kernels
+from .losses import Loss
+from .optim import Optimizer
+from .parts import part_of
 
-__all__ = ["train", "evaluate", "TrainResult", "DivergenceError", "fused_plan"]
+__all__ = [
+    "train",
+    "evaluate",
+    "TrainResult",
+    "DivergenceError",
+    "FusedPlan",
+    "fused_plan",
+    "FusedRunner",
+]
 
 #: The fused path runs this many training steps per call at most, so progress
 #: is reported about every 0.1-1 s; fewer when validation runs every epoch.
@@ -66,6 +79,8 @@ class TrainResult:
     train_seconds: float = 0.0
     compile_seconds: float = 0.0
     fused: bool = False
+    #: Why the layer path ran (None on the fused path).
+    layer_path_reason: str | None = None
 
     @property
     def samples_per_s(self) -> float:
@@ -131,14 +146,18 @@ def evaluate(
 
 
 def _evaluate(model, loss, X, T, metric=None, batch_size=4096):
-    """evaluate() on arrays already checked and cast by _coerce."""
+    """evaluate() on arrays already checked and cast by _coerce.
+
+    Runs ``model.predict`` and ``loss.value``, which leave the buffers of a
+    pending backward pass alone.
+    """
     outputs, total = [], 0.0
     for s in range(0, X.shape[0], batch_size):
-        y = model.forward(X[s : s + batch_size])
+        y = model.predict(X[s : s + batch_size])
         if not all_finite(y):  # a diverged model: its loss is infinite
             return math.inf, math.nan
-        total += _weighted(loss, loss.forward(y, T[s : s + batch_size]), y.shape[0])
-        outputs.append(y.copy())
+        total += _weighted(loss, loss.value(y, T[s : s + batch_size]), y.shape[0])
+        outputs.append(y)
     value = total / X.shape[0]
     y_all = np.concatenate(outputs)
     return value, (METRICS[metric](y_all, T) if metric else math.nan)
@@ -157,97 +176,109 @@ def _weighted(loss: Loss, value: float, rows: int) -> float:
 class FusedPlan:
     """What the fused kernel needs besides the data, built once per train()."""
 
-    layout: NDArray
-    loss_kind: int
-    optimizer: tuple
+    model: FusedModel
+    loss: FusedLoss
+    optimizer: Optimizer
+
+    def fused_optimizer(self) -> FusedOptimizer:
+        """The optimizer's kernel form, with its current step count."""
+        opt = self.optimizer
+        return FusedOptimizer(
+            part_of(opt).code, opt.hyper_vector(), opt.state, opt.step_count
+        )
 
 
 def fused_plan(model: object, loss: Loss, optimizer: Optimizer) -> FusedPlan | str:
-    """The fused kernel's description of (model, loss, optimizer), or a string
-    saying why this combination must take the layer path."""
+    """The fused kernel's description of (model, loss, optimizer), derived
+    from the registry, or a string saying why this combination must take the
+    layer path."""
     if not isinstance(model, Sequential):
         return "the model is not a Sequential"
-    layers, rows, i = model.layers, [], 0
-    offsets = _parameter_offsets(model)
+    layers, rows, hyper, i = model.layers, [], [], 0
     while i < len(layers):
         layer = layers[i]
-        if not isinstance(layer, Linear):
-            return f"layer {i} ({layer!r}) does not follow a Linear"
-        act = ACT_IDENTITY
-        if i + 1 < len(layers) and isinstance(layers[i + 1], _Activation):
-            act = layers[i + 1].code
+        if not (isinstance(layer, Linear) and uses_builtin_kernels(layer)):
+            return f"layer {i} ({layer!r}) is not a fastbp Linear"
+        act, p = ACT_IDENTITY, np.zeros(ACT_MAX_HYPER)
+        after = layers[i + 1] if i + 1 < len(layers) else None
+        if isinstance(after, Activation) or (
+            after is not None and not isinstance(after, Linear)
+        ):
+            part = part_of(after)
+            if part is None or not part.fused or not uses_builtin_kernels(after):
+                return f"layer {i + 1} ({after!r}) has no fused kernel"
+            act, p = part.code, after.hyper_vector()
             i += 1
-        w, b = offsets[id(layer.weight)], offsets[id(layer.bias)]
+        w, b = model.offset(layer.weight), model.offset(layer.bias)
         rows.append((layer.in_features, layer.out_features, w, b, act))
+        hyper.append(p)
         i += 1
-    if type(loss) is MSELoss:
-        loss_kind = E.LOSS_MSE_MEAN if loss.reduction == "mean" else E.LOSS_MSE_SUM
-    elif type(loss) is CrossEntropyLoss:
-        loss_kind = E.LOSS_CROSS_ENTROPY
-    else:
+    loss_part = part_of(loss)
+    if loss_part is None or not loss_part.fused:
         return f"the loss {loss!r} has no fused kernel"
-    segments = getattr(optimizer, "_segments", ())
-    if (
-        len(segments) != 1
-        or not np.shares_memory(segments[0].data, model.flat_data)
-        or segments[0].data.size != model.flat_data.size
-    ):
-        return "the optimizer does not hold exactly model.parameters()"
-    hyper = np.zeros(7)
-    if type(optimizer) is SGD:
-        hyper[[E.H_LR, E.H_MOMENTUM, E.H_WEIGHT_DECAY, E.H_NESTEROV]] = (
-            optimizer.lr,
-            optimizer.momentum,
-            optimizer.weight_decay,
-            float(optimizer.nesterov),
-        )
-        state = (E.OPT_SGD, hyper, optimizer.momentum_buffer, optimizer.momentum_buffer)
-    elif type(optimizer) is Adam:
-        hyper[[E.H_LR, E.H_WEIGHT_DECAY, E.H_BETA1, E.H_BETA2, E.H_EPS]] = (
-            optimizer.lr,
-            optimizer.weight_decay,
-            *optimizer.betas,
-            optimizer.eps,
-        )
-        state = (E.OPT_ADAM, hyper, optimizer.exp_avg, optimizer.exp_avg_sq)
-    else:
+    loss_hyper = [float(v) for v in loss_part.hyperparameters(loss).values()]
+    opt_part = part_of(optimizer)
+    if opt_part is None or not opt_part.fused:
         return f"the optimizer {optimizer!r} has no fused kernel"
-    return FusedPlan(np.array(rows, dtype=np.int64), loss_kind, state)
-
-
-def _parameter_offsets(model: Sequential) -> dict[int, int]:
-    base = model.flat_data.__array_interface__["data"][0]
-    size = model.flat_data.itemsize
-    return {
-        id(p): (p.data.__array_interface__["data"][0] - base) // size
-        for p in model.parameters()
-    }
-
-
-def _fused_call(plan, model, optimizer, X, T, labels, perms, batch_size, out):
-    kind, hyper, state1, state2 = plan.optimizer
-    step = getattr(optimizer, "step_count", 0)
-    step = E.train_epochs(
-        X,
-        T,
-        labels,
-        perms,
+    params = model.parameters()
+    if len(optimizer.params) != len(params) or any(
+        a is not b for a, b in zip(optimizer.params, params, strict=True)
+    ):
+        return "the optimizer does not hold exactly model.parameters(), in order"
+    fused_model = FusedModel(
         model.flat_data,
         model.flat_grad,
-        plan.layout,
-        plan.loss_kind,
-        (kind, hyper, state1, state2, step),
-        batch_size,
-        out,
+        np.array(rows, dtype=np.int64),
+        np.array(hyper, dtype=np.float64),
     )
-    if kind == E.OPT_ADAM:
-        optimizer.step_count = step
+    fused_loss = FusedLoss(loss_part.code, np.array(loss_hyper, dtype=np.float64))
+    return FusedPlan(fused_model, fused_loss, optimizer)
+
+
+class FusedRunner:
+    """Runs epochs of a :class:`FusedPlan` on fixed data (what train uses).
+
+    ``runner(perms)`` trains one epoch per row of perms (an (n_epochs,
+    n_samples) int64 array of row orders, or (n_epochs, 0) for the stored
+    order) and returns the per-epoch losses, NaN from a diverged epoch on.
+    X and T must already be checked and cast as train() does.
+    """
+
+    def __init__(self, plan: FusedPlan, X: NDArray, T: NDArray, batch_size: int):
+        self.plan, self.X, self.batch_size = plan, X, batch_size
+        if T.dtype.kind in "iu":  # labels
+            self.T, self.labels = np.empty((0, 0), X.dtype), T
+        else:
+            self.T, self.labels = T, np.empty(0, np.int64)
+
+    def warm_up(self) -> None:
+        """Zero epochs: compiles (or loads from the cache), changes nothing."""
+        self(np.empty((0, 0), np.int64))
+
+    def __call__(self, perms: NDArray) -> NDArray:
+        plan = self.plan
+        out = np.full(perms.shape[0], np.nan)
+        plan.optimizer.step_count = train_epochs(
+            self.X,
+            self.T,
+            self.labels,
+            perms,
+            plan.model,
+            plan.loss,
+            plan.fused_optimizer(),
+            self.batch_size,
+            out,
+        )
+        return out
 
 
 # --- the loop ----------------------------------------------------------------
 
 
 def _coerce(model: Sequential, loss: Loss, X: object, T: object, what: str):
+    """X and T checked and cast for model and loss: X (n, in_features) in the
+    model dtype; T int64 labels (n,) for a loss whose target is "labels", else
+    (n, n_outputs) values in the model dtype."""
     dtype = model.dtype
     X = check_array(
         np.ascontiguousarray(X, dtype=dtype), "train", f"{what} X", dtype=dtype, ndim=2
@@ -258,7 +289,7 @@ def _coerce(model: Sequential, loss: Loss, X: object, T: object, what: str):
             f"{model.in_features} features"
         )
     n_out = model.out_features
-    if isinstance(loss, CrossEntropyLoss):
+    if loss.target == "labels":
         T = np.ascontiguousarray(T)
         if T.dtype.kind not in "iu":
             raise TypeError(f"train: {what} labels must be integers, got {T.dtype}")
@@ -313,11 +344,13 @@ def train(
     Parameters
     ----------
     model : Sequential
-    loss : MSELoss or CrossEntropyLoss
-    optimizer : SGD or Adam over ``model.parameters()``
+    loss : a fastbp Loss (MSELoss, CrossEntropyLoss or your own)
+    optimizer : a fastbp Optimizer (SGD, Adam or your own), usually over
+        ``model.parameters()``
     X : array-like of shape (n_samples, in_features), cast to the model dtype
     T : targets: (n_samples, n_outputs) (or (n_samples,) for one output) for
-        MSE, (n_samples,) integer labels for cross-entropy
+        a loss whose ``target`` is "values" (MSE), (n_samples,) integer labels
+        for "labels" (cross-entropy)
     epochs, batch_size : int >= 1; the last batch of an epoch may be shorter
     shuffle : draw a new row order each epoch from ``default_rng(seed)``
     seed : int or None
@@ -338,11 +371,17 @@ def train(
     batch_size = positive_int(batch_size, "train", "batch_size")
     if not isinstance(model, Sequential):
         raise TypeError(f"train: model must be a fastbp Sequential, got {model!r}")
+    if not isinstance(loss, Loss):
+        raise TypeError(f"train: loss must be a fastbp Loss, got {loss!r}")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            f"train: optimizer must be a fastbp Optimizer, got {optimizer!r}"
+        )
     X, T = _coerce(model, loss, X, T, "training")
     if val is not None:
         val = _coerce(model, loss, val[0], val[1], "validation")
     if metric is None:
-        metric = "accuracy" if isinstance(loss, CrossEntropyLoss) else "r2"
+        metric = "accuracy" if loss.target == "labels" else "r2"
     if metric not in METRICS:
         raise ValueError(
             f"train: metric must be one of {sorted(METRICS)}, got {metric!r}"
@@ -352,7 +391,11 @@ def train(
     if fuse and isinstance(plan, str):
         raise ValueError(f"train: fuse=True but {plan}")
     use_fused = isinstance(plan, FusedPlan)
-    result = TrainResult(metric_name=metric, fused=use_fused)
+    result = TrainResult(
+        metric_name=metric,
+        fused=use_fused,
+        layer_path_reason=None if use_fused else plan or "fuse=False",
+    )
     rng = np.random.default_rng(seed)
     n = X.shape[0]
     batch_size = min(batch_size, n)
@@ -360,7 +403,7 @@ def train(
 
     with thread_limit(threads):
         if use_fused:
-            run = _FusedRunner(plan, model, optimizer, loss, X, T, batch_size)
+            run = FusedRunner(plan, X, T, batch_size)
         else:
             run = _LayerRunner(model, loss, optimizer, X, T, batch_size)
         start = time.perf_counter()
@@ -418,36 +461,9 @@ def _diverged(epoch: int, optimizer: Optimizer) -> DivergenceError:
     )
 
 
-class _FusedRunner:
-    def __init__(self, plan, model, optimizer, loss, X, T, batch_size):
-        self.plan, self.model, self.optimizer = plan, model, optimizer
-        self.X, self.batch_size = X, batch_size
-        if isinstance(loss, CrossEntropyLoss):
-            self.T, self.labels = np.empty((0, 0), X.dtype), T
-        else:
-            self.T, self.labels = T, np.empty(0, np.int64)
-
-    def warm_up(self) -> None:
-        # Zero epochs: compiles (or loads from the cache) and changes nothing.
-        self(np.empty((0, 0), np.int64))
-
-    def __call__(self, perms: NDArray) -> NDArray:
-        out = np.full(perms.shape[0], np.nan)
-        _fused_call(
-            self.plan,
-            self.model,
-            self.optimizer,
-            self.X,
-            self.T,
-            self.labels,
-            perms,
-            self.batch_size,
-            out,
-        )
-        return out
-
-
 class _LayerRunner:
+    """The layer path: one Python iteration per mini-batch, public API only."""
+
     def __init__(self, model, loss, optimizer, X, T, batch_size):
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.X, self.T, self.batch_size = X, T, batch_size
@@ -455,22 +471,20 @@ class _LayerRunner:
         self.tbuf = np.empty((batch_size, *T.shape[1:]), T.dtype)
 
     def warm_up(self) -> None:
-        # One forward/backward on the first batch compiles every kernel the
-        # loop uses; gradients are overwritten by the first real step. The
-        # optimizer kernel compiles on a throwaway copy of the optimizer.
-        model, loss = self.model, self.loss
+        """One step on the first batch compiles every kernel the loop uses;
+        the parameters, optimizer state and step count are restored after."""
+        model, loss, optimizer = self.model, self.loss, self.optimizer
+        params = optimizer.params
+        saved = [p.data.copy() for p in params]
+        state, count = optimizer.state.copy(), optimizer.step_count
         m = min(self.batch_size, self.X.shape[0])
         loss.forward(model.forward(self.X[:m]), self.T[:m])
         model.backward(loss.backward())
-        scratch = np.zeros(1, self.X.dtype)
-        if isinstance(self.optimizer, Adam):
-            from .kernels import adam_update
-
-            adam_update(scratch, scratch, scratch, scratch, 0.0, 0.9, 0.9, 1.0, 0.0, 1)
-        else:
-            from .kernels import sgd_update
-
-            sgd_update(scratch, scratch, scratch, 0.0, 0.5, 0.0, False)
+        optimizer.step()
+        for p, data in zip(params, saved, strict=True):
+            p.data[...] = data
+        optimizer.state[...] = state
+        optimizer.step_count = count
 
     def __call__(self, perms: NDArray) -> NDArray:
         model, loss, optimizer = self.model, self.loss, self.optimizer
@@ -487,10 +501,10 @@ class _LayerRunner:
                     tb = np.take(T, idx, axis=0, out=self.tbuf[:m])
                 else:
                     xb, tb = X[s : s + m], T[s : s + m]
-                value = loss.forward(model._forward(xb), tb)
+                value = loss.forward(model.forward(xb), tb)
                 if not math.isfinite(value):
                     return out
-                model._backward(loss.backward())
+                model.backward(loss.backward())
                 optimizer.step()
                 total += _weighted(loss, value, m)
             out[e] = total / n

@@ -481,14 +481,15 @@ def test_layer_backward_wrong_dtype_raises(rng):
         assert_clean_error(excinfo, repr(layer), "dY", "float32", "float64")
 
 
-def test_layer_backward_non_finite_raises(rng, dtype):
+def test_layer_backward_non_finite_passes_through(rng, dtype):
+    # A diverging model's gradients are data, not a user error: they flow
+    # through (training reports divergence from the loss value).
     for layer, width in _layers_for_errors(dtype):
         layer(randn(rng, (4, width), dtype))
         dY = np.zeros((4, 8), dtype)
         dY[1, 1] = np.nan
-        with pytest.raises(ValueError) as excinfo:
-            layer.backward(dY)
-        assert_clean_error(excinfo, repr(layer), "(4, 8)", "NaN or inf")
+        layer.backward(dY)
+        assert np.isnan(layer.parameters()[0].grad).any() if layer.parameters() else True
 
 
 # Sequential: forward and backward --------------------------------------------
@@ -972,12 +973,13 @@ def test_cross_entropy_loss_shape_mismatch_raises(dtype, t_shape):
     assert_clean_error(excinfo, "CrossEntropyLoss", str(t_shape), "(3, 3)")
 
 
-def test_cross_entropy_loss_non_finite_logits_raise(dtype):
+def test_cross_entropy_loss_non_finite_logits_give_non_finite_loss(dtype):
+    # As torch.nn.CrossEntropyLoss: a diverged model's loss is NaN, no error;
+    # train() turns it into a DivergenceError.
     y = np.zeros((3, 3), dtype)
-    y[0, 0] = np.inf
-    with pytest.raises(ValueError) as excinfo:
-        CrossEntropyLoss()(y, np.zeros(3, np.int64))
-    assert_clean_error(excinfo, "CrossEntropyLoss", "(3, 3)", "NaN or inf")
+    y[0, 0] = np.nan
+    assert np.isnan(CrossEntropyLoss()(y, np.zeros(3, np.int64)))
+    assert np.isnan(CrossEntropyLoss().value(y, np.zeros(3, np.int64)))
 
 
 def test_mlp_builds_linear_layers_with_activations_between():

@@ -112,7 +112,7 @@ def test_sgd_sequential_matches_reference(dtype, tol, settings):
         model.parameters(), SGD, "sgd", settings, dtype, tol
     )
     # The whole model is one segment (one kernel call per step).
-    assert len(optimizer._segments) == 1
+    assert len(optimizer._segments()) == 1
 
 
 @pytest.mark.parametrize("settings", SGD_SETTINGS, ids=_settings_id)
@@ -120,7 +120,7 @@ def test_sgd_standalone_layers_match_reference(dtype, tol, settings):
     a, b = _layers(dtype)
     params = a.parameters() + b.parameters()
     optimizer = _run_against_reference(params, SGD, "sgd", settings, dtype, tol)
-    assert len(optimizer._segments) == 4  # one per parameter
+    assert len(optimizer._segments()) == 4  # one per parameter
 
 
 @pytest.mark.parametrize("settings", ADAM_SETTINGS, ids=_settings_id)
@@ -129,7 +129,7 @@ def test_adam_sequential_matches_reference(dtype, tol, settings):
     optimizer = _run_against_reference(
         model.parameters(), Adam, "adam", settings, dtype, tol
     )
-    assert len(optimizer._segments) == 1
+    assert len(optimizer._segments()) == 1
     assert optimizer.step_count == N_STEPS
 
 
@@ -138,7 +138,7 @@ def test_adam_standalone_layers_match_reference(dtype, tol, settings):
     a, b = _layers(dtype)
     params = a.parameters() + b.parameters()
     optimizer = _run_against_reference(params, Adam, "adam", settings, dtype, tol)
-    assert len(optimizer._segments) == 4
+    assert len(optimizer._segments()) == 4
     assert optimizer.step_count == N_STEPS
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from ..layers import Linear, mlp
 from ..losses import MSELoss
 from ..optim import SGD
-from ..train import _FusedRunner, fused_plan
+from ..train import FusedRunner, fused_plan
 from .common import init_params, make_batch
 
 
@@ -44,9 +44,7 @@ class FastbpFusedEngine(_FastbpBase):
     def __init__(self, sizes, batch, lr, seed):
         super().__init__(sizes, batch, lr, seed)
         plan = fused_plan(self.model, self.loss, self.optimizer)
-        self.runner = _FusedRunner(
-            plan, self.model, self.optimizer, self.loss, self.X, self.T, batch
-        )
+        self.runner = FusedRunner(plan, self.X, self.T, batch)
 
     def _run(self, n):
         # n "epochs" of the one batch, unshuffled: n steps.

@@ -1,11 +1,23 @@
-"""Element-wise activations: ReLU, sigmoid and tanh, forward and backward.
+"""Element-wise activations, forward and backward: the maths of every activation.
+
+This module is the one place an activation's formulas live. Each has a code
+(``ACT_*``, what the fused kernel and the dense kernels dispatch on) and a
+branch in :func:`activate_flat` and :func:`activate_backward_flat`; its layer class in
+:mod:`fastbp.activations` registers that code, so the layer path, the fused
+path, the CLI and model files all pick it up.
 
 Arrays may have any shape but must be C-contiguous, of one shape and one dtype
 (float32 or float64). Outputs may alias inputs (``relu_forward(X, X)`` is an
 in-place ReLU). Each backward kernel takes what the forward pass leaves behind:
-the mask for ReLU, the output Y for sigmoid and tanh, whose derivatives are
-functions of Y alone.
+the output Y where the derivative is a function of Y (ReLU, leaky ReLU,
+sigmoid, tanh), the input X where it is not (GELU; see :func:`grad_from_input`).
+
+Hyperparameters reach the kernels as ``p``, a float64 vector of at most
+``ACT_MAX_HYPER`` values in the order the layer class declares them
+(LeakyReLU: ``p[0]`` = negative_slope).
 """
+
+import math
 
 import numpy as np
 
@@ -14,6 +26,10 @@ from ._jit import kernel, same_dtype
 __all__ = [
     "relu_forward",
     "relu_backward",
+    "leaky_relu_forward",
+    "leaky_relu_backward",
+    "gelu_forward",
+    "gelu_backward",
     "sigmoid_forward",
     "sigmoid_backward",
     "tanh_forward",
@@ -25,16 +41,45 @@ ACT_IDENTITY = 0
 ACT_RELU = 1
 ACT_TANH = 2
 ACT_SIGMOID = 3
+ACT_LEAKY_RELU = 4
+ACT_GELU = 5
+
+#: Length of the hyperparameter vector ``p`` every activation kernel takes.
+ACT_MAX_HYPER = 2
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@kernel(inline="always")
+def grad_from_input(act):
+    """True when act's derivative needs the forward input X, not the output Y.
+
+    GELU's derivative Phi(x) + x phi(x) cannot be recovered from y = x Phi(x),
+    so the fused kernel keeps the pre-activation for such layers.
+    """
+    return act == ACT_GELU
 
 
 @kernel
-def _activate(x, y, act):
+def activate_flat(x, y, act, p):
     """y = act(x) on 1-D contiguous arrays (often one row's slice); y may be x."""
     one = y.dtype.type(1.0)
     zero = y.dtype.type(0.0)
     if act == ACT_RELU:
         for j in range(y.shape[0]):
             y[j] = max(x[j], zero)
+    elif act == ACT_LEAKY_RELU:
+        slope = y.dtype.type(p[0])
+        for j in range(y.shape[0]):
+            y[j] = x[j] if x[j] > zero else slope * x[j]
+    elif act == ACT_GELU:
+        # x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), the exact form (PyTorch's
+        # default approximate="none"); erf is evaluated in float64.
+        half = y.dtype.type(0.5)
+        for j in range(y.shape[0]):
+            v = x[j]
+            y[j] = half * v * (one + y.dtype.type(math.erf(v * _SQRT_HALF)))
     elif act == ACT_TANH:
         for j in range(y.shape[0]):
             y[j] = np.tanh(x[j])
@@ -48,49 +93,78 @@ def _activate(x, y, act):
 
 
 @kernel
-def _activate_backward(y, dy, dx, act):
-    """dx = dy * act'(x), from the forward output y, on 1-D arrays.
+def activate_backward_flat(a, dy, dx, act, p):
+    """dx = dy * act'(x) on 1-D arrays; dx may be dy.
 
+    ``a`` is the forward output y, or the input x where grad_from_input(act):
     ReLU: act' = 1 where y > 0 (y > 0 exactly where x > 0), else 0.
-    tanh: act' = 1 - y^2. Sigmoid: act' = y (1 - y). dx may be dy.
+    Leaky ReLU (slope >= 0): act' = 1 where y > 0, else slope.
+    GELU: act' = Phi(x) + x phi(x), phi the standard normal density.
+    tanh: act' = 1 - y^2. Sigmoid: act' = y (1 - y).
     """
-    one = y.dtype.type(1.0)
-    zero = y.dtype.type(0.0)
+    one = dx.dtype.type(1.0)
+    zero = dx.dtype.type(0.0)
     if act == ACT_RELU:
-        for j in range(y.shape[0]):
-            dx[j] = dy[j] if y[j] > zero else zero
+        for j in range(a.shape[0]):
+            dx[j] = dy[j] if a[j] > zero else zero
+    elif act == ACT_LEAKY_RELU:
+        slope = dx.dtype.type(p[0])
+        for j in range(a.shape[0]):
+            dx[j] = dy[j] if a[j] > zero else slope * dy[j]
+    elif act == ACT_GELU:
+        for j in range(a.shape[0]):
+            v = np.float64(a[j])
+            cdf = 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
+            pdf = _INV_SQRT_2PI * math.exp(-0.5 * v * v)
+            dx[j] = dy[j] * dx.dtype.type(cdf + v * pdf)
     elif act == ACT_TANH:
-        for j in range(y.shape[0]):
-            dx[j] = dy[j] * (one - y[j] * y[j])
+        for j in range(a.shape[0]):
+            dx[j] = dy[j] * (one - a[j] * a[j])
     elif act == ACT_SIGMOID:
-        for j in range(y.shape[0]):
-            dx[j] = dy[j] * y[j] * (one - y[j])
+        for j in range(a.shape[0]):
+            dx[j] = dy[j] * a[j] * (one - a[j])
     else:
-        for j in range(y.shape[0]):
+        for j in range(a.shape[0]):
             dx[j] = dy[j]
 
 
 @kernel
-def _forward(X, Y, act):
+def activation_forward(X, Y, act, p):
+    """Y = act(X) element-wise for activation code act, hyperparameters p."""
     if X.shape != Y.shape:
         raise ValueError("activation: X and Y must have the same shape")
     same_dtype(X, Y)
-    _activate(X.reshape(X.size), Y.reshape(Y.size), act)
+    activate_flat(X.reshape(X.size), Y.reshape(Y.size), act, p)
 
 
 @kernel
-def _backward(A, dY, dX, act):
+def activation_backward(A, dY, dX, act, p):
+    """dX = dY * act'(X), from A = Y (or X where grad_from_input(act))."""
     if A.shape != dY.shape or A.shape != dX.shape:
         raise ValueError("activation backward: arrays must have the same shape")
     same_dtype(A, dY)
     same_dtype(A, dX)
-    _activate_backward(A.reshape(A.size), dY.reshape(dY.size), dX.reshape(dX.size), act)
+    activate_backward_flat(
+        A.reshape(A.size), dY.reshape(dY.size), dX.reshape(dX.size), act, p
+    )
+
+
+@kernel(inline="always")
+def no_hyper():
+    return np.zeros(ACT_MAX_HYPER)
+
+
+@kernel(inline="always")
+def one_hyper(value):
+    p = np.zeros(ACT_MAX_HYPER)
+    p[0] = value
+    return p
 
 
 @kernel
 def relu_forward(X, Y):
     """Y = max(0, X), element-wise, written into Y (which may be X)."""
-    _forward(X, Y, ACT_RELU)
+    activation_forward(X, Y, ACT_RELU, no_hyper())
 
 
 @kernel
@@ -100,13 +174,45 @@ def relu_backward(A, dY, dX):
     A is the ReLU's forward input X or its output Y; both give the same mask,
     since max(0, x) > 0 exactly where x > 0. dX may be dY (in place).
     """
-    _backward(A, dY, dX, ACT_RELU)
+    activation_backward(A, dY, dX, ACT_RELU, no_hyper())
+
+
+@kernel
+def leaky_relu_forward(X, Y, negative_slope):
+    """Y = X where X > 0, else negative_slope * X; Y may be X."""
+    activation_forward(X, Y, ACT_LEAKY_RELU, one_hyper(negative_slope))
+
+
+@kernel
+def leaky_relu_backward(A, dY, dX, negative_slope):
+    """dX = dY where A > 0, else negative_slope * dY.
+
+    A is the forward input X or output Y: for negative_slope >= 0 both are
+    > 0 at the same places. dX may be dY.
+    """
+    activation_backward(A, dY, dX, ACT_LEAKY_RELU, one_hyper(negative_slope))
+
+
+@kernel
+def gelu_forward(X, Y):
+    """Y = X * Phi(X) = 0.5 X (1 + erf(X / sqrt(2))), exact GELU; Y may be X."""
+    activation_forward(X, Y, ACT_GELU, no_hyper())
+
+
+@kernel
+def gelu_backward(X, dY, dX):
+    """dX = dY * (Phi(X) + X phi(X)), from the forward INPUT X.
+
+    phi(x) = exp(-x^2 / 2) / sqrt(2 pi) is the standard normal density and
+    Phi its distribution function. dX may be dY.
+    """
+    activation_backward(X, dY, dX, ACT_GELU, no_hyper())
 
 
 @kernel
 def sigmoid_forward(X, Y):
     """Y = 1 / (1 + exp(-X)), element-wise, written into Y (which may be X)."""
-    _forward(X, Y, ACT_SIGMOID)
+    activation_forward(X, Y, ACT_SIGMOID, no_hyper())
 
 
 @kernel
@@ -116,16 +222,16 @@ def sigmoid_backward(Y, dY, dX):
     sigma' <= 1/4, so L stacked sigmoids scale gradients by at most 4^-L: the
     vanishing gradient that ReLU avoids.
     """
-    _backward(Y, dY, dX, ACT_SIGMOID)
+    activation_backward(Y, dY, dX, ACT_SIGMOID, no_hyper())
 
 
 @kernel
 def tanh_forward(X, Y):
     """Y = tanh(X), element-wise, written into Y (which may be X)."""
-    _forward(X, Y, ACT_TANH)
+    activation_forward(X, Y, ACT_TANH, no_hyper())
 
 
 @kernel
 def tanh_backward(Y, dY, dX):
     """dX = dY * (1 - Y**2), from the forward output Y = tanh(X)."""
-    _backward(Y, dY, dX, ACT_TANH)
+    activation_backward(Y, dY, dX, ACT_TANH, no_hyper())

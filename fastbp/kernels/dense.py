@@ -16,7 +16,7 @@ import numpy as np
 
 from .._config import DENSE_BLAS_MIN_MACS
 from ._jit import kernel, same_dtype
-from .activations import ACT_IDENTITY, ACT_RELU, _activate
+from .activations import ACT_IDENTITY, ACT_RELU, activate_flat, no_hyper
 
 __all__ = [
     "dense_forward",
@@ -67,41 +67,46 @@ def _row(flat, offset, i, width):
 
 
 @kernel
-def _bias_activate(y, yo, b, n, m, act):
+def _bias_activate(y, yo, b, n, m, act, p):
     """Y = act(Y + b) in place, one pass over the rows; b is a 1-D (m,) array."""
     for i in range(n):
         y_i = _row(y, yo, i, m)
         for j in range(m):
             y_i[j] += b[j]
         if act != ACT_IDENTITY:
-            _activate(y_i, y_i, act)
+            activate_flat(y_i, y_i, act, p)
 
 
 @kernel
-def _dense_forward_loop(x, xo, w, wo, b, y, yo, n, k, m, act):
+def _dense_forward_loop(x, xo, w, wo, b, y, yo, n, k, m, act, p):
     """Y = act(X @ W + b) by serial i-k-j loops (small shapes): the inner loop
-    runs along contiguous rows of W and Y, with X[i, p] hoisted."""
+    runs along contiguous rows of W and Y, with X[i, q] hoisted; p holds the
+    activation's hyperparameters."""
     for i in range(n):
         x_i, y_i = _row(x, xo, i, k), _row(y, yo, i, m)
         for j in range(m):
             y_i[j] = b[j]
-        for p in range(k):
-            v = x_i[p]
-            w_p = _row(w, wo, p, m)
+        for q in range(k):
+            v = x_i[q]
+            w_q = _row(w, wo, q, m)
             for j in range(m):
-                y_i[j] += v * w_p[j]
+                y_i[j] += v * w_q[j]
         if act != ACT_IDENTITY:
-            _activate(y_i, y_i, act)
+            activate_flat(y_i, y_i, act, p)
 
 
 @kernel
-def _dense_forward(x, xo, w, wo, b, y, yo, n, k, m, act):
-    """Y = act(X @ W + b), no shape checks; the size switch lives here."""
+def dense_forward_flat(x, xo, w, wo, b, y, yo, n, k, m, act, p):
+    """Y = act(X @ W + b) on flat buffers, no checks; the size switch lives here.
+
+    act is an activation code (``activations.ACT_*``) with hyperparameters p,
+    applied to each output row while it is still in cache.
+    """
     if _use_blas(n, k, m):
         np.dot(_matrix(x, xo, n, k), _matrix(w, wo, k, m), _matrix(y, yo, n, m))
-        _bias_activate(y, yo, b, n, m, act)
+        _bias_activate(y, yo, b, n, m, act, p)
     else:
-        _dense_forward_loop(x, xo, w, wo, b, y, yo, n, k, m, act)
+        _dense_forward_loop(x, xo, w, wo, b, y, yo, n, k, m, act, p)
 
 
 @kernel(inline="always")
@@ -122,11 +127,7 @@ def dense_forward(X, W, b, Y):
 
     All arrays C-contiguous. Raises ValueError when the shapes disagree.
     """
-    _check_forward(X, W, b, Y)
-    n, k = X.shape
-    _dense_forward(
-        _flat(X), 0, _flat(W), 0, b, _flat(Y), 0, n, k, W.shape[1], ACT_IDENTITY
-    )
+    dense_act_forward(X, W, b, Y, ACT_IDENTITY, no_hyper())
 
 
 @kernel
@@ -137,9 +138,22 @@ def dense_relu_forward(X, W, b, Y):
     ReLU mask: Y > 0 exactly where X @ W + b > 0 (see
     :func:`fastbp.kernels.relu_backward`).
     """
+    dense_act_forward(X, W, b, Y, ACT_RELU, no_hyper())
+
+
+@kernel
+def dense_act_forward(X, W, b, Y, act, p):
+    """Y = act(X @ W + b), written into Y, the activation applied row by row.
+
+    act is an activation code (``activations.ACT_*``) and p its float64
+    hyperparameter vector; shapes as in :func:`dense_forward`. The layer API
+    uses it to fuse a Linear layer with the activation after it.
+    """
     _check_forward(X, W, b, Y)
     n, k = X.shape
-    _dense_forward(_flat(X), 0, _flat(W), 0, b, _flat(Y), 0, n, k, W.shape[1], ACT_RELU)
+    dense_forward_flat(
+        _flat(X), 0, _flat(W), 0, b, _flat(Y), 0, n, k, W.shape[1], act, p
+    )
 
 
 @kernel
@@ -185,7 +199,7 @@ def _dense_backward_params_loop(x, xo, dy, dyo, dw, dwo, n, k, m):
 
 
 @kernel
-def _dense_backward_params(x, xo, dy, dyo, dw, dwo, db, n, k, m):
+def dense_backward_params_flat(x, xo, dy, dyo, dw, dwo, db, n, k, m):
     """dW = X.T @ dY and db = column sums of dY (db a 1-D (m,) array)."""
     if _use_blas(n, k, m):
         np.dot(_matrix(x, xo, n, k).T, _matrix(dy, dyo, n, m), _matrix(dw, dwo, k, m))
@@ -209,7 +223,7 @@ def _dense_backward_input_loop(dy, dyo, w, wo, dx, dxo, n, k, m):
 
 
 @kernel
-def _dense_backward_input(dy, dyo, w, wo, dx, dxo, n, k, m):
+def dense_backward_input_flat(dy, dyo, w, wo, dx, dxo, n, k, m):
     """dX = dY @ W.T on flat buffers."""
     if _use_blas(n, k, m):
         np.dot(_matrix(dy, dyo, n, m), _matrix(w, wo, k, m).T, _matrix(dx, dxo, n, k))
@@ -241,7 +255,7 @@ def dense_backward_params(X, dY, dW, db):
     """
     _check_backward(X, dY, dW, db)
     n, k = X.shape
-    _dense_backward_params(
+    dense_backward_params_flat(
         _flat(X), 0, _flat(dY), 0, _flat(dW), 0, db, n, k, dY.shape[1]
     )
 
@@ -274,5 +288,5 @@ def dense_backward(X, W, dY, dW, db, dX):
     n, k = X.shape
     m = dY.shape[1]
     flat_dY = _flat(dY)
-    _dense_backward_params(_flat(X), 0, flat_dY, 0, _flat(dW), 0, db, n, k, m)
-    _dense_backward_input(flat_dY, 0, _flat(W), 0, _flat(dX), 0, n, k, m)
+    dense_backward_params_flat(_flat(X), 0, flat_dY, 0, _flat(dW), 0, db, n, k, m)
+    dense_backward_input_flat(flat_dY, 0, _flat(W), 0, _flat(dX), 0, n, k, m)

@@ -1,187 +1,161 @@
-"""The fused training path: whole epochs of mini-batch SGD/Adam in one njit call.
+"""The fused training path: whole epochs of mini-batch training in one njit call.
 
 Forward pass, loss, backward pass and optimizer update of every mini-batch run
 inside one compiled function, so no Python executes per step. It handles a
-Sequential MLP of any depth, described by a small integer table instead of
-Python objects, so one compiled version serves every architecture:
+Sequential MLP of any depth, described by small arrays instead of Python
+objects, so one compiled version per dtype serves every architecture. Its
+contract is four named tuples, built by :func:`fastbp.train.fused_plan` from
+the registry (:mod:`fastbp.parts`):
 
-``layout`` : int64 array of shape (n_layers, 5), one row per Linear layer:
-    (in_features, out_features, weight offset, bias offset, activation code).
-    The weight of layer l is ``theta[w:w + in*out].reshape(in, out)`` and its
-    bias ``theta[b:b + out]``; the activation code (``activations.ACT_*``) says
-    what follows that Linear.
+``FusedModel(theta, grad, layout, act_hyper)``
+    theta, grad : (n_parameters,) float arrays, all weights and biases and
+    their gradients, exactly as ``fastbp.Sequential`` stores them.
+    layout : (n_layers, 5) int64, one row per Linear layer, columns
+    ``L_IN, L_OUT, L_W, L_B, L_ACT``: in_features, out_features, weight
+    offset, bias offset, code of the activation after it
+    (``activations.ACT_*``). The weight of layer l is
+    ``theta[w:w + in*out].reshape(in, out)`` and its bias ``theta[b:b + out]``.
+    act_hyper : (n_layers, ACT_MAX_HYPER) float64, each activation's
+    hyperparameters in the order its class declares them.
+``FusedLoss(code, hyper)``
+    a ``losses.LOSS_*`` code and its float64 hyperparameters.
+``FusedOptimizer(code, hyper, state, step)``
+    an ``optim.OPT_*`` code, float64 hyperparameters, the (n_state,
+    n_parameters) state (updated in place) and the number of steps taken.
 
-All parameters live in one flat vector ``theta`` (and gradients in ``grad``),
-exactly as ``fastbp.Sequential`` stores them, so the optimizer update is one
-loop over the whole model and the fused path and the layer-by-layer path do
-the same arithmetic. Work buffers are allocated once per call, never per step.
+The optimizer update is one loop over the whole flat model, and the layer
+path runs the same kernels, so both paths do the same arithmetic. Work
+buffers are allocated once per call, never per step.
+
+:func:`train_epochs` checks every length the compiled loop indexes before it
+enters compiled code, so a malformed plan is a ValueError, never a crash.
 """
+
+from collections import namedtuple
 
 import numpy as np
 
 from ._jit import kernel
-from .activations import ACT_IDENTITY, _activate_backward
-from .dense import _dense_backward_input, _dense_backward_params, _dense_forward
-from .losses import _mse_backward, _softmax_cross_entropy_backward
-from .optim import _adam, _sgd
+from .activations import (
+    ACT_GELU,
+    ACT_IDENTITY,
+    ACT_MAX_HYPER,
+    activate_backward_flat,
+    activate_flat,
+    grad_from_input,
+)
+from .dense import (
+    dense_backward_input_flat,
+    dense_backward_params_flat,
+    dense_forward_flat,
+)
+from .losses import LOSS_CROSS_ENTROPY, LOSS_MSE, loss_backward_flat, loss_is_summed
+from .optim import (
+    ADAM_HYPER,
+    ADAM_STATE,
+    OPT_ADAM,
+    OPT_SGD,
+    SGD_HYPER,
+    SGD_STATE,
+    optimizer_step_flat,
+)
 
-__all__ = ["train_epochs"]
+__all__ = ["FusedModel", "FusedLoss", "FusedOptimizer", "train_epochs"]
 
-LOSS_MSE_MEAN = 0
-LOSS_MSE_SUM = 1
-LOSS_CROSS_ENTROPY = 2
-
-OPT_SGD = 0
-OPT_ADAM = 1
-
-# Positions in the float64 ``hyper`` vector of optimizer settings.
-H_LR, H_MOMENTUM, H_WEIGHT_DECAY, H_NESTEROV, H_BETA1, H_BETA2, H_EPS = range(7)
+FusedModel = namedtuple("FusedModel", ["theta", "grad", "layout", "act_hyper"])
+FusedLoss = namedtuple("FusedLoss", ["code", "hyper"])
+FusedOptimizer = namedtuple("FusedOptimizer", ["code", "hyper", "state", "step"])
 
 # Columns of ``layout``.
 L_IN, L_OUT, L_W, L_B, L_ACT = range(5)
+LAYOUT_COLUMNS = 5
 
 
 @kernel
-def _train_step(
-    x, xo, t, to, labels, lo, m, theta, grad, layout, loss_kind, h, hoff, d0, d1
-):
+def _train_step(x, xo, t, to, labels, lo, m, model, loss, h, hoff, z, d0, d1):
     """Forward, loss and backward for one batch of m rows; returns its loss.
 
     The batch is m rows of the flat input x from offset xo, with float targets
-    at t[to:] (MSE) or int64 labels at labels[lo:] (cross-entropy). Layer l
-    writes its activations to h at hoff[l]; gradients flow through the
-    ping-pong buffers d0 and d1. Every buffer is flat and addressed by offset,
-    so no array view is made per step (see dense.py).
+    at t[to:] or int64 labels at labels[lo:]. Layer l writes its activations
+    to h at hoff[l], and its pre-activations to z at the same offset when its
+    activation's derivative needs them; gradients flow through the ping-pong
+    buffers d0 and d1. Every buffer is flat and addressed by offset, so no
+    array view is made per step (see dense.py).
     """
+    theta, grad, layout, act_hyper = model
     n_layers = layout.shape[0]
     a, ao = x, xo
     for layer in range(n_layers):
         k, n_out = layout[layer, L_IN], layout[layer, L_OUT]
-        w, act = layout[layer, L_W], layout[layer, L_ACT]
-        b = layout[layer, L_B]
-        _dense_forward(
-            a, ao, theta, w, theta[b : b + n_out], h, hoff[layer], m, k, n_out, act
-        )
-        a, ao = h, hoff[layer]
+        w, b, act = layout[layer, L_W], layout[layer, L_B], layout[layer, L_ACT]
+        p, ho = act_hyper[layer], hoff[layer]
+        bias = theta[b : b + n_out]
+        if grad_from_input(act):
+            size = m * n_out
+            dense_forward_flat(
+                a, ao, theta, w, bias, z, ho, m, k, n_out, ACT_IDENTITY, p
+            )
+            activate_flat(z[ho : ho + size], h[ho : ho + size], act, p)
+        else:
+            dense_forward_flat(a, ao, theta, w, bias, h, ho, m, k, n_out, act, p)
+        a, ao = h, ho
 
     n_out = layout[n_layers - 1, L_OUT]
     size = m * n_out
     out, dout = h[ao : ao + size], d0[:size]
-    if loss_kind == LOSS_CROSS_ENTROPY:
-        loss = _softmax_cross_entropy_backward(out, labels[lo : lo + m], dout, m, n_out)
-    else:
-        loss = _mse_backward(out, t[to : to + size], dout, loss_kind == LOSS_MSE_MEAN)
+    value = loss_backward_flat(
+        loss.code,
+        loss.hyper,
+        out,
+        t[to : to + size],
+        labels[lo : lo + m],
+        dout,
+        m,
+        n_out,
+    )
 
     for layer in range(n_layers - 1, -1, -1):
         k, n_out = layout[layer, L_IN], layout[layer, L_OUT]
         w, act = layout[layer, L_W], layout[layer, L_ACT]
         if act != ACT_IDENTITY:
-            # dZ = dH * act'(Z), from the output H, in place in d0.
-            size = m * n_out
-            hl, dl = h[hoff[layer] : hoff[layer] + size], d0[:size]
-            _activate_backward(hl, dl, dl, act)
+            # dZ = dH * act'(Z), from H (or Z), in place in d0.
+            size, ho = m * n_out, hoff[layer]
+            src = z if grad_from_input(act) else h
+            dl = d0[:size]
+            activate_backward_flat(src[ho : ho + size], dl, dl, act, act_hyper[layer])
         if layer == 0:
             a, ao = x, xo
         else:
             a, ao = h, hoff[layer - 1]
         b = layout[layer, L_B]
-        _dense_backward_params(a, ao, d0, 0, grad, w, grad[b : b + n_out], m, k, n_out)
+        dense_backward_params_flat(
+            a, ao, d0, 0, grad, w, grad[b : b + n_out], m, k, n_out
+        )
         if layer > 0:
-            _dense_backward_input(d0, 0, theta, w, d1, 0, m, k, n_out)
+            dense_backward_input_flat(d0, 0, theta, w, d1, 0, m, k, n_out)
             d0, d1 = d1, d0
-    return loss
+    return value
 
 
 @kernel
-def _check_epoch_inputs(X, T, labels, perms, theta, grad, layout, use_labels):
-    """ValueError unless every index the epoch loop computes stays in bounds."""
-    n_samples = X.shape[0]
-    n_layers = layout.shape[0]
-    if n_layers == 0 or layout.shape[1] != 5 or X.shape[1] != layout[0, L_IN]:
-        raise ValueError("train_epochs: X.shape[1] must equal layout[0, L_IN]")
-    n_out = layout[n_layers - 1, L_OUT]
-    for layer in range(n_layers):
-        k, m = layout[layer, L_IN], layout[layer, L_OUT]
-        if k < 1 or m < 1 or (layer > 0 and k != layout[layer - 1, L_OUT]):
-            raise ValueError("train_epochs: layer widths do not chain")
-        w, b = layout[layer, L_W], layout[layer, L_B]
-        if min(w, b) < 0 or max(w + k * m, b + m) > theta.shape[0]:
-            raise ValueError("train_epochs: layout offsets outside theta")
-    if grad.shape[0] != theta.shape[0]:
-        raise ValueError("train_epochs: grad must have the shape of theta")
-    if use_labels:
-        if labels.shape[0] != n_samples:
-            raise ValueError("train_epochs: labels must have one entry per row of X")
-        for i in range(n_samples):
-            if labels[i] < 0 or labels[i] >= n_out:
-                raise ValueError("train_epochs: labels must lie in [0, out_features)")
-    elif T.shape[0] != n_samples or T.shape[1] != n_out:
-        raise ValueError("train_epochs: T must have shape (n_samples, out_features)")
-    if perms.shape[1] != 0:
-        if perms.shape[1] != n_samples:
-            raise ValueError("train_epochs: perms must have n_samples columns")
-        for e in range(perms.shape[0]):
-            for i in range(n_samples):
-                if perms[e, i] < 0 or perms[e, i] >= n_samples:
-                    raise ValueError("train_epochs: perms entries must be row indices")
-
-
-@kernel
-def train_epochs(
-    X,
-    T,
-    labels,
-    perms,
-    theta,
-    grad,
-    layout,
-    loss_kind,
-    optimizer,
-    batch_size,
-    epoch_loss,
-):
-    """Train for ``perms.shape[0]`` epochs; returns the Adam step count reached.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, in_features), float32 or float64
-    T : ndarray of shape (n_samples, out_features), X's dtype
-        MSE targets (any (0, 0) array of X's dtype for cross-entropy).
-    labels : ndarray of shape (n_samples,), int64
-        Cross-entropy class labels in [0, out_features) (any empty int64 array
-        for MSE).
-    perms : ndarray of shape (n_epochs, n_samples) or (n_epochs, 0), int64
-        The row order of each epoch; an empty second axis means no shuffling.
-    theta, grad : ndarray of shape (n_parameters,), X's dtype
-        All weights and biases (see the module docstring); theta is updated
-        in place, grad is scratch.
-    layout : ndarray of shape (n_layers, 5), int64; see the module docstring.
-    loss_kind : int, LOSS_MSE_MEAN, LOSS_MSE_SUM or LOSS_CROSS_ENTROPY.
-    optimizer : tuple (kind, hyper, state1, state2, step)
-        kind OPT_SGD or OPT_ADAM; hyper a float64 vector indexed by the H_*
-        constants; state1/state2 the momentum buffer (SGD) or Adam's m and v,
-        shape of theta, updated in place; step the number of Adam steps done.
-    batch_size : int; the last batch of an epoch may be shorter.
-    epoch_loss : ndarray of shape (n_epochs,), float64; overwritten with the
-        training loss of each epoch per sample: batch losses (each computed
-        before that batch's update) weighted by batch size, divided by
-        n_samples; with LOSS_MSE_SUM, the summed batch losses over n_samples.
-
-    Training stops early at the first non-finite batch loss; that epoch's
-    entry is then NaN and later entries are not written.
-    """
-    kind, hyper, state1, state2, step = optimizer
+def _train_epochs(X, T, labels, perms, model, loss, optimizer, batch_size, epoch_loss):
+    """train_epochs without the checks: every length is trusted."""
+    theta, grad, layout, act_hyper = model
+    opt_code, opt_hyper, state, step = optimizer
     n_samples, n_in = X.shape
     n_layers = layout.shape[0]
     n_out = layout[n_layers - 1, L_OUT]
-    use_labels = loss_kind == LOSS_CROSS_ENTROPY
-    _check_epoch_inputs(X, T, labels, perms, theta, grad, layout, use_labels)
+    use_labels = loss.code == LOSS_CROSS_ENTROPY
+    summed = loss_is_summed(loss.code, loss.hyper)
     widest = max(layout[:, L_IN].max(), layout[:, L_OUT].max())
     hoff = np.zeros(n_layers + 1, np.int64)
+    keep_z = False
     for layer in range(n_layers):
         hoff[layer + 1] = hoff[layer] + batch_size * layout[layer, L_OUT]
+        keep_z = keep_z or grad_from_input(layout[layer, L_ACT])
     dtype = theta.dtype
     h = np.empty(hoff[n_layers], dtype)
+    z = np.empty(hoff[n_layers] if keep_z else 0, dtype)
     d0 = np.empty(batch_size * widest, dtype)
     d1 = np.empty(batch_size * widest, dtype)
     x, t = X.reshape(X.size), T.reshape(T.size)
@@ -191,7 +165,6 @@ def train_epochs(
     tbuf = np.empty(batch_size * T.shape[1], dtype)
     lbuf = np.empty(batch_size, np.int64)
     shuffle = perms.shape[1] > 0
-    lr, wd = hyper[H_LR], hyper[H_WEIGHT_DECAY]
 
     for e in range(perms.shape[0]):
         total = 0.0
@@ -211,52 +184,190 @@ def train_epochs(
             else:
                 batch = (x, s * n_in, t, s * n_out, labels, s)
             xs, xo, ts, to, ls, lo = batch
-            loss = _train_step(
-                xs,
-                xo,
-                ts,
-                to,
-                ls,
-                lo,
-                m,
-                theta,
-                grad,
-                layout,
-                loss_kind,
-                h,
-                hoff,
-                d0,
-                d1,
+            value = _train_step(
+                xs, xo, ts, to, ls, lo, m, model, loss, h, hoff, z, d0, d1
             )
-            if not np.isfinite(loss):
+            if not np.isfinite(value):
                 epoch_loss[e] = np.nan
                 return step
             # Per-sample mean: a mean-reduced batch loss counts m times, a
             # summed one (0.5 * sum over the batch) once.
-            total += loss if loss_kind == LOSS_MSE_SUM else loss * m
-            if kind == OPT_ADAM:
-                step += 1
-                _adam(
-                    theta,
-                    grad,
-                    state1,
-                    state2,
-                    lr,
-                    hyper[H_BETA1],
-                    hyper[H_BETA2],
-                    hyper[H_EPS],
-                    wd,
-                    step,
-                )
-            else:
-                _sgd(
-                    theta,
-                    grad,
-                    state1,
-                    lr,
-                    hyper[H_MOMENTUM],
-                    wd,
-                    hyper[H_NESTEROV] != 0.0,
-                )
+            total += value if summed else value * m
+            step += 1
+            optimizer_step_flat(opt_code, opt_hyper, theta, grad, state, step)
         epoch_loss[e] = total / n_samples
     return step
+
+
+def _fail(problem: str) -> ValueError:
+    return ValueError(f"train_epochs: {problem}")
+
+
+def _check_array(value, name, ndim, dtype=None):
+    if not isinstance(value, np.ndarray):
+        raise TypeError(
+            f"train_epochs: {name} must be a numpy array, got {type(value).__name__}"
+        )
+    if value.ndim != ndim:
+        raise _fail(f"{name} must be {ndim}-D, got shape {value.shape}")
+    if dtype is not None and value.dtype != dtype:
+        raise TypeError(f"train_epochs: {name} must be {dtype}, got {value.dtype}")
+    if not value.flags.c_contiguous:
+        raise _fail(f"{name} must be C-contiguous")
+
+
+def _check_model(model, dtype):
+    if not isinstance(model, FusedModel):
+        raise TypeError("train_epochs: model must be a FusedModel")
+    theta, grad, layout, act_hyper = model
+    _check_array(theta, "model.theta", 1, dtype)
+    _check_array(grad, "model.grad", 1, dtype)
+    _check_array(layout, "model.layout", 2, np.dtype(np.int64))
+    _check_array(act_hyper, "model.act_hyper", 2, np.dtype(np.float64))
+    if not (theta.flags.writeable and grad.flags.writeable):
+        raise _fail("model.theta and model.grad must be writeable")
+    if grad.shape != theta.shape:
+        raise _fail(f"model.grad has shape {grad.shape}, theta {theta.shape}")
+    if np.shares_memory(theta, grad):
+        raise _fail("model.grad overlaps model.theta")
+    n_layers = layout.shape[0]
+    if n_layers == 0 or layout.shape[1] != LAYOUT_COLUMNS:
+        raise _fail(f"model.layout must have shape (n_layers, 5), got {layout.shape}")
+    if act_hyper.shape != (n_layers, ACT_MAX_HYPER):
+        raise _fail(
+            f"model.act_hyper must have shape ({n_layers}, {ACT_MAX_HYPER}), "
+            f"got {act_hyper.shape}"
+        )
+    k, m = layout[:, L_IN], layout[:, L_OUT]
+    if k.min() < 1 or m.min() < 1:
+        raise _fail("model.layout widths must be positive")
+    if np.any(k[1:] != m[:-1]):
+        raise _fail(
+            "model.layout widths do not chain (in_features of a layer "
+            "must equal out_features of the one before)"
+        )
+    w, b = layout[:, L_W], layout[:, L_B]
+    size = theta.shape[0]
+    if min(w.min(), b.min()) < 0 or max((w + k * m).max(), (b + m).max()) > size:
+        raise _fail(f"model.layout offsets fall outside theta ({size} values)")
+    act = layout[:, L_ACT]
+    if act.min() < 0 or act.max() > ACT_GELU:
+        raise _fail(f"model.layout has an unknown activation code {act.max()}")
+
+
+def _check_fused_args(X, T, labels, perms, model, loss, optimizer, batch_size, out):
+    if not isinstance(X, np.ndarray) or X.dtype not in (np.float32, np.float64):
+        got = X.dtype if isinstance(X, np.ndarray) else type(X).__name__
+        raise TypeError(
+            f"train_epochs: X must be a float32 or float64 array, got {got}"
+        )
+    dtype = X.dtype
+    _check_array(X, "X", 2, dtype)
+    _check_model(model, dtype)
+    layout = model.layout
+    n, n_out = X.shape[0], layout[-1, L_OUT]
+    if n == 0:
+        raise _fail("X has no rows")
+    if X.shape[1] != layout[0, L_IN]:
+        raise _fail(
+            f"X has {X.shape[1]} columns, model.layout[0] takes {layout[0, L_IN]}"
+        )
+    if not isinstance(loss, FusedLoss):
+        raise TypeError("train_epochs: loss must be a FusedLoss")
+    _check_array(loss.hyper, "loss.hyper", 1, np.dtype(np.float64))
+    if loss.code == LOSS_CROSS_ENTROPY:
+        _check_array(labels, "labels", 1, np.dtype(np.int64))
+        if labels.shape[0] != n:
+            raise _fail(f"labels has {labels.shape[0]} entries for {n} rows of X")
+        if labels.min() < 0 or labels.max() >= n_out:
+            raise _fail(f"labels must lie in [0, {n_out})")
+        _check_array(T, "T", 2, dtype)
+    elif loss.code == LOSS_MSE:
+        if loss.hyper.shape[0] < 1:
+            raise _fail("loss.hyper of MSE needs 1 value (mean)")
+        _check_array(T, "T", 2, dtype)
+        if T.shape != (n, n_out):
+            raise _fail(f"T must have shape ({n}, {n_out}), got {T.shape}")
+        _check_array(labels, "labels", 1, np.dtype(np.int64))
+    else:
+        raise _fail(f"unknown loss code {loss.code!r}")
+    _check_optimizer(optimizer, model.theta)
+    _check_array(perms, "perms", 2, np.dtype(np.int64))
+    if perms.shape[1] not in (0, n):
+        raise _fail(f"perms must have 0 or {n} columns, got {perms.shape[1]}")
+    if perms.size and (perms.min() < 0 or perms.max() >= n):
+        raise _fail(f"perms entries must be row indices in [0, {n})")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise TypeError("train_epochs: batch_size must be an integer")
+    if batch_size < 1:
+        raise _fail(f"batch_size must be positive, got {batch_size}")
+    _check_array(out, "epoch_loss", 1, np.dtype(np.float64))
+    if out.shape[0] != perms.shape[0]:
+        raise _fail(
+            f"epoch_loss has {out.shape[0]} entries for {perms.shape[0]} epochs"
+        )
+
+
+def _check_optimizer(optimizer, theta):
+    if not isinstance(optimizer, FusedOptimizer):
+        raise TypeError("train_epochs: optimizer must be a FusedOptimizer")
+    code, hyper, state, step = optimizer
+    names = {OPT_SGD: (SGD_HYPER, SGD_STATE), OPT_ADAM: (ADAM_HYPER, ADAM_STATE)}
+    if code not in names:
+        raise _fail(f"unknown optimizer code {code!r}")
+    hyper_names, state_names = names[code]
+    _check_array(hyper, "optimizer.hyper", 1, np.dtype(np.float64))
+    if hyper.shape[0] != len(hyper_names):
+        raise _fail(
+            f"optimizer.hyper needs {len(hyper_names)} values "
+            f"{hyper_names}, got {hyper.shape[0]}"
+        )
+    _check_array(state, "optimizer.state", 2, theta.dtype)
+    if state.shape != (len(state_names), theta.shape[0]):
+        raise _fail(
+            f"optimizer.state must have shape ({len(state_names)}, "
+            f"{theta.shape[0]}), got {state.shape}"
+        )
+    if not state.flags.writeable or np.shares_memory(state, theta):
+        raise _fail("optimizer.state must be writeable and apart from theta")
+    if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
+        raise _fail(f"optimizer.step must be a count >= 0, got {step!r}")
+
+
+def train_epochs(X, T, labels, perms, model, loss, optimizer, batch_size, epoch_loss):
+    """Train for ``perms.shape[0]`` epochs; returns the optimizer step count.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, in_features), float32 or float64
+    T : ndarray of shape (n_samples, out_features), X's dtype
+        MSE targets (any (0, 0) array of X's dtype for cross-entropy).
+    labels : ndarray of shape (n_samples,), int64
+        Cross-entropy class labels in [0, out_features) (any empty int64 array
+        for MSE).
+    perms : ndarray of shape (n_epochs, n_samples) or (n_epochs, 0), int64
+        The row order of each epoch; an empty second axis means no shuffling.
+    model : FusedModel; theta updated in place, grad is scratch.
+    loss : FusedLoss
+    optimizer : FusedOptimizer; its state is updated in place.
+    batch_size : int; the last batch of an epoch may be shorter.
+    epoch_loss : ndarray of shape (n_epochs,), float64; overwritten with the
+        training loss of each epoch per sample: batch losses (each computed
+        before that batch's update) weighted by batch size, divided by
+        n_samples; for a summed loss, the summed batch losses over n_samples.
+
+    Training stops early at the first non-finite batch loss; that epoch's
+    entry is then NaN and later entries are not written.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Any argument of the wrong type, dtype, shape or range, named in the
+        message; checked here, before compiled code runs.
+    """
+    _check_fused_args(
+        X, T, labels, perms, model, loss, optimizer, batch_size, epoch_loss
+    )
+    return _train_epochs(
+        X, T, labels, perms, model, loss, optimizer, int(batch_size), epoch_loss
+    )

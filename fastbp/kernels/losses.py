@@ -10,6 +10,14 @@ import numpy as np
 
 from ._jit import kernel, same_dtype
 
+# Loss codes of the fused kernel (``epoch.train_epochs``); each loss class in
+# ``fastbp.losses`` registers its code and the hyperparameters it takes, in the
+# order ``loss_backward_flat`` reads them from ``hyper``.
+LOSS_MSE = 0
+LOSS_CROSS_ENTROPY = 1
+MSE_HYPER = ("mean",)  # 1.0: L = sum((Y - T)**2) / size; 0.0: 0.5 * sum(...)
+CROSS_ENTROPY_HYPER = ()
+
 __all__ = [
     "mse_forward",
     "mse_backward",
@@ -36,7 +44,7 @@ def _squared_error_sum(y, t):
 
 
 @kernel
-def _mse_backward(y, t, dy, mean):
+def mse_backward_flat(y, t, dy, mean):
     """dY = 2 (Y - T) / size (mean) or Y - T (sum) on 1-D arrays; returns L."""
     count = y.shape[0]
     total = _squared_error_sum(y, t)
@@ -78,7 +86,7 @@ def mse_backward(Y, T, mean, dY):
     if dY.shape != Y.shape:
         raise ValueError("mse: dY must have the shape of Y")
     same_dtype(Y, dY)
-    return _mse_backward(
+    return mse_backward_flat(
         Y.reshape(Y.size), T.reshape(T.size), dY.reshape(dY.size), mean
     )
 
@@ -112,7 +120,7 @@ def _softmax_row(z, p):
 
 
 @kernel
-def _softmax_cross_entropy_backward(z, labels, dz, n, c):
+def softmax_cross_entropy_backward_flat(z, labels, dz, n, c):
     """dZ = (softmax(Z) - onehot(labels)) / n, Z and dZ flat (n * c,) arrays;
     returns the mean loss. Labels must lie in [0, c): callers check them."""
     scale = dz.dtype.type(1.0 / max(n, 1))
@@ -182,6 +190,25 @@ def softmax_cross_entropy_backward(Z, labels, dZ):
         raise ValueError("cross-entropy: dZ must have the shape of Z")
     same_dtype(Z, dZ)
     n, c = Z.shape
-    return _softmax_cross_entropy_backward(
+    return softmax_cross_entropy_backward_flat(
         Z.reshape(Z.size), labels, dZ.reshape(dZ.size), n, c
     )
+
+
+@kernel
+def loss_backward_flat(code, hyper, out, t, labels, dout, n, c):
+    """Loss ``code`` of the flat (n * c,) output and its gradient into dout.
+
+    MSE reads the targets t (flat, n * c values) and ``hyper[0]`` (mean);
+    cross-entropy reads the n labels. Returns the loss value (a mean over the
+    batch, or 0.5 * the sum for MSE with mean = 0).
+    """
+    if code == LOSS_CROSS_ENTROPY:
+        return softmax_cross_entropy_backward_flat(out, labels, dout, n, c)
+    return mse_backward_flat(out, t, dout, hyper[0] != 0.0)
+
+
+@kernel(inline="always")
+def loss_is_summed(code, hyper):
+    """True when the loss is a sum over the batch, not a mean (MSE, mean = 0)."""
+    return code == LOSS_MSE and hyper[0] == 0.0

@@ -12,6 +12,17 @@ from ._jit import kernel, same_dtype
 
 __all__ = ["sgd_update", "adam_update"]
 
+# Optimizer codes of the fused kernel (``epoch.train_epochs``). Each optimizer
+# class in ``fastbp.optim`` registers its code with the names below: the order
+# in which ``optimizer_step_flat`` reads its hyperparameters from ``hyper`` and
+# its flat state vectors from ``state``.
+OPT_SGD = 0
+OPT_ADAM = 1
+SGD_HYPER = ("lr", "momentum", "weight_decay", "nesterov")
+SGD_STATE = ("momentum_buffer",)
+ADAM_HYPER = ("lr", "beta1", "beta2", "eps", "weight_decay")
+ADAM_STATE = ("exp_avg", "exp_avg_sq")
+
 
 @kernel
 def _check_same_shape(param, a, b):
@@ -40,7 +51,7 @@ def sgd_update(param, grad, buf, lr, momentum, weight_decay, nesterov):
     nesterov : bool
     """
     _check_same_shape(param, grad, buf)
-    _sgd(
+    sgd_flat(
         param.reshape(param.size),
         grad.reshape(grad.size),
         buf.reshape(buf.size),
@@ -52,7 +63,7 @@ def sgd_update(param, grad, buf, lr, momentum, weight_decay, nesterov):
 
 
 @kernel
-def _sgd(p, g, v, lr, momentum, weight_decay, nesterov):
+def sgd_flat(p, g, v, lr, momentum, weight_decay, nesterov):
     """sgd_update on 1-D arrays (no views made: the fused path's form)."""
     T = p.dtype.type
     lr_, mu, wd = T(lr), T(momentum), T(weight_decay)
@@ -93,7 +104,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
     _check_same_shape(param, v, m)
     if step < 1:
         raise ValueError("adam_update: step counts from 1")
-    _adam(
+    adam_flat(
         param.reshape(param.size),
         grad.reshape(grad.size),
         m.reshape(m.size),
@@ -108,7 +119,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
 
 
 @kernel
-def _adam(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
+def adam_flat(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
     """adam_update on 1-D arrays (no views made: the fused path's form)."""
     T = p.dtype.type
     # Bias corrections in float64, then cast once: they are per call, not per
@@ -122,3 +133,28 @@ def _adam(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
         m[i] = b1 * m[i] + (one - b1) * gi
         v[i] = b2 * v[i] + (one - b2) * gi * gi
         p[i] -= step_size * m[i] / (np.sqrt(v[i]) * inv_sqrt_bc2 + e)
+
+
+@kernel
+def optimizer_step_flat(code, hyper, theta, grad, state, step):
+    """One update of optimizer ``code`` on the flat parameters theta, in place.
+
+    hyper holds the hyperparameters in the order of ``SGD_HYPER`` or
+    ``ADAM_HYPER``; state is (n_state, theta.size), its rows the vectors named
+    by ``SGD_STATE`` or ``ADAM_STATE``; step counts this update from 1.
+    """
+    if code == OPT_ADAM:
+        adam_flat(
+            theta,
+            grad,
+            state[0],
+            state[1],
+            hyper[0],
+            hyper[1],
+            hyper[2],
+            hyper[3],
+            hyper[4],
+            step,
+        )
+    else:
+        sgd_flat(theta, grad, state[0], hyper[0], hyper[1], hyper[2], hyper[3] != 0.0)
