@@ -11,6 +11,7 @@ W has shape (in_features, out_features) and a dense layer computes
 """
 
 import numpy as np
+import scipy.special
 
 
 def _f64(*arrays):
@@ -57,6 +58,32 @@ def relu_backward(A, dY):
     """dX = dY where A > 0, else 0."""
     A, dY = _f64(A, dY)
     return np.where(A > 0.0, dY, 0.0)
+
+
+def leaky_relu_forward(X, negative_slope=0.01):
+    """Y = X where X > 0, else negative_slope * X."""
+    (X,) = _f64(X)
+    return np.where(X > 0.0, X, negative_slope * X)
+
+
+def leaky_relu_backward(A, dY, negative_slope=0.01):
+    """dX = dY where A > 0, else negative_slope * dY."""
+    A, dY = _f64(A, dY)
+    return np.where(A > 0.0, dY, negative_slope * dY)
+
+
+def gelu_forward(X):
+    """Y = X * Phi(X) = 0.5 X (1 + erf(X / sqrt(2))), the exact GELU."""
+    (X,) = _f64(X)
+    return 0.5 * X * (1.0 + scipy.special.erf(X / np.sqrt(2.0)))
+
+
+def gelu_backward(X, dY):
+    """dX = dY * (Phi(X) + X phi(X)), from the input X."""
+    X, dY = _f64(X, dY)
+    cdf = 0.5 * (1.0 + scipy.special.erf(X / np.sqrt(2.0)))
+    pdf = np.exp(-0.5 * X**2) / np.sqrt(2.0 * np.pi)
+    return dY * (cdf + X * pdf)
 
 
 def sigmoid_forward(X):

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from fastbp import (
+    GELU,
     CrossEntropyLoss,
     GradcheckResult,
+    LeakyReLU,
     Linear,
     MSELoss,
     ReLU,
@@ -23,7 +25,13 @@ from fastbp import (
     numerical_gradient,
 )
 
-ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
+ACTIVATIONS = {
+    "relu": ReLU,
+    "leaky_relu": lambda: LeakyReLU(0.1),
+    "gelu": GELU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+}
 
 LOSSES = {
     "mse-mean": lambda: MSELoss("mean"),

@@ -16,7 +16,9 @@ from numba.core.errors import NumbaError
 
 import fastbp
 from fastbp import (
+    GELU,
     CrossEntropyLoss,
+    LeakyReLU,
     Linear,
     MSELoss,
     Parameter,
@@ -28,7 +30,13 @@ from fastbp import (
 
 # Helpers ---------------------------------------------------------------------
 
-ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
+ACTIVATIONS = {
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "gelu": GELU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+}
 
 #: (n_samples, in_features, out_features): 1x1, batch 1, odd sizes, one
 #: input or output feature, and a product above the BLAS threshold.
@@ -78,6 +86,10 @@ def ref_forward(layers, x):
             a = ref.dense_forward(a, layer.weight.data, layer.bias.data)
         elif isinstance(layer, ReLU):
             a = ref.relu_forward(a)
+        elif isinstance(layer, LeakyReLU):
+            a = ref.leaky_relu_forward(a, layer.negative_slope)
+        elif isinstance(layer, GELU):
+            a = ref.gelu_forward(a)
         elif isinstance(layer, Sigmoid):
             a = ref.sigmoid_forward(a)
         elif isinstance(layer, Tanh):
@@ -98,6 +110,10 @@ def ref_backward(layers, values, dY):
             grads[f"{i}.weight"], grads[f"{i}.bias"] = dW, db
         elif isinstance(layer, ReLU):
             dY = ref.relu_backward(x, dY)
+        elif isinstance(layer, LeakyReLU):
+            dY = ref.leaky_relu_backward(x, dY, layer.negative_slope)
+        elif isinstance(layer, GELU):
+            dY = ref.gelu_backward(x, dY)
         elif isinstance(layer, Sigmoid):
             dY = ref.sigmoid_backward(y, dY)
         else:
@@ -318,6 +334,11 @@ def test_linear_dtype_invalid_raises(bad):
 
 REF_ACT = {
     "relu": (ref.relu_forward, lambda x, y, dY: ref.relu_backward(x, dY)),
+    "leaky_relu": (
+        ref.leaky_relu_forward,
+        lambda x, y, dY: ref.leaky_relu_backward(x, dY),
+    ),
+    "gelu": (ref.gelu_forward, lambda x, y, dY: ref.gelu_backward(x, dY)),
     "sigmoid": (ref.sigmoid_forward, lambda x, y, dY: ref.sigmoid_backward(y, dY)),
     "tanh": (ref.tanh_forward, lambda x, y, dY: ref.tanh_backward(y, dY)),
 }
@@ -489,7 +510,9 @@ def test_layer_backward_non_finite_passes_through(rng, dtype):
         dY = np.zeros((4, 8), dtype)
         dY[1, 1] = np.nan
         layer.backward(dY)
-        assert np.isnan(layer.parameters()[0].grad).any() if layer.parameters() else True
+        assert (
+            np.isnan(layer.parameters()[0].grad).any() if layer.parameters() else True
+        )
 
 
 # Sequential: forward and backward --------------------------------------------

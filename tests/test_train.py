@@ -7,13 +7,16 @@ import math
 import numba
 import numpy as np
 import pytest
+import scipy.special
 
 import fastbp
 from fastbp import (
+    GELU,
     SGD,
     Adam,
     CrossEntropyLoss,
     DivergenceError,
+    LeakyReLU,
     Linear,
     MSELoss,
     ReLU,
@@ -29,7 +32,13 @@ PATH_TOL = dict(rtol=1e-12, atol=1e-14)
 #: fastbp (fast-math kernels) vs the NumPy reference loop after a few epochs.
 REF_TOL = dict(rtol=1e-9, atol=1e-12)
 
-ACTIVATION_LAYERS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+ACTIVATION_LAYERS = {
+    "relu": ReLU,
+    "tanh": Tanh,
+    "sigmoid": Sigmoid,
+    "leaky_relu": lambda: LeakyReLU(0.1),
+    "gelu": GELU,
+}
 
 
 # --- naive reference ---------------------------------------------------------
@@ -80,6 +89,10 @@ def naive_train(weights, acts, loss, opt, X, T, *, epochs, batch_size, shuffle, 
 def _act(name, z):
     if name == "relu":
         return np.maximum(z, 0.0)
+    if name == "leaky_relu":
+        return np.where(z > 0, z, 0.1 * z)
+    if name == "gelu":
+        return 0.5 * z * (1.0 + scipy.special.erf(z / np.sqrt(2.0)))
     if name == "tanh":
         return np.tanh(z)
     if name == "sigmoid":
@@ -87,9 +100,15 @@ def _act(name, z):
     return z
 
 
-def _act_grad(name, y, dy):
+def _act_grad(name, z, y, dy):
+    """dy * act'(z), from the pre-activation z or the output y."""
     if name == "relu":
         return dy * (y > 0)
+    if name == "leaky_relu":
+        return np.where(z > 0, dy, 0.1 * dy)
+    if name == "gelu":
+        cdf = 0.5 * (1.0 + scipy.special.erf(z / np.sqrt(2.0)))
+        return dy * (cdf + z * np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi))
     if name == "tanh":
         return dy * (1.0 - y * y)
     if name == "sigmoid":
@@ -98,10 +117,11 @@ def _act_grad(name, y, dy):
 
 
 def _naive_grads(params, acts, loss, xb, tb):
-    inputs, outputs, h = [], [], xb
+    inputs, pre, outputs, h = [], [], [], xb
     for i, act in enumerate(acts):
         inputs.append(h)
-        h = _act(act, h @ params[2 * i] + params[2 * i + 1])
+        pre.append(h @ params[2 * i] + params[2 * i + 1])
+        h = _act(act, pre[-1])
         outputs.append(h)
     m = xb.shape[0]
     if loss == "ce":
@@ -119,7 +139,7 @@ def _naive_grads(params, acts, loss, xb, tb):
         dy = h - tb
     grads = [None] * len(params)
     for i in reversed(range(len(acts))):
-        dy = _act_grad(acts[i], outputs[i], dy)
+        dy = _act_grad(acts[i], pre[i], outputs[i], dy)
         grads[2 * i] = inputs[i].T @ dy
         grads[2 * i + 1] = dy.sum(axis=0)
         dy = dy @ params[2 * i].T
@@ -227,6 +247,24 @@ CASES = {
         batch_size=10,
         epochs=5,
         opt=dict(kind="adam", lr=0.005, weight_decay=0.001),
+    ),
+    "leaky_relu_gelu_sgd": dict(
+        widths=[3, 6, 5, 2],
+        acts=["leaky_relu", "gelu", None],
+        loss="mse",
+        n=30,
+        batch_size=7,
+        epochs=5,
+        opt=dict(kind="sgd", lr=0.05, momentum=0.9),
+    ),
+    "gelu_ce_adam_deep": dict(
+        widths=[4, 8, 8, 8, 3],
+        acts=["gelu", "gelu", "leaky_relu", None],
+        loss="ce",
+        n=41,
+        batch_size=8,
+        epochs=4,
+        opt=dict(kind="adam", lr=0.01),
     ),
     "last_short_batch": dict(
         widths=[2, 5, 3],
