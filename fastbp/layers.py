@@ -510,15 +510,19 @@ class Sequential(Layer):
 
     @property
     def in_features(self) -> int | None:
-        first = next((lay for lay in self.layers if isinstance(lay, Linear)), None)
-        return first.in_features if first else None
+        """Input width of the first Linear (nested models included), or None."""
+        for layer in self.layers:
+            if isinstance(layer, Linear | Sequential) and layer.in_features:
+                return layer.in_features
+        return None
 
     @property
     def out_features(self) -> int | None:
-        last = next(
-            (lay for lay in reversed(self.layers) if isinstance(lay, Linear)), None
-        )
-        return last.out_features if last else None
+        """Output width of the last Linear (nested models included), or None."""
+        for layer in reversed(self.layers):
+            if isinstance(layer, Linear | Sequential) and layer.out_features:
+                return layer.out_features
+        return None
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         """("index.name", Parameter) pairs, as PyTorch names them ("0.weight")."""
