@@ -1,0 +1,159 @@
+"""The package's imports run one way, and no module reads another's private names.
+
+Floors, from the top: the command line; problem preparation and the benchmark
+suite; training, data and model files; losses and optimizers; layers; the
+registry and the boundary helpers; the kernels. A module may import from its
+own floor's package-private helpers only where listed, and otherwise only from
+floors below it. Read from the source with ``ast``, so nothing is imported.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "fastbp"
+
+#: Module (dotted, relative to fastbp) -> floor; lower floors sit below.
+FLOORS = {
+    "cli": 70,
+    "__main__": 75,
+    "bench": 60,
+    "problem": 60,
+    "train": 50,
+    "gradcheck": 50,
+    "io": 50,
+    "data": 50,
+    "sklearn": 65,
+    "losses": 40,
+    "optim": 40,
+    "layers": 30,
+    "parts": 20,
+    "_validate": 20,
+    "_threads": 20,
+    "_files": 20,
+    "__init__": 55,
+    "kernels": 10,
+    "_config": 5,
+    "_version": 5,
+}
+
+
+def floor_of(module: str) -> int:
+    """The floor of a dotted module name ("kernels.dense" -> kernels')."""
+    parts = module.split(".")
+    for i in range(len(parts), 0, -1):
+        key = ".".join(parts[:i])
+        if key in FLOORS:
+            return FLOORS[key]
+    raise KeyError(f"no floor declared for fastbp.{module}: add it to FLOORS")
+
+
+def modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).with_suffix("")
+        name = ".".join(rel.parts)
+        if name.endswith(".__init__"):
+            name = name[: -len(".__init__")]
+        yield name or "__init__", path
+
+
+def resolve(module: str, node: ast.ImportFrom, is_package: bool) -> str | None:
+    """The fastbp module an ImportFrom names (dotted, relative to fastbp)."""
+    if node.level == 0:
+        if node.module and node.module.split(".")[0] == "fastbp":
+            return node.module.partition(".")[2] or "__init__"
+        return None
+    base = module.split(".")
+    if not is_package:
+        base = base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+    return target or "__init__"
+
+
+def imports_of(module: str, path: Path):
+    """(line, target module, imported names) of every fastbp import."""
+    tree = ast.parse(path.read_text())
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            target = resolve(module, node, is_package)
+            if target is not None:
+                yield node.lineno, target, [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "fastbp":
+                    yield node.lineno, alias.name.partition(".")[2] or "__init__", []
+
+
+MODULES = [m for m in modules() if m[0] not in ("__init__",)]
+
+
+@pytest.mark.parametrize(("module", "path"), MODULES, ids=[m for m, _ in MODULES])
+def test_imports_point_down(module, path):
+    here = floor_of(module)
+    subpackage = module.split(".")[0]
+    inside = "." in module or path.name == "__init__.py"
+    for line, target, names in imports_of(module, path):
+        if inside and target.split(".")[0] == subpackage:
+            continue  # siblings inside one subpackage (kernels, bench)
+        for name in names or [""]:
+            if target == "__init__":
+                full = name or target  # "from .. import kernels", "import fastbp"
+            else:
+                full = f"{target}.{name}" if name else target
+            try:
+                there = floor_of(full)
+            except KeyError:
+                there = floor_of(target)
+            assert there < here, (
+                f"fastbp/{path.relative_to(PACKAGE)}:{line} imports fastbp.{full} "
+                f"(floor {there}) from floor {here}: imports must point down"
+            )
+
+
+@pytest.mark.parametrize(("module", "path"), MODULES, ids=[m for m, _ in MODULES])
+def test_no_module_reads_another_modules_private_names(module, path):
+    for line, target, names in imports_of(module, path):
+        private = [n for n in names if n.startswith("_") and not n.startswith("__")]
+        assert not private, (
+            f"fastbp/{path.relative_to(PACKAGE)}:{line} imports {private} from "
+            f"fastbp.{target}"
+        )
+    # module._name through an imported module object
+    tree = ast.parse(path.read_text())
+    aliases = {
+        (a.asname or a.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level > 0
+        for a in node.names
+        if (PACKAGE / Path(*module.split(".")[:-1]) / f"{a.name}.py").exists()
+        or (PACKAGE / f"{a.name}.py").exists()
+        or (PACKAGE / a.name).is_dir()
+    }
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            pytest.fail(
+                f"fastbp/{path.relative_to(PACKAGE)}:{node.lineno} reads "
+                f"{node.value.id}.{node.attr}"
+            )
+
+
+def test_import_fastbp_needs_no_optional_extra():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fastbp, fastbp.kernels;"
+        "bad = [m for m in ('sklearn', 'matplotlib', 'mpi4py', 'torch', 'jax', "
+        "'pyarrow') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
