@@ -28,7 +28,9 @@ FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 #:   4x8->1 (32)      0.206 vs 0.250    16x8->16 (2048) 0.964 vs 0.496
 #:   16x16->16 (4096) 3.18 vs 0.64      64x64->64 (262144) 77.8 vs 16.7
 #:
-#: so the loops win only below ~512 multiply-adds; the same with 2 threads.
+#: so the loops win below 512 multiply-adds, tie at 512 and lose from 2048;
+#: the switch sits between the last tie and the first loss. The same with 2
+#: threads.
 DENSE_BLAS_MIN_MACS = 1024
 
 # No kernel uses prange. Measured the same day with benchmarks/thresholds.py,

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from ._validate import real_in
 from .layers import Layer, Sequential
-from .losses import CrossEntropyLoss, Loss
+from .losses import Loss
 
 __all__ = ["gradcheck", "GradcheckResult", "numerical_gradient"]
 
@@ -71,9 +71,11 @@ def gradcheck(
     Parameters
     ----------
     model : Sequential or Layer
-        Checked as is if float64, else on a float64 copy (the model itself is
-        never changed).
-    loss : MSELoss or CrossEntropyLoss
+        A float64 model is checked in place: every parameter value is restored
+        exactly, but its gradients and work buffers are left holding the last
+        evaluation. Any other dtype is checked on a float64 copy, and the
+        model is not touched.
+    loss : a fastbp Loss (MSELoss, CrossEntropyLoss or your own)
     x : array-like of shape (n_samples, in_features)
     t : targets: (n_samples, n_outputs) floats for MSE, (n_samples,) integer
         labels for cross-entropy.
@@ -88,7 +90,7 @@ def gradcheck(
     h = real_in(eps, "gradcheck", "eps", low_open=True)
     model = _to_float64(model)
     x = np.ascontiguousarray(x, dtype=np.float64)
-    if isinstance(loss, CrossEntropyLoss):
+    if loss.target == "labels":
         t = np.ascontiguousarray(t, dtype=np.int64)
     else:
         t = np.ascontiguousarray(t, dtype=np.float64)
