@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from ._config import DEFAULT_DTYPE, SUPPORTED_DTYPES
-from .kernels import all_finite
+from .kernels.util import all_finite  # the njit kernel: x is checked already
 
 
 def as_dtype(dtype: DTypeLike | None, who: str) -> np.dtype:

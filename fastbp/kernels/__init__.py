@@ -17,6 +17,12 @@ dense_backward_params(X, dY,    dW = X.T @ dY, db = sum_rows(dY)
   dW, db)                       (first layer: no dX)
 relu_forward(X, Y)              Y = max(0, X)
 relu_backward(A, dY, dX)        dX = dY * (A > 0)   (A: input or output)
+leaky_relu_forward(X, Y,        Y = X if X > 0 else negative_slope * X
+  negative_slope)
+leaky_relu_backward(A, dY, dX,  dX = dY if A > 0 else negative_slope * dY
+  negative_slope)
+gelu_forward(X, Y)              Y = X * Phi(X)   (exact, erf form)
+gelu_backward(X, dY, dX)        dX = dY * (Phi(X) + X phi(X))   (X: input)
 sigmoid_forward(X, Y)           Y = 1 / (1 + exp(-X))
 sigmoid_backward(Y, dY, dX)     dX = dY * Y * (1 - Y)
 tanh_forward(X, Y)              Y = tanh(X)
@@ -36,31 +42,47 @@ adam_update(param, grad, m, v,  torch.optim.Adam step, in place
   weight_decay, step)
 all_finite(X)                   no NaN or inf in X
 ==============================  =============================================
+
+Validation
+----------
+The names above are checking wrappers (:mod:`fastbp.kernels.api`) around the
+njit kernels of the submodules (``fastbp.kernels.dense.dense_forward``, ...),
+with the same signatures and docstrings. Before the kernel runs a wrapper checks
+every argument once and raises a one-line TypeError or ValueError naming the
+kernel and the argument: arrays must be ndarrays of one dtype, float32 or
+float64 (labels: integers, converted to int64); shapes must agree; inputs that
+are not C-contiguous are copied; outputs must be C-contiguous, writeable and
+share no memory with another argument, except the documented in-place cases
+(an activation's Y may be X and dX may be dY; P, dZ, dY of the losses may be
+their input); optimizer hyperparameters must be finite and in range. That costs
+a few microseconds per call; the layer API validates its own inputs once and
+calls the submodule kernels directly.
 """
 
-from .activations import (
-    relu_backward,
-    relu_forward,
-    sigmoid_backward,
-    sigmoid_forward,
-    tanh_backward,
-    tanh_forward,
-)
-from .dense import (
+from .api import (
+    adam_update,
+    all_finite,
     dense_backward,
     dense_backward_params,
     dense_forward,
     dense_relu_forward,
-)
-from .losses import (
+    gelu_backward,
+    gelu_forward,
+    leaky_relu_backward,
+    leaky_relu_forward,
     mse_backward,
     mse_forward,
+    relu_backward,
+    relu_forward,
+    sgd_update,
+    sigmoid_backward,
+    sigmoid_forward,
     softmax_cross_entropy_backward,
     softmax_cross_entropy_forward,
     softmax_forward,
+    tanh_backward,
+    tanh_forward,
 )
-from .optim import adam_update, sgd_update
-from .util import all_finite
 
 __all__ = [
     "dense_forward",
@@ -69,6 +91,10 @@ __all__ = [
     "dense_backward_params",
     "relu_forward",
     "relu_backward",
+    "leaky_relu_forward",
+    "leaky_relu_backward",
+    "gelu_forward",
+    "gelu_backward",
     "sigmoid_forward",
     "sigmoid_backward",
     "tanh_forward",
