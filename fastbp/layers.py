@@ -716,7 +716,7 @@ def mlp(
     if len(widths) < 2:
         raise ValueError(f"mlp: needs at least two widths, got {list(widths)}")
     act_cls = ACTIVATIONS[activation].cls
-    init = init or act_cls.init
+    init = init or getattr(act_cls, "init", "he")
     gen = _rng(rng)
     layers: list[Layer] = []
     for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):

@@ -1,6 +1,7 @@
 """The README's commands and example are the ones that work."""
 
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,9 @@ def test_readme_main_command_installs_and_trains_xor():
 
 
 def test_readme_python_example_runs_and_solves_xor():
-    (example,) = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    example, *snippets = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    for snippet in snippets:  # fragments (e.g. how to register a part) parse
+        compile(textwrap.dedent(snippet), "README.md", "exec")
     namespace = {}
     exec(compile(example, "README.md", "exec"), namespace)
     predictions = namespace["model"].predict(namespace["X"]).ravel()

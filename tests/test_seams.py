@@ -423,3 +423,47 @@ def test_train_epochs_rejects_misuse_before_compiled_code(case):
     assert_one_line(e.value)
     assert str(e.value).startswith("train_epochs: ")
     np.testing.assert_array_equal(theta, before)
+
+
+# --- a part of one's own, through the public registry ------------------------
+
+
+@pytest.fixture
+def softsign():
+    """A user's activation, y = x / (1 + |x|), registered for the test only."""
+
+    @register("activation", "test_softsign", hyper=("scale",))
+    class Softsign(Layer):
+        def __init__(self, scale=1.0):
+            self.scale = scale
+
+        def forward(self, x):
+            self.x = x
+            return self.scale * x / (1.0 + np.abs(x))
+
+        def backward(self, dY):
+            return dY * self.scale / (1.0 + np.abs(self.x)) ** 2
+
+    yield Softsign
+    del ACTIVATIONS["test_softsign"]
+
+
+def test_registered_layer_path_activation_trains_saves_and_reports(softsign):
+    model = fastbp.mlp([2, 8, 1], "test_softsign", rng=0, dtype=np.float64)
+    assert isinstance(model.layers[1], softsign)
+    X, T = xor()
+    optimizer = SGD(model.parameters(), lr=0.2, momentum=0.9)
+    result = train(model, MSELoss(), optimizer, X, T, epochs=400, batch_size=4)
+    assert result.fused is False
+    assert "test_softsign" not in result.layer_path_reason  # names the layer
+    assert "no fused kernel" in result.layer_path_reason
+    assert result.loss[-1] < 0.05
+    arch = model.architecture()
+    assert arch[1] == {"type": "test_softsign", "scale": 1.0}
+    rebuilt = Sequential.from_architecture(arch, dtype=np.float64)
+    rebuilt.flat_data[...] = model.flat_data
+    np.testing.assert_array_equal(rebuilt.predict(X), model.predict(X))
+    # Its gradient is right: finite differences on a fresh (untrained) model.
+    fresh = fastbp.mlp([2, 8, 1], "test_softsign", rng=1, dtype=np.float64)
+    check = fastbp.gradcheck(fresh, MSELoss(), X, T)
+    assert check.max_relative < 1e-6, str(check)

@@ -43,6 +43,8 @@ ACT_TANH = 2
 ACT_SIGMOID = 3
 ACT_LEAKY_RELU = 4
 ACT_GELU = 5
+#: Every code above: what the fused kernel's checks accept.
+ACT_CODES = (ACT_IDENTITY, ACT_RELU, ACT_TANH, ACT_SIGMOID, ACT_LEAKY_RELU, ACT_GELU)
 
 #: Length of the hyperparameter vector ``p`` every activation kernel takes.
 ACT_MAX_HYPER = 2

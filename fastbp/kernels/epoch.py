@@ -37,7 +37,7 @@ import numpy as np
 
 from ._jit import kernel
 from .activations import (
-    ACT_GELU,
+    ACT_CODES,
     ACT_IDENTITY,
     ACT_MAX_HYPER,
     activate_backward_flat,
@@ -49,16 +49,8 @@ from .dense import (
     dense_backward_params_flat,
     dense_forward_flat,
 )
-from .losses import LOSS_CROSS_ENTROPY, LOSS_MSE, loss_backward_flat, loss_is_summed
-from .optim import (
-    ADAM_HYPER,
-    ADAM_STATE,
-    OPT_ADAM,
-    OPT_SGD,
-    SGD_HYPER,
-    SGD_STATE,
-    optimizer_step_flat,
-)
+from .losses import LOSS_HYPER, loss_backward_flat, loss_is_summed, loss_takes_labels
+from .optim import OPT_SIGNATURES, optimizer_step_flat
 
 __all__ = ["FusedModel", "FusedLoss", "FusedOptimizer", "train_epochs"]
 
@@ -145,7 +137,7 @@ def _train_epochs(X, T, labels, perms, model, loss, optimizer, batch_size, epoch
     n_samples, n_in = X.shape
     n_layers = layout.shape[0]
     n_out = layout[n_layers - 1, L_OUT]
-    use_labels = loss.code == LOSS_CROSS_ENTROPY
+    use_labels = loss_takes_labels(loss.code)
     summed = loss_is_summed(loss.code, loss.hyper)
     widest = max(layout[:, L_IN].max(), layout[:, L_OUT].max())
     hoff = np.zeros(n_layers + 1, np.int64)
@@ -250,9 +242,9 @@ def _check_model(model, dtype):
     size = theta.shape[0]
     if min(w.min(), b.min()) < 0 or max((w + k * m).max(), (b + m).max()) > size:
         raise _fail(f"model.layout offsets fall outside theta ({size} values)")
-    act = layout[:, L_ACT]
-    if act.min() < 0 or act.max() > ACT_GELU:
-        raise _fail(f"model.layout has an unknown activation code {act.max()}")
+    unknown = set(layout[:, L_ACT].tolist()) - set(ACT_CODES)
+    if unknown:
+        raise _fail(f"model.layout has unknown activation codes {sorted(unknown)}")
 
 
 def _check_fused_args(X, T, labels, perms, model, loss, optimizer, batch_size, out):
@@ -275,22 +267,22 @@ def _check_fused_args(X, T, labels, perms, model, loss, optimizer, batch_size, o
     if not isinstance(loss, FusedLoss):
         raise TypeError("train_epochs: loss must be a FusedLoss")
     _check_array(loss.hyper, "loss.hyper", 1, np.dtype(np.float64))
-    if loss.code == LOSS_CROSS_ENTROPY:
-        _check_array(labels, "labels", 1, np.dtype(np.int64))
+    if loss.code not in LOSS_HYPER:
+        raise _fail(f"unknown loss code {loss.code!r}")
+    names = LOSS_HYPER[loss.code]
+    if loss.hyper.shape[0] != len(names):
+        raise _fail(
+            f"loss.hyper needs {len(names)} values {names}, got {loss.hyper.shape[0]}"
+        )
+    _check_array(T, "T", 2, dtype)
+    _check_array(labels, "labels", 1, np.dtype(np.int64))
+    if loss_takes_labels(loss.code):
         if labels.shape[0] != n:
             raise _fail(f"labels has {labels.shape[0]} entries for {n} rows of X")
         if labels.min() < 0 or labels.max() >= n_out:
             raise _fail(f"labels must lie in [0, {n_out})")
-        _check_array(T, "T", 2, dtype)
-    elif loss.code == LOSS_MSE:
-        if loss.hyper.shape[0] < 1:
-            raise _fail("loss.hyper of MSE needs 1 value (mean)")
-        _check_array(T, "T", 2, dtype)
-        if T.shape != (n, n_out):
-            raise _fail(f"T must have shape ({n}, {n_out}), got {T.shape}")
-        _check_array(labels, "labels", 1, np.dtype(np.int64))
-    else:
-        raise _fail(f"unknown loss code {loss.code!r}")
+    elif T.shape != (n, n_out):
+        raise _fail(f"T must have shape ({n}, {n_out}), got {T.shape}")
     _check_optimizer(optimizer, model.theta)
     _check_array(perms, "perms", 2, np.dtype(np.int64))
     if perms.shape[1] not in (0, n):
@@ -312,10 +304,9 @@ def _check_optimizer(optimizer, theta):
     if not isinstance(optimizer, FusedOptimizer):
         raise TypeError("train_epochs: optimizer must be a FusedOptimizer")
     code, hyper, state, step = optimizer
-    names = {OPT_SGD: (SGD_HYPER, SGD_STATE), OPT_ADAM: (ADAM_HYPER, ADAM_STATE)}
-    if code not in names:
+    if code not in OPT_SIGNATURES:
         raise _fail(f"unknown optimizer code {code!r}")
-    hyper_names, state_names = names[code]
+    hyper_names, state_names = OPT_SIGNATURES[code]
     _check_array(hyper, "optimizer.hyper", 1, np.dtype(np.float64))
     if hyper.shape[0] != len(hyper_names):
         raise _fail(

@@ -17,6 +17,8 @@ LOSS_MSE = 0
 LOSS_CROSS_ENTROPY = 1
 MSE_HYPER = ("mean",)  # 1.0: L = sum((Y - T)**2) / size; 0.0: 0.5 * sum(...)
 CROSS_ENTROPY_HYPER = ()
+#: code -> names of its hyperparameters: what the fused kernel's checks accept.
+LOSS_HYPER = {LOSS_MSE: MSE_HYPER, LOSS_CROSS_ENTROPY: CROSS_ENTROPY_HYPER}
 
 __all__ = [
     "mse_forward",
@@ -195,6 +197,12 @@ def softmax_cross_entropy_backward(Z, labels, dZ):
     )
 
 
+@kernel(inline="always")
+def loss_takes_labels(code):
+    """True when loss ``code`` compares with int64 class labels, not targets."""
+    return code == LOSS_CROSS_ENTROPY
+
+
 @kernel
 def loss_backward_flat(code, hyper, out, t, labels, dout, n, c):
     """Loss ``code`` of the flat (n * c,) output and its gradient into dout.
@@ -205,6 +213,7 @@ def loss_backward_flat(code, hyper, out, t, labels, dout, n, c):
     """
     if code == LOSS_CROSS_ENTROPY:
         return softmax_cross_entropy_backward_flat(out, labels, dout, n, c)
+    # LOSS_MSE
     return mse_backward_flat(out, t, dout, hyper[0] != 0.0)
 
 

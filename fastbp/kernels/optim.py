@@ -22,6 +22,9 @@ SGD_HYPER = ("lr", "momentum", "weight_decay", "nesterov")
 SGD_STATE = ("momentum_buffer",)
 ADAM_HYPER = ("lr", "beta1", "beta2", "eps", "weight_decay")
 ADAM_STATE = ("exp_avg", "exp_avg_sq")
+#: code -> (hyperparameter names, state names): what the fused kernel's checks
+#: accept.
+OPT_SIGNATURES = {OPT_SGD: (SGD_HYPER, SGD_STATE), OPT_ADAM: (ADAM_HYPER, ADAM_STATE)}
 
 
 @kernel
