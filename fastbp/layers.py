@@ -33,10 +33,10 @@ from .kernels.activations import (
     ACT_GELU,
     ACT_IDENTITY,
     ACT_LEAKY_RELU,
-    ACT_MAX_HYPER,
     ACT_RELU,
     ACT_SIGMOID,
     ACT_TANH,
+    NO_HYPER,
     activation_backward,
     activation_forward,
     grad_from_input,
@@ -218,7 +218,7 @@ class Linear(Layer):
         return self._forward(x)
 
     def _forward(
-        self, x: NDArray, act: int = ACT_IDENTITY, p: NDArray | None = None
+        self, x: NDArray, act: int = ACT_IDENTITY, p: tuple | None = None
     ) -> NDArray:
         """Y = act(X @ W + b) into the training buffer; keeps X for backward."""
         Y = self._buffer("_Y", (x.shape[0], self.out_features), self.dtype)
@@ -227,15 +227,15 @@ class Linear(Layer):
         return Y
 
     def _infer(
-        self, x: NDArray, act: int = ACT_IDENTITY, p: NDArray | None = None
+        self, x: NDArray, act: int = ACT_IDENTITY, p: tuple | None = None
     ) -> NDArray:
         """As _forward, into a separate buffer: a pending backward is untouched."""
         Y = self._buffer("_Y_infer", (x.shape[0], self.out_features), self.dtype)
         self._affine(x, Y, act, p)
         return Y
 
-    def _affine(self, x: NDArray, Y: NDArray, act: int, p: NDArray | None) -> None:
-        p = np.zeros(ACT_MAX_HYPER) if p is None else p
+    def _affine(self, x: NDArray, Y: NDArray, act: int, p: tuple | None) -> None:
+        p = NO_HYPER if p is None else p
         dense_act_forward(x, self.weight.data, self.bias.data, Y, act, p)
 
     def backward(self, dY: NDArray) -> NDArray | None:
@@ -269,17 +269,27 @@ class Activation(Layer):
         args = ", ".join(f"{k}={v!r}" for k, v in part.hyperparameters(self).items())
         return f"{type(self).__name__}({args})"
 
-    def hyper_vector(self) -> NDArray:
-        """The hyperparameters as the kernels take them: float64, declared
-        order, zero-padded to ``ACT_MAX_HYPER``."""
-        p = np.zeros(ACT_MAX_HYPER)
-        values = list(type(self).part.hyperparameters(self).values())
-        p[: len(values)] = values
-        return p
+    def hyper_vector(self) -> tuple[float, ...]:
+        """The hyperparameters as the kernels take them: a tuple of
+        ``ACT_MAX_HYPER`` floats in declared order, zero-padded."""
+        names = type(self).part.hyper
+        if not names:
+            return NO_HYPER
+        values = tuple(float(getattr(self, name)) for name in names)
+        return values + NO_HYPER[len(values) :]
 
     @property
     def code(self) -> int:
         return type(self).part.code
+
+    @property
+    def grad_from_input(self) -> bool:
+        """True when the backward pass needs the input X rather than Y."""
+        code = type(self).part.code
+        found = _FROM_INPUT.get(code)
+        if found is None:
+            found = _FROM_INPUT[code] = bool(grad_from_input(code))
+        return found
 
     def forward(self, x: NDArray) -> NDArray:
         dtype = self.dtype or (x.dtype if isinstance(x, np.ndarray) else None)
@@ -290,7 +300,7 @@ class Activation(Layer):
         Y = self._buffer("_Y", x.shape, x.dtype)
         activation_forward(x, Y, self.code, self.hyper_vector())
         # What backward differentiates from: the output, or the input.
-        self._A = x if grad_from_input(self.code) else Y
+        self._A = x if self.grad_from_input else Y
         return Y
 
     def _adopt(self, Y: NDArray) -> None:
@@ -372,9 +382,12 @@ def _fusable(layer: Layer, after: Layer) -> bool:
         and uses_builtin_kernels(layer)
         and isinstance(after, Activation)
         and uses_builtin_kernels(after)
-        and not grad_from_input(after.code)
+        and not after.grad_from_input
     )
 
+
+#: activation code -> grad_from_input(code), filled on first use.
+_FROM_INPUT: dict[int, bool] = {}
 
 #: layer -> weak reference to the Sequential that owns it.
 _OWNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

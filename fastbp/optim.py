@@ -151,11 +151,17 @@ class Optimizer:
     def _segments(self) -> list[_Segment]:
         """The parameters' current arrays grouped into segments; regrouped when
         a Sequential has moved them since the last call."""
-        arrays = [a for p in self.params for a in (p.data, p.grad)]
-        if len(arrays) != len(self._seen) or any(
-            a is not b for a, b in zip(arrays, self._seen, strict=True)
-        ):
-            self._segs, self._seen = _segments(self.params), arrays
+        seen = self._seen
+        if len(seen) == 2 * len(self.params):
+            i = 0
+            for p in self.params:
+                if p.data is not seen[i] or p.grad is not seen[i + 1]:
+                    break
+                i += 2
+            else:
+                return self._segs
+        self._segs = _segments(self.params)
+        self._seen = [a for p in self.params for a in (p.data, p.grad)]
         return self._segs
 
     def zero_grad(self) -> None:

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from ._threads import thread_limit
 from ._validate import check_array, positive_int
-from .kernels.activations import ACT_IDENTITY, ACT_MAX_HYPER
+from .kernels.activations import ACT_IDENTITY, NO_HYPER
 from .kernels.epoch import FusedLoss, FusedModel, FusedOptimizer, train_epochs
 from .kernels.util import all_finite
 from .layers import Activation, Linear, Sequential, uses_builtin_kernels
@@ -199,7 +199,7 @@ def fused_plan(model: object, loss: Loss, optimizer: Optimizer) -> FusedPlan | s
         layer = layers[i]
         if not (isinstance(layer, Linear) and uses_builtin_kernels(layer)):
             return f"layer {i} ({layer!r}) is not a fastbp Linear"
-        act, p = ACT_IDENTITY, np.zeros(ACT_MAX_HYPER)
+        act, p = ACT_IDENTITY, NO_HYPER
         after = layers[i + 1] if i + 1 < len(layers) else None
         if isinstance(after, Activation) or (
             after is not None and not isinstance(after, Linear)

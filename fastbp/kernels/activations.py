@@ -12,9 +12,10 @@ in-place ReLU). Each backward kernel takes what the forward pass leaves behind:
 the output Y where the derivative is a function of Y (ReLU, leaky ReLU,
 sigmoid, tanh), the input X where it is not (GELU; see :func:`grad_from_input`).
 
-Hyperparameters reach the kernels as ``p``, a float64 vector of at most
-``ACT_MAX_HYPER`` values in the order the layer class declares them
-(LeakyReLU: ``p[0]`` = negative_slope).
+Hyperparameters reach the kernels as ``p``, a tuple of ``ACT_MAX_HYPER``
+floats in the order the layer class declares them, zero-padded (LeakyReLU:
+``p[0]`` = negative_slope). A tuple, not an array: it is passed by value, so
+the fused loop makes no array view (and no reference count) per layer.
 """
 
 import math
@@ -46,8 +47,10 @@ ACT_GELU = 5
 #: Every code above: what the fused kernel's checks accept.
 ACT_CODES = (ACT_IDENTITY, ACT_RELU, ACT_TANH, ACT_SIGMOID, ACT_LEAKY_RELU, ACT_GELU)
 
-#: Length of the hyperparameter vector ``p`` every activation kernel takes.
+#: Length of the hyperparameter tuple ``p`` every activation kernel takes.
 ACT_MAX_HYPER = 2
+#: ``p`` of an activation without hyperparameters.
+NO_HYPER = (0.0,) * ACT_MAX_HYPER
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -63,7 +66,7 @@ def grad_from_input(act):
     return act == ACT_GELU
 
 
-@kernel
+@kernel(inline="always")
 def activate_flat(x, y, act, p):
     """y = act(x) on 1-D contiguous arrays (often one row's slice); y may be x."""
     one = y.dtype.type(1.0)
@@ -94,7 +97,7 @@ def activate_flat(x, y, act, p):
             y[j] = x[j]
 
 
-@kernel
+@kernel(inline="always")
 def activate_backward_flat(a, dy, dx, act, p):
     """dx = dy * act'(x) on 1-D arrays; dx may be dy.
 
@@ -153,14 +156,18 @@ def activation_backward(A, dY, dX, act, p):
 
 @kernel(inline="always")
 def no_hyper():
-    return np.zeros(ACT_MAX_HYPER)
+    return (0.0, 0.0)
 
 
 @kernel(inline="always")
 def one_hyper(value):
-    p = np.zeros(ACT_MAX_HYPER)
-    p[0] = value
-    return p
+    return (np.float64(value), 0.0)
+
+
+@kernel(inline="always")
+def hyper_row(act_hyper, layer):
+    """Row ``layer`` of an (n_layers, ACT_MAX_HYPER) float64 array as ``p``."""
+    return (act_hyper[layer, 0], act_hyper[layer, 1])
 
 
 @kernel

@@ -43,6 +43,7 @@ from .activations import (
     activate_backward_flat,
     activate_flat,
     grad_from_input,
+    hyper_row,
 )
 from .dense import (
     dense_backward_input_flat,
@@ -63,7 +64,7 @@ L_IN, L_OUT, L_W, L_B, L_ACT = range(5)
 LAYOUT_COLUMNS = 5
 
 
-@kernel
+@kernel(inline="always")
 def _train_step(x, xo, t, to, labels, lo, m, model, loss, h, hoff, z, d0, d1):
     """Forward, loss and backward for one batch of m rows; returns its loss.
 
@@ -80,7 +81,7 @@ def _train_step(x, xo, t, to, labels, lo, m, model, loss, h, hoff, z, d0, d1):
     for layer in range(n_layers):
         k, n_out = layout[layer, L_IN], layout[layer, L_OUT]
         w, b, act = layout[layer, L_W], layout[layer, L_B], layout[layer, L_ACT]
-        p, ho = act_hyper[layer], hoff[layer]
+        p, ho = hyper_row(act_hyper, layer), hoff[layer]
         bias = theta[b : b + n_out]
         if grad_from_input(act):
             size = m * n_out
@@ -99,8 +100,10 @@ def _train_step(x, xo, t, to, labels, lo, m, model, loss, h, hoff, z, d0, d1):
         loss.code,
         loss.hyper,
         out,
-        t[to : to + size],
-        labels[lo : lo + m],
+        t,
+        to,
+        labels,
+        lo,
         dout,
         m,
         n_out,
@@ -114,7 +117,8 @@ def _train_step(x, xo, t, to, labels, lo, m, model, loss, h, hoff, z, d0, d1):
             size, ho = m * n_out, hoff[layer]
             src = z if grad_from_input(act) else h
             dl = d0[:size]
-            activate_backward_flat(src[ho : ho + size], dl, dl, act, act_hyper[layer])
+            p = hyper_row(act_hyper, layer)
+            activate_backward_flat(src[ho : ho + size], dl, dl, act, p)
         if layer == 0:
             a, ao = x, xo
         else:
@@ -157,6 +161,8 @@ def _train_epochs(X, T, labels, perms, model, loss, optimizer, batch_size, epoch
     tbuf = np.empty(batch_size * T.shape[1], dtype)
     lbuf = np.empty(batch_size, np.int64)
     shuffle = perms.shape[1] > 0
+    # The optimizer's state rows, viewed once (SGD has one: it is passed twice).
+    state0, state1 = state[0], state[state.shape[0] - 1]
 
     for e in range(perms.shape[0]):
         total = 0.0
@@ -186,7 +192,7 @@ def _train_epochs(X, T, labels, perms, model, loss, optimizer, batch_size, epoch
             # summed one (0.5 * sum over the batch) once.
             total += value if summed else value * m
             step += 1
-            optimizer_step_flat(opt_code, opt_hyper, theta, grad, state, step)
+            optimizer_step_flat(opt_code, opt_hyper, theta, grad, state0, state1, step)
         epoch_loss[e] = total / n_samples
     return step
 

@@ -203,18 +203,19 @@ def loss_takes_labels(code):
     return code == LOSS_CROSS_ENTROPY
 
 
-@kernel
-def loss_backward_flat(code, hyper, out, t, labels, dout, n, c):
+@kernel(inline="always")
+def loss_backward_flat(code, hyper, out, t, to, labels, lo, dout, n, c):
     """Loss ``code`` of the flat (n * c,) output and its gradient into dout.
 
-    MSE reads the targets t (flat, n * c values) and ``hyper[0]`` (mean);
-    cross-entropy reads the n labels. Returns the loss value (a mean over the
-    batch, or 0.5 * the sum for MSE with mean = 0).
+    MSE reads the n * c targets at t[to:] and ``hyper[0]`` (mean);
+    cross-entropy reads the n labels at labels[lo:]. Returns the loss value
+    (a mean over the batch, or 0.5 * the sum for MSE with mean = 0). Only the
+    branch taken makes a view.
     """
     if code == LOSS_CROSS_ENTROPY:
-        return softmax_cross_entropy_backward_flat(out, labels, dout, n, c)
+        return softmax_cross_entropy_backward_flat(out, labels[lo : lo + n], dout, n, c)
     # LOSS_MSE
-    return mse_backward_flat(out, t, dout, hyper[0] != 0.0)
+    return mse_backward_flat(out, t[to : to + n * c], dout, hyper[0] != 0.0)
 
 
 @kernel(inline="always")

@@ -138,20 +138,21 @@ def adam_flat(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
         p[i] -= step_size * m[i] / (np.sqrt(v[i]) * inv_sqrt_bc2 + e)
 
 
-@kernel
-def optimizer_step_flat(code, hyper, theta, grad, state, step):
+@kernel(inline="always")
+def optimizer_step_flat(code, hyper, theta, grad, state0, state1, step):
     """One update of optimizer ``code`` on the flat parameters theta, in place.
 
     hyper holds the hyperparameters in the order of ``SGD_HYPER`` or
-    ``ADAM_HYPER``; state is (n_state, theta.size), its rows the vectors named
-    by ``SGD_STATE`` or ``ADAM_STATE``; step counts this update from 1.
+    ``ADAM_HYPER``; state0 and state1 are the state vectors named by
+    ``SGD_STATE`` or ``ADAM_STATE``, in that order (SGD reads only state0);
+    step counts this update from 1.
     """
     if code == OPT_ADAM:
         adam_flat(
             theta,
             grad,
-            state[0],
-            state[1],
+            state0,
+            state1,
             hyper[0],
             hyper[1],
             hyper[2],
@@ -160,4 +161,4 @@ def optimizer_step_flat(code, hyper, theta, grad, state, step):
             step,
         )
     else:
-        sgd_flat(theta, grad, state[0], hyper[0], hyper[1], hyper[2], hyper[3] != 0.0)
+        sgd_flat(theta, grad, state0, hyper[0], hyper[1], hyper[2], hyper[3] != 0.0)
