@@ -9,34 +9,55 @@ Every kernel is declared with :func:`kernel`, which is ``numba.njit`` with
 - a readable ``TypeError`` in place of Numba's typing traceback when a kernel is
   called with argument types it has no implementation for.
 
-Why a cache locator of our own
-------------------------------
-Numba's default cache lives in ``__pycache__`` beside the source and is keyed on
-the hash of the *one* file that defines a function. Two things go wrong with
-that for a package like this (numba issues #1833, #6845, #9483): a kernel that
-calls a helper from another file, or reads a threshold from ``_config.py``,
-keeps running stale machine code after that other file changes; and an
-installed, read-only package falls back to ``~/.cache/numba`` or, with a
-read-only home, fails to import. Here every kernel is stamped with one hash of
-all kernel sources plus ``_config.py`` and cached under
+Where the cache goes, and how it is kept fresh
+----------------------------------------------
+Numba's default cache lives in ``__pycache__`` beside the source and is
+invalidated by the hash of the *one* file that defines a function. Two things
+go wrong with that for a package like this (numba issues #1833, #9483): a kernel
+that calls a helper from another file (``epoch.py`` calls ``dense.py``), or reads
+a threshold from ``_config.py``, keeps running stale machine code after that
+other file changes; and an installed, read-only package falls back to
+``~/.cache/numba`` or, with a read-only home too, fails to import.
+
+So every kernel is cached under
 
     $FASTBP_CACHE_DIR, else $NUMBA_CACHE_DIR/fastbp, else
     $XDG_CACHE_HOME/fastbp, else ~/.cache/fastbp
 
-in a sub-directory named after that hash. When no candidate is writable the
-kernels still work, compiled afresh in every process (a warning says so).
+in a sub-directory named after :data:`SOURCE_STAMP`, one hash of the Numba
+version, ``_config.py`` and every file in ``fastbp/kernels``. Editing any of
+them moves every kernel to a fresh directory, so nothing stale is ever loaded.
+When no candidate is writable the kernels still work, compiled afresh in every
+process (a warning says so).
+
+The directory is handed to Numba through its documented setting
+``numba.config.CACHE_DIR`` (the ``NUMBA_CACHE_DIR`` variable; Numba's
+``UserProvidedCacheLocator`` reads it once, when ``njit(cache=True)`` builds a
+function's cache). :func:`kernel` sets it only around that ``njit`` call and
+restores it in ``finally``, so importing fastbp changes no Numba setting and
+registers nothing inside Numba. Trade-offs:
+
+- any edit to one kernel file recompiles all kernels (a few seconds, once);
+- directories of old stamps are left behind (delete the cache directory to
+  reclaim the space; a few hundred KB each);
+- a Python thread defining Numba functions in another library at the very
+  moment fastbp defines a kernel could see fastbp's directory;
+- ``NUMBA_CACHE_LOCATOR_CLASSES``, if set, is honoured: a list without
+  ``UserProvidedCacheLocator`` puts the cache where that list says.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numba
-from numba.core import caching, errors, types
+from numba.core import errors, types
 from numba.extending import overload
 
 from .._config import FASTMATH
@@ -79,36 +100,11 @@ def _writable_cache_dir(stamp: str) -> Path | None:
     return None
 
 
+#: Hash of the Numba version, ``_config.py`` and every kernel source file.
 SOURCE_STAMP = _source_hash()
-#: Directory holding the compiled kernels, or None when caching is off.
+#: Directory holding the compiled kernels, or None when caching is off. Numba
+#: puts each source directory's files in a sub-directory of it.
 CACHE_DIR = _writable_cache_dir(SOURCE_STAMP)
-
-
-class _KernelCacheLocator(caching._CacheLocator):
-    """Puts the cache of functions defined in ``fastbp/kernels`` in CACHE_DIR."""
-
-    def __init__(self, py_func, py_file):
-        self._lineno = py_func.__code__.co_firstlineno
-
-    def get_cache_path(self):
-        return str(CACHE_DIR)
-
-    def get_source_stamp(self):
-        return SOURCE_STAMP
-
-    def get_disambiguator(self):
-        return str(self._lineno)
-
-    @classmethod
-    def from_function(cls, py_func, py_file):
-        if CACHE_DIR is None or Path(py_file).resolve().parent != _KERNEL_DIR:
-            return None
-        return cls(py_func, py_file)
-
-
-_LOCATORS = caching.CacheImpl._locator_classes
-if _KernelCacheLocator not in _LOCATORS:
-    _LOCATORS.insert(0, _KernelCacheLocator)
 
 if CACHE_DIR is None:
     warnings.warn(
@@ -117,6 +113,17 @@ if CACHE_DIR is None:
         RuntimeWarning,
         stacklevel=2,
     )
+
+
+@contextlib.contextmanager
+def _numba_cache_dir(path: Path) -> Iterator[None]:
+    """numba.config.CACHE_DIR set to path inside the block, restored after."""
+    saved = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = str(path)
+    try:
+        yield
+    finally:
+        numba.config.CACHE_DIR = saved
 
 
 def _describe(value) -> str:
@@ -162,7 +169,13 @@ def kernel(func=None, **options):
     }
 
     def decorate(f):
-        return _friendly_typing_errors(numba.njit(**options)(f))
+        if options["cache"] and CACHE_DIR is not None:
+            try:
+                with _numba_cache_dir(CACHE_DIR):
+                    return _friendly_typing_errors(numba.njit(**options)(f))
+            except RuntimeError:
+                pass  # "no locator available": NUMBA_CACHE_LOCATOR_CLASSES
+        return _friendly_typing_errors(numba.njit(**{**options, "cache": False})(f))
 
     return decorate if func is None else decorate(func)
 
