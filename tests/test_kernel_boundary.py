@@ -10,6 +10,7 @@ result. Non-contiguous inputs are accepted and give the reference result, as do
 the documented in-place calls (``relu_forward(X, X)``).
 """
 
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -302,8 +303,6 @@ def test_boundary_cases_cover_every_public_kernel():
     [(n, m) for m in (activations, dense, losses, optim, util) for n in m.__all__],
 )
 def test_boundary_wrapper_keeps_kernel_name_signature_and_docstring(name, module):
-    import inspect
-
     wrapper, raw = getattr(kernels, name), getattr(module, name)
     assert wrapper is not raw and wrapper.__wrapped__ is raw
     assert wrapper.__name__ == name

@@ -117,7 +117,9 @@ def _scalar(name: str, check: Callable[[str, str, object], object]) -> Arg:
 
 
 def _flag(kernel: str, name: str, value: object) -> bool:
-    if not isinstance(value, bool | np.bool_):
+    if value is True or value is False:
+        return value
+    if not isinstance(value, np.bool_):
         raise TypeError(f"{kernel}(): {name} must be a bool, got {value!r}")
     return bool(value)
 
@@ -127,9 +129,12 @@ def _real(low: float = 0.0, high: float = math.inf, high_open: bool = False):
     interval = f"[{low:g}, {high:g}{')' if high_open else ']'}"
 
     def check(kernel: str, name: str, value: object) -> float:
-        if not isinstance(value, Real) or isinstance(value, bool | np.bool_):
+        if type(value) is float:  # the common case, without the slower ABC check
+            v = value
+        elif isinstance(value, Real) and not isinstance(value, bool | np.bool_):
+            v = float(value)
+        else:
             raise TypeError(f"{kernel}(): {name} must be a real number, got {value!r}")
-        v = float(value)
         if not (
             math.isfinite(v) and low <= v and (v < high if high_open else v <= high)
         ):
@@ -142,6 +147,8 @@ def _real(low: float = 0.0, high: float = math.inf, high_open: bool = False):
 
 
 def _step(kernel: str, name: str, value: object) -> int:
+    if type(value) is int and value >= 1:
+        return value
     if not isinstance(value, Integral) or isinstance(value, bool | np.bool_):
         raise TypeError(f"{kernel}(): {name} must be an integer, got {value!r}")
     if value < 1:
@@ -206,18 +213,18 @@ def _check_shape(kernel: str, arg: Arg, x: np.ndarray, dims: dict, named: dict):
             f"{kernel}(): {arg.name} must be {len(rule)}-D of shape "
             f"({', '.join(rule)}), got shape {x.shape}"
         )
-    for dim, size in zip(rule, x.shape, strict=True):
-        if dim not in dims:
+    for dim, size in zip(rule, x.shape):  # noqa: B905 - ndim checked above
+        bound = dims.get(dim)
+        if bound is None:
             if dim in _AT_LEAST_ONE and size < 1:
                 raise ValueError(
                     f"{kernel}(): {arg.name} has shape {x.shape}; {dim} must be >= 1"
                 )
             dims[dim] = (size, arg.name)
-        elif dims[dim][0] != size:
-            bound, source = dims[dim]
+        elif bound[0] != size:
             raise ValueError(
                 f"{kernel}(): {arg.name} has shape {x.shape}, expected "
-                f"({', '.join(rule)}) with {dim}={bound} as in {source}"
+                f"({', '.join(rule)}) with {dim}={bound[0]} as in {bound[1]}"
             )
 
 
@@ -230,54 +237,67 @@ def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
     )
 
 
-def _check_overlap(kernel: str, spec: tuple[Arg, ...], values: list) -> None:
-    """No output shares memory with another array argument, except its may_be."""
-    arrays = [(a, v) for a, v in zip(spec, values, strict=True) if a.role != SCALAR]
-    for i, (arg, x) in enumerate(arrays):
-        if arg.role != OUT:
-            continue
-        for j, (other, y) in enumerate(arrays):
-            if (j < i and other.role == OUT) or j == i:
-                continue  # each pair of outputs once
-            if not np.may_share_memory(x, y):
-                continue
-            if other.name == arg.may_be and _same_view(x, y):
-                continue  # the documented in-place case
-            if arg.may_be == other.name:
-                hint = f"; only {arg.name} is {other.name} (the whole array) is allowed"
-            else:
-                hint = "; pass separate buffers"
-            raise ValueError(
-                f"{kernel}(): output {arg.name} overlaps {other.name} in memory{hint}"
-            )
+class _Checker:
+    """check(args) for one kernel: the spec turned into index lists once, so a
+    call only walks what it must check."""
 
+    def __init__(self, kernel: str, spec: tuple[Arg, ...]) -> None:
+        self.kernel, self.spec = kernel, spec
+        self.arrays = [(i, a) for i, a in enumerate(spec) if a.role != SCALAR]
+        self.scalars = [(i, a) for i, a in enumerate(spec) if a.role == SCALAR]
+        self.inputs = [i for i, a in enumerate(spec) if a.role == IN]
+        self.labels = [i for i, a in enumerate(spec) if a.role == LABELS]
+        # Every (output, other array) pair once: output i against each later
+        # array and each earlier non-output.
+        self.pairs = [
+            (i, j, out, other)
+            for i, out in self.arrays
+            if out.role == OUT
+            for j, other in self.arrays
+            if j != i and (j > i or other.role != OUT)
+        ]
 
-def check_args(kernel: str, spec: tuple[Arg, ...], args: tuple) -> list:
-    """The arguments of kernel as it can take them, or a TypeError/ValueError.
+    def __call__(self, args: tuple) -> list:
+        """The arguments as the kernel can take them, or a TypeError/ValueError.
 
-    Checks every array's type, dtype and shape, the outputs' layout and
-    writeability and the overlaps, then converts: inputs to C order, labels to
-    int64, scalars by their checks.
-    """
-    values = list(args)
-    dims: dict = {}
-    named: dict = {}
-    float_dtype: list = []
-    for i, arg in enumerate(spec):
-        x = values[i]
-        if arg.role == SCALAR:
-            values[i] = arg.check(kernel, arg.name, x)
-            continue
-        _check_array(kernel, arg, x, float_dtype)
-        _check_shape(kernel, arg, x, dims, named)
-        named[arg.name] = x
-    _check_overlap(kernel, spec, values)
-    for i, arg in enumerate(spec):
-        if arg.role == IN and not values[i].flags.c_contiguous:
-            values[i] = np.ascontiguousarray(values[i])
-        elif arg.role == LABELS:
+        Checks every array's type, dtype and shape, the outputs' layout and
+        writeability and the overlaps, then converts: scalars by their checks,
+        inputs to C order, labels to int64.
+        """
+        kernel, values = self.kernel, list(args)
+        dims: dict = {}
+        named: dict = {}
+        float_dtype: list = []
+        for i, arg in self.arrays:
+            x = values[i]
+            _check_array(kernel, arg, x, float_dtype)
+            _check_shape(kernel, arg, x, dims, named)
+            named[arg.name] = x
+        for i, j, out, other in self.pairs:
+            if np.may_share_memory(values[i], values[j]):
+                _overlap_allowed_or_raise(kernel, out, values[i], other, values[j])
+        for i, arg in self.scalars:
+            values[i] = arg.check(kernel, arg.name, values[i])
+        for i in self.inputs:
+            if not values[i].flags.c_contiguous:
+                values[i] = np.ascontiguousarray(values[i])
+        for i in self.labels:
             values[i] = np.ascontiguousarray(values[i], dtype=np.int64)
-    return values
+        return values
+
+
+def _overlap_allowed_or_raise(kernel: str, out: Arg, x, other: Arg, y) -> None:
+    """Output out (array x) shares memory with other (array y): fine only when y
+    is out's documented in-place partner seen the same way."""
+    if other.name == out.may_be:
+        if _same_view(x, y):
+            return
+        hint = f"; only {out.name} is {other.name} (the whole array) is allowed"
+    else:
+        hint = "; pass separate buffers"
+    raise ValueError(
+        f"{kernel}(): output {out.name} overlaps {other.name} in memory{hint}"
+    )
 
 
 def _describe_checks(spec: tuple[Arg, ...]) -> str:
@@ -321,6 +341,7 @@ def _public(raw: Callable, *spec: Arg) -> Callable:
     if [a.name for a in spec] != list(signature.parameters):
         raise AssertionError(f"{name}: spec {spec} does not match {signature}")
     n_args = len(spec)
+    check = _Checker(name, spec)
 
     def wrapper(*args, **kwargs):
         if kwargs or len(args) != n_args:
@@ -328,7 +349,7 @@ def _public(raw: Callable, *spec: Arg) -> Callable:
                 args = signature.bind(*args, **kwargs).args
             except TypeError as exc:
                 raise TypeError(f"{name}(): {exc}") from None
-        return raw(*check_args(name, spec, args))
+        return raw(*check(args))
 
     wrapper.__name__ = wrapper.__qualname__ = name
     wrapper.__module__ = __name__
