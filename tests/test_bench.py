@@ -6,6 +6,7 @@ engines are skipped when their library is missing.
 """
 
 import importlib
+import importlib.util
 import json
 
 import numpy as np
@@ -185,3 +186,80 @@ def test_suite_quick_run_reports_every_engine_and_writes_files(tmp_path):
     json_path, md_path = suite.write(result, tmp_path / "out")
     assert json.loads(json_path.read_text())["cases"][0]["case"] == "tiny"
     assert "| tiny (B=4) | fastbp-fused |" in md_path.read_text()
+
+
+def _settings():
+    """Every process-wide setting the suite may change, as comparable values."""
+    import os
+
+    import numba
+    from threadpoolctl import threadpool_info
+
+    from fastbp._threads import blas_threads
+
+    settings = {
+        "numba_threads": numba.get_num_threads(),
+        "blas_threads": blas_threads(),
+        "thread_pools": [(i["filepath"], i["num_threads"]) for i in threadpool_info()],
+        "environ": dict(os.environ),
+    }
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        settings["torch_threads"] = torch.get_num_threads()
+    return settings
+
+
+def _warm_engines(suite):
+    """Run every engine once, so that what torch and jax set up for themselves
+    on first use (torch writes TORCHINDUCTOR_CACHE_DIR and KMP_DUPLICATE_LIB_OK
+    into os.environ) happens before the snapshot, not inside the suite."""
+    for cls in suite.available_engines():
+        engine = cls((3, 5, 2), 4, LR, SEED)
+        engine.warmup()
+        engine.step(1)
+
+
+@pytest.mark.parametrize("threads", [1, None])
+def test_suite_run_restores_every_setting(threads):
+    from fastbp.bench import suite
+
+    _warm_engines(suite)
+    before = _settings()
+    inside = []
+
+    def echo(*args):
+        inside.append(_settings())
+
+    suite.run(
+        cases={"tiny": ((3, 5, 2), 4)},
+        budget=0.001,
+        rounds=1,
+        threads=threads,
+        micro_shapes=((4, 2, 8),),
+        peak_size=32,
+        scaling=True,
+        echo=echo,
+    )
+    assert _settings() == before
+    if threads == 1:
+        assert inside and all(s["numba_threads"] == 1 for s in inside)
+        assert all(n == 1 for s in inside for n in s["blas_threads"])
+        if "torch_threads" in before:
+            assert all(s["torch_threads"] == 1 for s in inside)
+        if importlib.util.find_spec("jax") and "XLA_FLAGS" not in before["environ"]:
+            assert all(
+                s["environ"]["XLA_FLAGS"] == suite.XLA_ONE_THREAD for s in inside
+            )
+
+
+def test_engine_threads_restores_settings_after_an_error():
+    from fastbp.bench import suite
+
+    _warm_engines(suite)
+    before = _settings()
+    with pytest.raises(RuntimeError, match="boom"), suite.engine_threads(1):
+        raise RuntimeError("boom")
+    assert _settings() == before

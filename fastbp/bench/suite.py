@@ -16,6 +16,7 @@ float32 matmul on 2048 x 2048 in the same run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib
 import json
@@ -23,6 +24,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,25 +48,76 @@ LR = 1e-3
 SEED = 0
 
 
-def available_engines(threads: int | None) -> list[type]:
-    """Engine classes whose library is installed; configures their threads."""
+#: XLA's CPU backend reads these flags once, when jax first starts it.
+XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def _importable(lib: str) -> bool:
+    """Whether the library imports (importing it changes no setting)."""
+    try:
+        importlib.import_module(lib)
+    except ImportError:
+        return False
+    return True
+
+
+def available_engines() -> list[type]:
+    """Engine classes whose library is installed, in report order."""
     found = []
     for module, cls, lib in ENGINES:
-        if lib == "jax" and threads == 1:
-            # XLA reads its flags once, when jax starts its CPU backend.
-            os.environ.setdefault(
-                "XLA_FLAGS",
-                "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-            )
-        if lib is not None:
-            try:
-                library = importlib.import_module(lib)
-            except ImportError:
-                continue
-            if lib == "torch" and threads is not None:
-                library.set_num_threads(threads)
-        found.append(getattr(importlib.import_module(f".{module}", __package__), cls))
+        if lib is None or _importable(lib):
+            engines = importlib.import_module(f".{module}", __package__)
+            found.append(getattr(engines, cls))
     return found
+
+
+@contextlib.contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    """os.environ[name] = value inside the block; the old value (or its
+    absence) restored after."""
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op thread count n inside the block, restored after."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+@contextlib.contextmanager
+def engine_threads(threads: int | None) -> Iterator[None]:
+    """Every engine's thread count capped at ``threads`` inside the block, and
+    every setting changed for it restored after, even on an error: Numba's
+    and every BLAS's count (:func:`thread_limit`), torch's, and ``XLA_FLAGS``
+    when it was unset and ``threads`` is 1. None changes nothing.
+
+    XLA applies its flags when jax first starts its CPU backend and keeps them
+    for the life of the process, so the cap reaches jax only if no jax
+    computation ran before the block; the variable itself is still restored.
+    """
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(thread_limit(threads))
+        if threads is not None:
+            if _importable("torch"):
+                stack.enter_context(_torch_threads(threads))
+            if threads == 1 and "XLA_FLAGS" not in os.environ and _importable("jax"):
+                stack.enter_context(_environ("XLA_FLAGS", XLA_ONE_THREAD))
+        yield
 
 
 def _time(fn, n: int) -> float:
@@ -250,8 +303,8 @@ def run(
         "rounds": rounds,
         "cases": [],
     }
-    with thread_limit(threads):
-        classes = available_engines(threads)
+    classes = available_engines()
+    with engine_threads(threads):
         result["engines"] = [cls.name for cls in classes]
         result["peak_size"] = peak_size
         result["peak_gflops"] = reference_peak(peak_size, rounds)

@@ -1,7 +1,8 @@
 """PyTorch eager mode: nn.Sequential of Linear/ReLU, nn.MSELoss, optim.SGD.
 
 torch is imported when an engine is built, so this module imports without it
-(the constructor raises ImportError then). Thread count is torch's default.
+(the constructor raises ImportError then). Thread count: torch's default, or
+``threads`` inside :func:`.suite.engine_threads`.
 """
 
 import numpy as np
