@@ -43,7 +43,15 @@ registers nothing inside Numba. Trade-offs:
 - a Python thread defining Numba functions in another library at the very
   moment fastbp defines a kernel could see fastbp's directory;
 - ``NUMBA_CACHE_LOCATOR_CLASSES``, if set, is honoured: a list without
-  ``UserProvidedCacheLocator`` puts the cache where that list says.
+  ``UserProvidedCacheLocator`` puts the cache where that list says, and one
+  that finds no usable place leaves the kernels uncached instead of failing.
+
+Numba's supported alternatives were weighed: the default ``__pycache__`` (or
+``NUMBA_CACHE_DIR`` alone) keys each function on its own file only, which is
+the stale-cache bug above; a locator class of our own can only be added by
+editing ``numba.core.caching.CacheImpl._locator_classes`` (private, and global
+to the process) or through ``NUMBA_CACHE_LOCATOR_CLASSES`` (an environment
+variable the user owns, which fastbp must not set on import).
 """
 
 from __future__ import annotations
