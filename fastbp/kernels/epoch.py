@@ -115,10 +115,11 @@ def _train_step(x, xo, t, to, labels, lo, m, model, loss, h, hoff, z, d0, d1):
         if act != ACT_IDENTITY:
             # dZ = dH * act'(Z), from H (or Z), in place in d0.
             size, ho = m * n_out, hoff[layer]
-            src = z if grad_from_input(act) else h
-            dl = d0[:size]
-            p = hyper_row(act_hyper, layer)
-            activate_backward_flat(src[ho : ho + size], dl, dl, act, p)
+            dl, p = d0[:size], hyper_row(act_hyper, layer)
+            if grad_from_input(act):
+                activate_backward_flat(z[ho : ho + size], dl, dl, act, p)
+            else:
+                activate_backward_flat(h[ho : ho + size], dl, dl, act, p)
         if layer == 0:
             a, ao = x, xo
         else:
