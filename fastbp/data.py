@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -34,6 +35,11 @@ __all__ = [
 #: distinct values (and at most half as many as there are rows) is read as
 #: class labels.
 MAX_INFERRED_CLASSES = 20
+
+#: An inferred classification with more than MAX_INFERRED_CLASSES classes and
+#: fewer rows per class than this on average (say, a text column of names or
+#: ids) warns.
+MIN_ROWS_PER_CLASS = 5
 
 TASKS = ("regression", "classification")
 
@@ -175,6 +181,7 @@ def load_csv(
     *,
     target: str | int | None = None,
     task: str | None = None,
+    dtype: DTypeLike = np.float64,
 ) -> Dataset:
     """Read a CSV file with a header row into a :class:`Dataset`.
 
@@ -193,7 +200,14 @@ def load_csv(
         None infers it: classification when the target column holds any
         non-numeric value, or when all its values are integers with at most
         ``min(MAX_INFERRED_CLASSES, max(2, n_samples // 2))`` distinct values;
-        regression otherwise.
+        regression otherwise. An inferred classification with more than
+        ``MAX_INFERRED_CLASSES`` classes and fewer than ``MIN_ROWS_PER_CLASS``
+        rows per class on average warns (a ``UserWarning``): such a column is
+        rarely a label.
+    dtype : float32 or float64
+        The dtype the numbers will be trained in: a finite value too large
+        for it is an error naming its line and column. The arrays returned
+        are float64 either way.
 
     Returns
     -------
@@ -206,9 +220,9 @@ def load_csv(
         Missing or unreadable file, empty file, header without data rows,
         fewer than 2 columns, empty or duplicate column names, a row with the
         wrong number of fields, an empty, non-numeric, NaN or infinite feature
-        value (and target value for regression), an unknown target column, or
-        a classification target with a single class. The message names the
-        file, line and column.
+        value (and target value for regression), a value too large for dtype,
+        an unknown target column, or a classification target with a single
+        class. The message names the file, line and column.
     ValueError
         ``task`` is not one of the values above.
     """
@@ -218,6 +232,7 @@ def load_csv(
             f"got {task!r}"
         )
     path = os.fspath(path)
+    limit = _largest(dtype, "load_csv")
     rows = _read_table(path)
     header_line, header = rows[0]
     m = len(header)
@@ -231,14 +246,15 @@ def load_csv(
     target_numbers: list[float | None] = []
     for i, (line, fields) in enumerate(rows[1:]):
         for k, j in enumerate(features):
-            X[i, k] = _cell_number(fields[j], line, header[j], path)
+            X[i, k] = _cell_number(fields[j], line, header[j], path, limit)
         cell = fields[t]
-        value = _cell_number(cell, line, target_name, path, text_ok=True)
+        value = _cell_number(cell, line, target_name, path, limit, text_ok=True)
         cells.append(cell)
         target_numbers.append(value)
 
     numeric = all(v is not None for v in target_numbers)
-    if task is None:
+    inferred = task is None
+    if inferred:
         task = _infer_task(target_numbers, numeric)
     feature_names = tuple(header[j] for j in features)
     if task == "regression":
@@ -252,6 +268,16 @@ def load_csv(
         y = np.array(target_numbers, dtype=np.float64).reshape(-1, 1)
         return Dataset(X, y, feature_names, target_name, task, None, path)
     y, classes = _labels(cells, numeric)
+    many = len(classes) > MAX_INFERRED_CLASSES
+    if inferred and many and n < MIN_ROWS_PER_CLASS * len(classes):
+        warnings.warn(
+            f"{path}: target column {target_name!r} was read as class labels with "
+            f"{len(classes)} classes for {n} rows ({n / len(classes):.1f} rows per "
+            "class); if it is not a label, choose another target or pass "
+            "task='regression'",
+            UserWarning,
+            stacklevel=2,
+        )
     if len(classes) < 2:
         raise DataError(
             f"{path}, column {target_name!r}: only one class ({classes[0]!r}) in "
@@ -280,7 +306,9 @@ def _read_table(path: str, min_columns: int = 2) -> list[tuple[int, list[str]]]:
     return rows
 
 
-def load_features(path: str | os.PathLike, feature_names: list[str]) -> NDArray:
+def load_features(
+    path: str | os.PathLike, feature_names: list[str], dtype: DTypeLike = np.float64
+) -> NDArray:
     """The named feature columns of a CSV file, for prediction.
 
     Parameters
@@ -290,6 +318,8 @@ def load_features(path: str | os.PathLike, feature_names: list[str]) -> NDArray:
     feature_names : list of str
         Columns to take, in this order (a model's training features); other
         columns, such as the target, are ignored.
+    dtype : float32 or float64
+        As in :func:`load_csv`: a value too large for it is an error.
 
     Returns
     -------
@@ -302,6 +332,7 @@ def load_features(path: str | os.PathLike, feature_names: list[str]) -> NDArray:
         lists them and the file's columns).
     """
     path = os.fspath(path)
+    limit = _largest(dtype, "load_features")
     rows = _read_table(path, min_columns=1)
     header_line, header = rows[0]
     missing = [name for name in feature_names if name not in header]
@@ -315,7 +346,7 @@ def load_features(path: str | os.PathLike, feature_names: list[str]) -> NDArray:
     X = np.empty((len(rows) - 1, len(columns)), dtype=np.float64)
     for i, (line, fields) in enumerate(rows[1:]):
         for k, j in enumerate(columns):
-            X[i, k] = _cell_number(fields[j], line, header[j], path)
+            X[i, k] = _cell_number(fields[j], line, header[j], path, limit)
     return X
 
 
@@ -338,11 +369,26 @@ def _check_header(header: list[str], line: int, path: str, min_columns: int) -> 
         seen[name] = j
 
 
+def _largest(dtype: DTypeLike, who: str) -> float:
+    """The largest finite value of a float32 or float64 dtype."""
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"{who}: dtype must be float32 or float64, got {dt}")
+    return float(np.finfo(dt).max)
+
+
 def _cell_number(
-    cell: str, line: int, column: str, path: str, *, text_ok: bool = False
+    cell: str,
+    line: int,
+    column: str,
+    path: str,
+    limit: float = math.inf,
+    *,
+    text_ok: bool = False,
 ) -> float | None:
-    """The finite number in cell; DataError if it is empty, NaN or infinite, or
-    not a number (None instead when text_ok)."""
+    """The finite number in cell; DataError if it is empty, NaN or infinite,
+    larger in magnitude than limit, or not a number (None instead when
+    text_ok)."""
     where = f"{path}, line {line}, column {column!r}"
     if not cell:
         raise DataError(f"{where}: missing value")
@@ -352,8 +398,23 @@ def _cell_number(
             return None
         raise DataError(f"{where}: {cell!r} is not a number")
     if not math.isfinite(value):
-        raise DataError(f"{where}: {cell!r} is not a finite number (NaN or infinity)")
+        if _written_non_finite(cell):
+            raise DataError(
+                f"{where}: {cell!r} is not a finite number (NaN or infinity)"
+            )
+        raise DataError(f"{where}: {cell!r} is too large for float64")
+    if abs(value) > limit:
+        raise DataError(
+            f"{where}: {cell!r} is too large for float32 (largest {limit:.3g}); "
+            "use float64"
+        )
     return value
+
+
+def _written_non_finite(cell: str) -> bool:
+    """True when the text itself says NaN or infinity (not an overflow)."""
+    text = cell.strip().lower().lstrip("+-")
+    return text in ("nan", "inf", "infinity")
 
 
 def _infer_task(numbers: list[float | None], numeric: bool) -> str:
@@ -396,7 +457,7 @@ def train_val_split(
     Raises
     ------
     ValueError
-        val_fraction outside [0, 1) (the message names ``--val-split``), n < 1,
+        val_fraction outside [0, 1), n < 1,
         or a split that leaves no training row (n = 1 with val_fraction > 0).
     """
     if (
@@ -404,7 +465,9 @@ def train_val_split(
         or not isinstance(val_fraction, Real)
         or not 0.0 <= float(val_fraction) < 1.0
     ):
-        raise ValueError(f"--val-split must be in [0, 1), got {val_fraction!r}")
+        raise ValueError(
+            f"train_val_split: val_fraction must be in [0, 1), got {val_fraction!r}"
+        )
     if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
         raise ValueError(f"train_val_split: n must be a positive integer, got {n!r}")
     n = int(n)
@@ -413,7 +476,8 @@ def train_val_split(
         return np.arange(n, dtype=np.int64), np.empty(0, dtype=np.int64)
     if n < 2:
         raise ValueError(
-            f"--val-split {val_fraction:g} leaves no training rows: the data has "
+            f"train_val_split: val_fraction {val_fraction:g} leaves no training "
+            "rows: the data has "
             f"only {n} row"
         )
     n_val = min(max(round(frac * n), 1), n - 1)

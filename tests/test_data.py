@@ -1,5 +1,6 @@
 """Tests for fastbp.data: XOR, CSV loading and its errors, splits, standardizing."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -326,12 +327,14 @@ def test_train_val_split_at_least_one_each_side():
 
 @pytest.mark.parametrize("bad", [1.0, 1.5, -0.1, float("nan"), True, "0.2"])
 def test_train_val_split_bad_fraction(bad):
-    with pytest.raises(ValueError, match="--val-split"):
+    # The library names its own parameter, not the CLI's --val-split.
+    with pytest.raises(ValueError, match="val_fraction must be in") as e:
         train_val_split(10, bad, seed=0)
+    assert "--" not in str(e.value)
 
 
 def test_train_val_split_no_training_rows():
-    with pytest.raises(ValueError, match="--val-split.*no training rows"):
+    with pytest.raises(ValueError, match="val_fraction.*no training rows"):
         train_val_split(1, 0.5, seed=0)
 
 
@@ -392,3 +395,48 @@ def test_standardizer_errors():
         Standardizer(mean=[0.0], std=[0.0])
     with pytest.raises(ValueError, match="both"):
         Standardizer(mean=[0.0])
+
+
+@pytest.mark.parametrize(
+    ("n", "fraction", "n_val"),
+    [(10, 0.29, 3), (10, 0.25, 2), (7, 0.5, 4), (100, 0.2, 20)],
+)
+def test_train_val_split_rounds_the_validation_size(n, fraction, n_val):
+    # round(fraction * n), as documented: 2.9 -> 3 (truncating would give 2);
+    # Python rounds halves to even: 2.5 -> 2, 3.5 -> 4.
+    train, val = train_val_split(n, fraction, seed=0)
+    assert len(val) == n_val and len(train) == n - n_val
+
+
+@pytest.mark.parametrize("column", ["x1", "y"])
+def test_load_csv_value_too_large_for_float32_names_line_and_column(tmp_path, column):
+    path = tmp_path / "big.csv"
+    rows = ["x1,x2,y", "1,2,0.5", "3,4,1.5"]
+    rows.append("1e300,5,2.5" if column == "x1" else "1,5,1e300")
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError) as e:
+        load_csv(path, task="regression", dtype=np.float32)
+    message = str(e.value)
+    assert f"line 4, column '{column}'" in message and "'1e300'" in message
+    assert "too large for float32" in message and "float64" in message
+    # float64 holds it: no error.
+    data = load_csv(path, task="regression", dtype=np.float64)
+    assert np.max(np.abs(data.X)) == 1e300 or data.y.max() == 1e300
+
+
+def test_load_csv_overflowing_float64_is_not_called_nan(tmp_path):
+    path = tmp_path / "huge.csv"
+    path.write_text("x,y\n1,2\n1e400,3\n")
+    with pytest.raises(DataError, match="line 3, column 'x': '1e400' is too large"):
+        load_csv(path, dtype=np.float64)
+
+
+def test_load_csv_warns_when_a_column_of_names_is_read_as_labels(tmp_path):
+    path = tmp_path / "names.csv"
+    lines = ["x,name"] + [f"{i},person{i}" for i in range(30)]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="30 classes for 30 rows"):
+        load_csv(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_csv(path, task="classification")  # asked for: no warning
