@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import IO
 
 
@@ -16,3 +18,35 @@ def open_input(path: str, error: type[Exception], what: str, **kwargs) -> IO:
         raise error(f"{path}: is a directory, not {what}") from None
     except OSError as exc:
         raise error(f"{path}: cannot open ({exc.strerror})") from None
+
+
+def unwritable_reason(path: str, *, folder: bool = False) -> str | None:
+    """Why ``path`` cannot be written (as a file, or a folder to create files
+    in when ``folder``), or None when it can.
+
+    Tried for real: a temporary file is created and removed in the folder that
+    would hold the output, so read-only mounts and pseudo-filesystems such as
+    /proc are caught before any work is done.
+    """
+    if not path:
+        return "the path is empty"
+    target = os.path.abspath(path)
+    if folder:
+        if os.path.exists(target) and not os.path.isdir(target):
+            return f"{path!r} exists and is not a folder"
+        # The folder is created if missing: its nearest existing parent must
+        # take new entries.
+        probe = target
+        while not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+    else:
+        if os.path.isdir(target):
+            return f"{path!r} is a folder, not a file"
+        probe = os.path.dirname(target)
+        if not os.path.isdir(probe):
+            return f"folder {probe!r} does not exist"
+    try:
+        tempfile.TemporaryFile(dir=probe).close()
+    except OSError as exc:
+        return f"cannot write in folder {probe!r} ({exc.strerror})"
+    return None

@@ -55,7 +55,22 @@ STEPS_PER_CALL = 1 << 16
 
 
 class DivergenceError(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite.
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch (from 1) whose loss was not finite; 0 when the untrained
+        model's loss already was.
+    before_training : bool
+        True when the loss was not finite before any update: the data's
+        values overflow the dtype's arithmetic, and no learning rate helps.
+    """
+
+    def __init__(self, message: str, epoch: int, before_training: bool = False):
+        super().__init__(message)
+        self.epoch = epoch
+        self.before_training = before_training
 
 
 @dataclass
@@ -402,6 +417,7 @@ def train(
     steps_per_epoch = -(-n // batch_size)
 
     with thread_limit(threads):
+        _check_initial_loss(model, loss, X, T, batch_size)
         if use_fused:
             run = FusedRunner(plan, X, T, batch_size)
         else:
@@ -457,7 +473,23 @@ def _diverged(epoch: int, optimizer: Optimizer) -> DivergenceError:
     lr = getattr(optimizer, "lr", None)
     return DivergenceError(
         f"training diverged: the loss became NaN or infinite in epoch {epoch}; "
-        "try a smaller learning rate" + (f" than {lr:g}" if lr is not None else "")
+        "try a smaller learning rate" + (f" than {lr:g}" if lr is not None else ""),
+        epoch,
+    )
+
+
+def _check_initial_loss(model, loss, X, T, batch_size) -> None:
+    """DivergenceError (before_training) if the untrained model's loss on the
+    first batch is already NaN or infinite: the data overflows the dtype."""
+    if math.isfinite(_evaluate(model, loss, X[:batch_size], T[:batch_size])[0]):
+        return
+    largest = max(float(np.max(np.abs(X))), float(np.max(np.abs(T))))
+    raise DivergenceError(
+        "the loss is NaN or infinite before any training step: the data is too "
+        f"large for {model.dtype} arithmetic (largest absolute value "
+        f"{largest:.3g}); scale the inputs and targets down",
+        0,
+        before_training=True,
     )
 
 

@@ -888,3 +888,127 @@ def test_cli_train_help_lists_options():
         "--no-fuse",
     ):
         assert option in result.output, option
+
+
+# --- failing early, in one line (issue 9) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("/proc/fastbp-model.npz", "cannot write in folder '/proc'"),
+        ("", "the path is empty"),
+        ("{tmp}/missing/model.npz", "does not exist"),
+        ("{tmp}", "is a directory"),
+    ],
+)
+def test_cli_train_unwritable_save_fails_before_training(target, reason, tmp_path):
+    result = invoke(
+        "train", "--data", IRIS, "--save", target.format(tmp=tmp_path), "--epochs", 5
+    )
+    last = assert_input_error(result.output, result.exit_code, "--save", reason)
+    assert "epoch" not in result.output and len(result.output.splitlines()) == 1, last
+
+
+def test_cli_predict_out_in_missing_folder_fails_before_reading(iris_model, tmp_path):
+    result = invoke(
+        "predict", "--model", iris_model, "--data", IRIS, "--out",
+        tmp_path / "no" / "p.csv",
+    )  # fmt: skip
+    assert_input_error(result.output, result.exit_code, "--out", "does not exist")
+    assert len(result.output.splitlines()) == 1
+
+
+def test_cli_bench_out_in_proc_fails_before_running():
+    result = invoke("bench", "--quick", "--out", "/proc/fastbp-bench")
+    assert_input_error(result.output, result.exit_code, "--out", "/proc")
+    assert len(result.output.splitlines()) == 1  # nothing was benchmarked
+
+
+def test_cli_usage_errors_are_one_line():
+    result = invoke("train", "--data", "xor", "--epochs", 0)
+    assert_input_error(result.output, result.exit_code, "--epochs")
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.parametrize("column", ["x1", "y"])
+def test_cli_train_value_too_large_for_float32_names_line_column_and_dtype(
+    column, tmp_path
+):
+    rows = ["x1,x2,y"] + [f"{i},{i % 3},{i / 10}" for i in range(20)]
+    rows[7] = "1e300,1,0.5" if column == "x1" else "6,1,1e300"
+    path = write(tmp_path, "big.csv", "\n".join(rows) + "\n")
+    result = invoke("train", "--data", path, "--epochs", 2)
+    assert_input_error(
+        result.output,
+        result.exit_code,
+        "line 8",
+        f"column '{column}'",
+        "--dtype float64",
+    )
+
+
+def test_cli_train_float64_overflow_does_not_blame_the_learning_rate(tmp_path):
+    # 1e200 fits float64, but its square (the MSE) does not.
+    rows = ["x1,x2,y"] + [f"{i},{i % 3},{i}e200" for i in range(1, 21)]
+    path = write(tmp_path, "huge.csv", "\n".join(rows) + "\n")
+    result = invoke("train", "--data", path, "--dtype", "float64", "--epochs", 2)
+    last = assert_input_error(result.output, result.exit_code, "before any training")
+    assert "learning rate" not in last and "--lr" not in last
+    assert "too large for float64" in last
+
+
+def test_cli_train_refuses_a_model_larger_than_memory():
+    result = invoke("train", "--data", "xor", "--hidden", "100000000,100000000")
+    assert_input_error(result.output, result.exit_code, "--hidden", "GiB")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cli_train_divergence_same_line_on_both_paths(dtype):
+    lines = []
+    for flags in ([], ["--no-fuse"]):
+        result = invoke(
+            "train", "--data", REGRESSION, "--optimizer", "sgd", "--lr", "1e10",
+            "--dtype", dtype, "--quiet", *flags,
+        )  # fmt: skip
+        lines.append(assert_input_error(result.output, result.exit_code, "diverged"))
+    assert lines[0] == lines[1]
+
+
+def test_cli_train_warns_about_a_column_of_names(tmp_path):
+    rows = ["x,name"] + [f"{i},person{i}" for i in range(30)]
+    path = write(tmp_path, "names.csv", "\n".join(rows) + "\n")
+    result = invoke("train", "--data", path, "--epochs", 1, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "Warning:" in result.stderr and "30 classes for 30 rows" in result.stderr
+
+
+def test_cli_train_reports_why_the_layer_path_ran():
+    record = train_json("--data", "xor", "--no-fuse")
+    assert record["fused"] is False and record["layer_path_reason"] == "fuse=False"
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "gelu"])
+def test_cli_train_new_activations_fused_and_saved(activation, tmp_path):
+    path = tmp_path / "m.npz"
+    record = train_json(
+        "--data", IRIS, "--activation", activation, "--epochs", 30, "--save", path
+    )
+    assert record["fused"] is True and record["val_accuracy"] > 0.8
+    model, _ = load_model(path)
+    assert model.architecture()[1]["type"] == activation
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["train", "--data", "xor", "--save", "/proc/m.npz"], "--save"),
+        (["train", "--data", "xor", "--no-fuse", "--lr", "1e30", "-q"], "diverged"),
+        (["bench", "--quick", "--out", "/proc/b"], "--out"),
+    ],
+)
+def test_cli_subprocess_early_errors_are_one_line(args, fragment, tmp_path):
+    proc = run_fastbp(*args, cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+    last = assert_input_error(output, proc.returncode, fragment)
+    assert output.strip() == last, output

@@ -1,7 +1,5 @@
 """python -m fastbp.bench [options]: the same as ``fastbp bench``."""
 
-import sys
+from .command import bench
 
-from ..cli import main
-
-main(["bench", *sys.argv[1:]], prog_name="fastbp bench")
+bench(prog_name="fastbp bench")

@@ -1,0 +1,402 @@
+"""Problem preparation: from a table to what ``fastbp.train`` takes, and back.
+
+Everything between reading the data and training lives here, once, for the
+command line and for the scikit-learn-style estimators alike:
+
+- :class:`Problem`: features, target, task and label encoding, from a CSV
+  file (:meth:`Problem.from_csv`), from arrays (:meth:`Problem.from_arrays`)
+  or the XOR set (:meth:`Problem.xor`);
+- :meth:`Problem.prepare`: target coding for a loss (class indices, one-hot
+  or 0/1), the seeded (stratified) train/validation split, standardization
+  fitted on the training rows only, and the cast to the training dtype; the
+  result, :class:`Prepared`, holds the arrays and knows the metric;
+- the model-file schema: :meth:`Prepared.metadata` writes it, :class:`Predictor`
+  reads it back to predict and decode labels;
+- :func:`training_bytes`: the memory a model would need, checked before
+  anything is allocated.
+
+Messages name this library's parameters (``val_fraction``, ``loss``), never
+command-line flags.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from ._validate import as_dtype
+from .data import Standardizer, load_csv, load_features, train_val_split
+from .data import xor as xor_data
+from .io import load_model, save_model
+from .layers import Sequential
+
+__all__ = [
+    "Problem",
+    "Prepared",
+    "Predictor",
+    "LOSS_NAMES",
+    "training_bytes",
+    "available_bytes",
+]
+
+#: Loss names a problem can be prepared for: "ce" (softmax cross-entropy on
+#: class indices) or "mse" (mean squared error on values, one-hot rows or 0/1).
+LOSS_NAMES = ("mse", "ce")
+TASKS = ("regression", "classification")
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """A supervised learning problem: features, target and what they mean.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, n_features), float64
+    y : ndarray
+        Regression: (n_samples, 1) float64. Classification: (n_samples,)
+        int64 class indices into ``classes``.
+    feature_names : tuple of str
+    target_name : str
+    task : {"regression", "classification"}
+    classes : tuple of str or None
+        Classification: the labels as written, ``classes[k]`` for index k.
+    name : str
+        Where the data came from (a path, "xor", "arrays").
+    standardize : bool
+        Whether features are standardized before training (XOR's 0/1 inputs
+        are used as they are).
+    default_loss : {"mse", "ce"}
+        The loss used when none is asked for: cross-entropy for
+        classification, MSE for regression and for XOR (one output unit).
+    """
+
+    X: NDArray
+    y: NDArray
+    feature_names: tuple[str, ...]
+    target_name: str
+    task: str
+    classes: tuple[str, ...] | None
+    name: str
+    standardize: bool = True
+    default_loss: str = "mse"
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | os.PathLike,
+        *,
+        target: str | int | None = None,
+        task: str | None = None,
+        dtype: DTypeLike = np.float32,
+    ) -> Problem:
+        """Read a CSV file with a header row (see :func:`fastbp.data.load_csv`:
+        target by name or index, task inferred when None, values checked to
+        fit dtype). Raises :class:`fastbp.data.DataError` naming the file,
+        line and column."""
+        ds = load_csv(path, target=target, task=task, dtype=dtype)
+        loss = "ce" if ds.task == "classification" else "mse"
+        return cls(
+            ds.X,
+            ds.y,
+            ds.feature_names,
+            ds.target_name,
+            ds.task,
+            ds.classes,
+            os.fspath(path),
+            True,
+            loss,
+        )
+
+    @classmethod
+    def xor(cls) -> Problem:
+        """The four XOR points, a two-class problem trained with MSE on one
+        output and unstandardized 0/1 inputs."""
+        X, T = xor_data(np.float64)
+        y = T[:, 0].astype(np.int64)
+        return cls(
+            X, y, ("x1", "x2"), "xor", "classification", ("0", "1"), "xor", False
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        X: object,
+        y: object,
+        *,
+        task: str | None = None,
+        feature_names: list[str] | None = None,
+        target_name: str = "target",
+    ) -> Problem:
+        """A problem from array-likes X, shape (n_samples, n_features), and y,
+        shape (n_samples,) (or (n_samples, 1) for regression).
+
+        task None: classification when y holds integers, booleans or text,
+        regression for floats. Class labels are sorted (numbers by value) and
+        kept as strings in ``classes``.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise ValueError(
+                f"Problem.from_arrays: X must have shape (n_samples, n_features) "
+                f"with n_samples >= 1, got {X.shape}"
+            )
+        if not np.all(np.isfinite(X)):
+            raise ValueError("Problem.from_arrays: X contains NaN or infinity")
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.shape != (X.shape[0],):
+            raise ValueError(
+                f"Problem.from_arrays: y must have shape ({X.shape[0]},), got {y.shape}"
+            )
+        if task is None:
+            task = "regression" if y.dtype.kind == "f" else "classification"
+        if task not in TASKS:
+            raise ValueError(
+                f"Problem.from_arrays: task must be one of {TASKS} or None, got "
+                f"{task!r}"
+            )
+        names = feature_names or [f"x{j + 1}" for j in range(X.shape[1])]
+        if len(names) != X.shape[1]:
+            raise ValueError(
+                f"Problem.from_arrays: {len(names)} feature_names for "
+                f"{X.shape[1]} columns"
+            )
+        if task == "regression":
+            values = y.astype(np.float64).reshape(-1, 1)
+            if not np.all(np.isfinite(values)):
+                raise ValueError("Problem.from_arrays: y contains NaN or infinity")
+            return cls(
+                X, values, tuple(names), target_name, task, None, "arrays", True, "mse"
+            )
+        classes, index = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(
+                "Problem.from_arrays: classification needs at least 2 classes, "
+                f"y has {len(classes)}"
+            )
+        return cls(
+            X,
+            index.astype(np.int64),
+            tuple(names),
+            target_name,
+            task,
+            tuple(str(c) for c in classes),
+            "arrays",
+            True,
+            "ce",
+        )
+
+    def prepare(
+        self,
+        *,
+        loss: str | None = None,
+        val_fraction: float = 0.0,
+        seed: int | None = 0,
+        dtype: DTypeLike = np.float32,
+    ) -> Prepared:
+        """Arrays ready for ``fastbp.train``.
+
+        Parameters
+        ----------
+        loss : "mse", "ce" or None (``default_loss``)
+            "ce" needs a classification problem and gives int64 class indices;
+            "mse" gives values (regression), 0/1 in one column (two classes)
+            or one-hot rows (more).
+        val_fraction : float in [0, 1)
+            Share of rows held out for validation (stratified by class for
+            classification); see :func:`fastbp.data.train_val_split`.
+        seed : int or None
+            Seeds the split.
+        dtype : float32 or float64
+            Of the feature arrays and float targets.
+
+        The standardizer (when ``standardize``) is fitted on the training
+        rows only, so validation rows do not leak into it.
+        """
+        loss = self.default_loss if loss is None else loss
+        if loss not in LOSS_NAMES:
+            raise ValueError(f"prepare: loss must be one of {LOSS_NAMES}, got {loss!r}")
+        if loss == "ce" and self.task != "classification":
+            raise ValueError(
+                "prepare: loss 'ce' needs a classification target; use loss 'mse' "
+                "for regression"
+            )
+        dtype = as_dtype(dtype, "prepare")
+        stratify = self.y if self.task == "classification" else None
+        train_idx, val_idx = train_val_split(
+            self.n_samples, val_fraction, seed, stratify=stratify
+        )
+        targets, n_outputs, metric = self._targets(loss, dtype)
+        scaler = Standardizer().fit(self.X[train_idx]) if self.standardize else None
+        X = scaler.transform(self.X, dtype) if scaler else self.X.astype(dtype)
+        return Prepared(
+            problem=self,
+            loss=loss,
+            metric=metric,
+            n_outputs=n_outputs,
+            scaler=scaler,
+            X_train=np.ascontiguousarray(X[train_idx]),
+            T_train=np.ascontiguousarray(targets[train_idx]),
+            X_val=np.ascontiguousarray(X[val_idx]),
+            T_val=np.ascontiguousarray(targets[val_idx]),
+            dtype=dtype,
+        )
+
+    def _targets(self, loss: str, dtype: np.dtype) -> tuple[NDArray, int, str]:
+        """(training targets, output units, metric) for the loss."""
+        if self.task == "regression":
+            return self.y.reshape(-1, 1).astype(dtype), 1, "r2"
+        n_classes = len(self.classes)
+        if loss == "ce":
+            return self.y, n_classes, "accuracy"
+        if n_classes == 2:  # one output, target 0/1, thresholded at 0.5
+            return self.y.astype(dtype).reshape(-1, 1), 1, "binary_accuracy"
+        return np.eye(n_classes, dtype=dtype)[self.y], n_classes, "accuracy"
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """A :class:`Problem` made ready for one training run.
+
+    ``X_train``/``T_train`` and ``X_val``/``T_val`` (possibly empty) are
+    C-contiguous arrays of ``dtype`` (targets: int64 class indices for loss
+    "ce"); ``n_outputs`` is the width of the model's last layer; ``metric``
+    the metric ``fastbp.train`` reports; ``scaler`` the standardizer fitted on
+    the training rows, or None.
+    """
+
+    problem: Problem
+    loss: str
+    metric: str
+    n_outputs: int
+    scaler: Standardizer | None
+    X_train: NDArray
+    T_train: NDArray
+    X_val: NDArray
+    T_val: NDArray
+    dtype: np.dtype
+
+    @property
+    def validation(self) -> tuple[NDArray, NDArray] | None:
+        """(X_val, T_val), or None when no rows were held out."""
+        return (self.X_val, self.T_val) if len(self.X_val) else None
+
+    def metadata(self) -> dict:
+        """The model file's ``meta`` object: what predicting needs to read the
+        features and decode the outputs (the model-file schema)."""
+        problem, scaler = self.problem, self.scaler
+        return {
+            "feature_names": list(problem.feature_names),
+            "target_name": problem.target_name,
+            "task": problem.task,
+            "classes": list(problem.classes) if problem.classes else None,
+            "standardizer": None
+            if scaler is None
+            else {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()},
+            "loss": self.loss,
+            "metric": self.metric,
+        }
+
+    def save(self, path: str | os.PathLike, model: Sequential) -> None:
+        """Write model and :meth:`metadata` to a fastbp model file, atomically
+        (see :func:`fastbp.io.save_model`)."""
+        save_model(path, model, meta=self.metadata())
+
+
+@dataclass(frozen=True, eq=False)
+class Predictor:
+    """A trained model with what it needs to read features and name outputs.
+
+    Build it with :meth:`load` from a model file; :meth:`predict_file` reads
+    a CSV file's feature columns by name, standardizes them as in training
+    and returns decoded predictions.
+    """
+
+    model: Sequential
+    feature_names: tuple[str, ...]
+    target_name: str
+    task: str
+    classes: tuple[str, ...] | None
+    scaler: Standardizer | None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Predictor:
+        """Read a model file (:func:`fastbp.io.load_model`: ModelFileError
+        naming the file on any problem)."""
+        model, meta = load_model(path)
+        scaler = meta["standardizer"]
+        return cls(
+            model,
+            tuple(meta["feature_names"]),
+            meta["target_name"],
+            meta["task"],
+            tuple(meta["classes"]) if meta["classes"] is not None else None,
+            Standardizer(**scaler) if scaler is not None else None,
+        )
+
+    def features(self, path: str | os.PathLike) -> NDArray:
+        """The model's feature columns of a CSV file, standardized, in the
+        model's dtype: shape (n_samples, n_features)."""
+        X = load_features(path, list(self.feature_names), dtype=self.model.dtype)
+        if self.scaler is not None:
+            return self.scaler.transform(X, self.model.dtype)
+        return np.ascontiguousarray(X, dtype=self.model.dtype)
+
+    def decode(self, outputs: NDArray) -> list[str] | NDArray:
+        """Model outputs (n_samples, n_outputs) as predictions: class labels
+        (the largest output, or one output thresholded at 0.5) or values."""
+        if self.task == "regression":
+            return outputs[:, 0].astype(np.float64)
+        if outputs.shape[1] == 1:
+            index = (outputs[:, 0] > 0.5).astype(np.int64)
+        else:
+            index = np.argmax(outputs, axis=1)
+        return [self.classes[i] for i in index]
+
+    def predict_file(self, path: str | os.PathLike) -> list[str] | NDArray:
+        """Decoded predictions for every row of a CSV file."""
+        return self.decode(self.model.predict(self.features(path)))
+
+
+def training_bytes(
+    widths: list[int], batch_size: int, dtype: DTypeLike, n_state: int = 1
+) -> int:
+    """Estimated peak memory, in bytes, of training an MLP of these widths.
+
+    Counts the parameters (values, gradients, the copy made while packing
+    them into one buffer, ``n_state`` optimizer state vectors and the float64
+    draw of the initial weights) and the per-batch activations and gradients.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    n_params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    per_param = itemsize * (3 + n_state) + 8
+    per_row = itemsize * 3 * sum(widths)
+    return n_params * per_param + batch_size * per_row
+
+
+def available_bytes() -> int | None:
+    """Memory the system can still give this process (Linux MemAvailable),
+    or None where that cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

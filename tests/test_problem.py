@@ -1,0 +1,121 @@
+"""fastbp.problem: preparation for training, the model-file schema and
+reading model files written by earlier versions."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp.problem import Predictor, Problem, training_bytes
+
+DATA = Path(__file__).resolve().parent / "data"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def shifted_problem():
+    """Regression rows whose feature means differ sharply between the first
+    and the last rows, so statistics of all rows differ from any subset's."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (50, 2)), rng.normal(100, 10, (50, 2))])
+    return Problem.from_arrays(X, rng.normal(size=100))
+
+
+def test_standardizer_is_fitted_on_training_rows_only():
+    problem = shifted_problem()
+    prepared = problem.prepare(val_fraction=0.3, seed=1, dtype=np.float64)
+    from fastbp.data import train_val_split
+
+    train_idx, val_idx = train_val_split(100, 0.3, 1)
+    np.testing.assert_allclose(prepared.scaler.mean, problem.X[train_idx].mean(0))
+    np.testing.assert_allclose(prepared.scaler.std, problem.X[train_idx].std(0))
+    assert not np.allclose(prepared.scaler.mean, problem.X.mean(0), rtol=1e-3)
+    # The training features are exactly z-scores; the validation rows use the
+    # training statistics.
+    np.testing.assert_allclose(prepared.X_train.mean(0), 0, atol=1e-12)
+    expected_val = (problem.X[val_idx] - prepared.scaler.mean) / prepared.scaler.std
+    np.testing.assert_allclose(prepared.X_val, expected_val)
+
+
+@pytest.mark.parametrize(
+    ("loss", "n_outputs", "metric", "dtype"),
+    [("ce", 3, "accuracy", np.int64), ("mse", 3, "accuracy", np.float32)],
+)
+def test_prepare_codes_iris_targets_for_the_loss(loss, n_outputs, metric, dtype):
+    problem = Problem.from_csv(EXAMPLES / "iris.csv")
+    prepared = problem.prepare(loss=loss, val_fraction=0.2, seed=0)
+    assert prepared.n_outputs == n_outputs and prepared.metric == metric
+    assert prepared.T_train.dtype == dtype
+    assert len(prepared.X_val) == 30 and len(prepared.X_train) == 120
+    if loss == "mse":  # one-hot rows
+        np.testing.assert_array_equal(prepared.T_train.sum(1), 1)
+    # Stratified: 10 validation rows per species.
+    labels = prepared.T_val if loss == "ce" else prepared.T_val.argmax(1)
+    assert np.bincount(labels).tolist() == [10, 10, 10]
+
+
+def test_prepare_two_classes_with_mse_gives_one_zero_one_column():
+    problem = Problem.xor()
+    prepared = problem.prepare()
+    assert prepared.loss == "mse" and prepared.n_outputs == 1
+    assert prepared.metric == "binary_accuracy" and prepared.scaler is None
+    np.testing.assert_array_equal(prepared.T_train[:, 0], [0, 1, 1, 0])
+    assert prepared.validation is None
+
+
+def test_prepare_rejects_cross_entropy_for_regression_naming_the_parameter():
+    problem = Problem.from_csv(EXAMPLES / "regression.csv")
+    with pytest.raises(ValueError, match="loss 'ce' needs a classification") as e:
+        problem.prepare(loss="ce")
+    assert "--" not in str(e.value)
+
+
+def test_from_arrays_infers_the_task_and_encodes_labels():
+    X = np.arange(12.0).reshape(6, 2)
+    problem = Problem.from_arrays(X, np.array(["b", "a", "b", "c", "a", "c"]))
+    assert problem.task == "classification" and problem.classes == ("a", "b", "c")
+    np.testing.assert_array_equal(problem.y, [1, 0, 1, 2, 0, 2])
+    assert Problem.from_arrays(X, np.linspace(0, 1, 6)).task == "regression"
+    with pytest.raises(ValueError, match="y must have shape"):
+        Problem.from_arrays(X, np.zeros(5))
+
+
+def test_metadata_round_trips_through_a_model_file(tmp_path):
+    problem = Problem.from_csv(EXAMPLES / "iris.csv")
+    prepared = problem.prepare(val_fraction=0.2, seed=0)
+    model = fastbp.mlp([4, 8, 3], "gelu", rng=0)
+    fastbp.train(model, fastbp.CrossEntropyLoss(), fastbp.Adam(model.parameters(),
+                 lr=0.01), prepared.X_train, prepared.T_train, epochs=20)  # fmt: skip
+    prepared.save(tmp_path / "m.npz", model)
+    predictor = Predictor.load(tmp_path / "m.npz")
+    assert predictor.classes == problem.classes
+    assert predictor.feature_names == problem.feature_names
+    labels = predictor.predict_file(EXAMPLES / "iris.csv")
+    expected = model.predict(prepared.scaler.transform(problem.X, np.float32))
+    assert labels == [problem.classes[i] for i in expected.argmax(1)]
+
+
+@pytest.mark.parametrize("name", ["model_v1_iris", "model_v1_regression"])
+def test_model_files_from_the_first_format_still_predict_the_same(name):
+    # Written by fastbp before the registry and problem.py existed (commit
+    # 51939c9, `fastbp train ... --save`), with the predictions that version
+    # printed (`fastbp predict`).
+    data = "iris.csv" if "iris" in name else "regression.csv"
+    predictor = Predictor.load(DATA / f"{name}.npz")
+    got = predictor.predict_file(EXAMPLES / data)
+    with open(DATA / f"{name}.predictions.csv", newline="") as f:
+        rows = [row[0] for row in csv.reader(f)][1:]
+    if predictor.task == "classification":
+        assert got == rows
+    else:
+        np.testing.assert_array_equal(got, np.array(rows, dtype=np.float64))
+
+
+def test_training_bytes_counts_parameters_and_batches():
+    # 2-8-1: 33 parameters; float32 values, grads, packed copy, one state
+    # vector (4 x 4 bytes) and the float64 draw (8): 24 bytes each; batch rows
+    # hold 3 arrays of the 11 widths.
+    assert training_bytes([2, 8, 1], 4, np.float32, 1) == 33 * 24 + 4 * 4 * 3 * 11
+    huge = training_bytes([2, 100_000_000, 1], 4, np.float32, 1)
+    assert huge > 7e9
