@@ -132,7 +132,9 @@ def _meta_problem(meta: object, model: Sequential) -> str | None:
     return None
 
 
-def save_model(path: str | os.PathLike, model: Sequential, *, meta: dict) -> None:
+def save_model(
+    path: str | os.PathLike, model: Sequential, *, meta: dict | None = None
+) -> None:
     """Write model and meta to path as a fastbp ``.npz`` model file, atomically.
 
     Parameters
@@ -142,24 +144,29 @@ def save_model(path: str | os.PathLike, model: Sequential, *, meta: dict) -> Non
         existing file is replaced only once the new one is complete.
     model : Sequential
         Its parameters must all be finite.
-    meta : dict
-        JSON-serializable (NumPy arrays and scalars are converted), with at
-        least these keys:
+    meta : dict or None
+        JSON-serializable (NumPy arrays and scalars are converted). These keys
+        describe the model's inputs and outputs; any left out takes the
+        default in brackets, so a bare model (``meta=None``) saves as a
+        regression model on features x1, x2, ...:
 
-        - ``feature_names``: list of str, one per model input;
-        - ``target_name``: str;
-        - ``task``: "regression" or "classification";
+        - ``feature_names``: list of str, one per model input [x1, x2, ...];
+        - ``target_name``: str ["target"];
+        - ``task``: "regression" or "classification" ["regression"];
         - ``classes``: None for regression; for classification the list of
-          label strings, one per model output (at least 2, distinct);
+          label strings, one per model output (at least 2, distinct) [None];
         - ``standardizer``: None, or ``{"mean": [...], "std": [...]}`` with
-          one finite value per input (std > 0).
+          one finite value per input (std > 0) [None].
+
+        Other keys are stored as given (``fastbp.problem`` adds the loss and
+        metric).
 
     Raises
     ------
     TypeError
         model is not a Sequential or meta not a dict.
     ValueError
-        meta lacks a key or does not match the model, is not JSON-serializable,
+        meta does not match the model, is not JSON-serializable,
         or a parameter holds NaN or infinity.
     OSError
         The file cannot be written; nothing is left behind and an existing
@@ -169,8 +176,19 @@ def save_model(path: str | os.PathLike, model: Sequential, *, meta: dict) -> Non
         raise TypeError(
             f"save_model: model must be a fastbp Sequential, got {type(model).__name__}"
         )
+    if meta is None:
+        meta = {}
     if not isinstance(meta, dict):
         raise TypeError(f"save_model: meta must be a dict, got {type(meta).__name__}")
+    n_in = model.in_features or 0
+    meta = {
+        "feature_names": [f"x{j + 1}" for j in range(n_in)],
+        "target_name": "target",
+        "task": "regression",
+        "classes": None,
+        "standardizer": None,
+        **meta,
+    }
     try:
         meta_json = json.dumps(meta, default=_jsonable, allow_nan=False)
     except (TypeError, ValueError) as exc:

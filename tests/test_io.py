@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastbp.io as fio
-from fastbp import Linear, ReLU, Sequential, Tanh, __version__
+from fastbp import Linear, ReLU, Sequential, Tanh, __version__, mlp
 from fastbp.io import ModelFileError, load_model, save_model
 
 DTYPES = [np.float32, np.float64]
@@ -213,11 +213,12 @@ def test_save_rejects_bad_meta(tmp_path, changes, match):
     assert os.listdir(tmp_path) == []
 
 
-def test_save_rejects_missing_meta_key(tmp_path):
+def test_save_fills_a_missing_meta_key_with_its_default(tmp_path):
+    # save_model takes what a library user has, not only what the CLI writes.
     meta = make_meta()
     del meta["standardizer"]
-    with pytest.raises(ValueError, match="lacks 'standardizer'"):
-        save_model(tmp_path / "m.npz", make_model(), meta=meta)
+    save_model(tmp_path / "m.npz", make_model(), meta=meta)
+    assert load_model(tmp_path / "m.npz")[1]["standardizer"] is None
 
 
 def test_save_rejects_non_finite_weights(tmp_path):
@@ -439,3 +440,17 @@ def test_load_non_npy_zip_member(saved):
 
 def test_module_constants():
     assert fio.FORMAT == "fastbp-model" and fio.FORMAT_VERSION == 1
+
+
+def test_save_model_without_meta_saves_a_bare_model(tmp_path):
+    # A library user's model, trained without fastbp.problem: nothing but the
+    # model is needed; defaults describe it as a regression on x1, x2, ...
+    model = mlp([3, 4, 1], "tanh", rng=0)
+    save_model(tmp_path / "bare.npz", model)
+    loaded, meta = load_model(tmp_path / "bare.npz")
+    assert meta["feature_names"] == ["x1", "x2", "x3"]
+    assert meta["task"] == "regression" and meta["standardizer"] is None
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    save_model(tmp_path / "named.npz", model, meta={"target_name": "price"})
+    assert load_model(tmp_path / "named.npz")[1]["target_name"] == "price"
