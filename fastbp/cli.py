@@ -167,8 +167,17 @@ main.add_command(bench)
 @click.option(
     "--data",
     required=True,
-    metavar="xor|PATH.csv",
-    help="'xor' for the built-in XOR set, or a CSV file with a header row.",
+    metavar="xor|PATH",
+    help="'xor' for the built-in XOR set, or a table with a header row: CSV, "
+    "TSV (also gzip/zstd), Parquet or Feather; '-' for CSV on standard input.",
+)
+@click.option(
+    "--format",
+    "data_format",
+    type=click.Choice(["csv", "tsv", "parquet", "feather"]),
+    default=None,
+    help="Format of --data. Default: by extension (.csv, .tsv, .csv.gz, "
+    ".csv.zst, .parquet, .feather); '-' reads CSV from standard input.",
 )
 @click.option(
     "--target",
@@ -275,6 +284,7 @@ main.add_command(bench)
 )
 def train(
     data,
+    data_format,
     target,
     task,
     hidden,
@@ -317,8 +327,10 @@ def train(
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", UserWarning)
-                problem = Problem.from_csv(data, target=target, task=task, dtype=dtype)
-        except DataError as exc:
+                problem = Problem.from_file(
+                    data, target=target, task=task, dtype=dtype, format=data_format
+                )
+        except (DataError, ValueError) as exc:  # ValueError: unknown file type
             hint = " (--dtype float64)" if "use float64" in str(exc) else ""
             raise InputError(f"{exc}{hint}") from None
         for warning in caught:
@@ -470,8 +482,16 @@ def _print_truth_table(model, problem, stream) -> None:
 @click.option(
     "--data",
     required=True,
-    type=click.Path(dir_okay=False),
-    help="CSV file with the model's feature columns (by name).",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="A table with the model's feature columns (by name): CSV, TSV, "
+    "Parquet or Feather; '-' for CSV on standard input.",
+)
+@click.option(
+    "--format",
+    "data_format",
+    type=click.Choice(["csv", "tsv", "parquet", "feather"]),
+    default=None,
+    help="Format of --data. Default: by extension.",
 )
 @click.option(
     "--out",
@@ -480,7 +500,7 @@ def _print_truth_table(model, problem, stream) -> None:
     callback=_output_file,
     help="Write predictions here instead of standard output.",
 )
-def predict(model_path, data, out):
+def predict(model_path, data, data_format, out):
     """Predict with a saved model; writes CSV (class labels or values)."""
     from .data import DataError
     from .io import ModelFileError, write_text_atomic
@@ -488,8 +508,8 @@ def predict(model_path, data, out):
 
     try:
         predictor = Predictor.load(model_path)
-        predictions = predictor.predict_file(data)
-    except (ModelFileError, DataError) as exc:
+        predictions = predictor.predict_file(data, data_format)
+    except (ModelFileError, DataError, ValueError) as exc:
         raise InputError(str(exc)) from None
     if predictor.task == "classification":
         lines = [_csv_field(label) for label in predictions]

@@ -67,7 +67,8 @@ class Dataset:
 
     Attributes
     ----------
-    X : ndarray of shape (n_samples, n_features), float64
+    X : ndarray of shape (n_samples, n_features), float64 (float32 or float64
+        from :func:`fastbp.tables.read_table`)
         Feature columns in file order, target column removed.
     y : ndarray
         Regression: shape (n_samples, 1), float64. Classification: shape
@@ -115,12 +116,12 @@ def _number(text: str) -> float | None:
         return None
 
 
-def _read_rows(path: str) -> list[tuple[int, list[str]]]:
+def _read_rows(path: str, delimiter: str = ",") -> list[tuple[int, list[str]]]:
     """(line number, stripped fields) for each non-blank record of the file."""
     f = open_input(path, DataError, "a CSV file", newline="", encoding="utf-8-sig")
     rows = []
     with f:
-        reader = csv.reader(f, skipinitialspace=True)
+        reader = csv.reader(f, delimiter=delimiter, skipinitialspace=True)
         line = 1
         try:
             for fields in reader:
@@ -134,7 +135,7 @@ def _read_rows(path: str) -> list[tuple[int, list[str]]]:
     return rows
 
 
-def _target_index(target: object, header: list[str], path: str) -> int:
+def target_index(target: object, header: list[str], path: str) -> int:
     m = len(header)
     columns = ", ".join(repr(name) for name in header)
     if target is None:
@@ -182,6 +183,7 @@ def load_csv(
     target: str | int | None = None,
     task: str | None = None,
     dtype: DTypeLike = np.float64,
+    delimiter: str = ",",
 ) -> Dataset:
     """Read a CSV file with a header row into a :class:`Dataset`.
 
@@ -208,6 +210,8 @@ def load_csv(
         The dtype the numbers will be trained in: a finite value too large
         for it is an error naming its line and column. The arrays returned
         are float64 either way.
+    delimiter : str
+        "," (CSV, the default) or "\\t" (TSV).
 
     Returns
     -------
@@ -233,10 +237,10 @@ def load_csv(
         )
     path = os.fspath(path)
     limit = _largest(dtype, "load_csv")
-    rows = _read_table(path)
+    rows = _read_table(path, delimiter=delimiter)
     header_line, header = rows[0]
     m = len(header)
-    t = _target_index(target, header, path)
+    t = target_index(target, header, path)
     target_name = header[t]
     features = [j for j in range(m) if j != t]
 
@@ -268,16 +272,8 @@ def load_csv(
         y = np.array(target_numbers, dtype=np.float64).reshape(-1, 1)
         return Dataset(X, y, feature_names, target_name, task, None, path)
     y, classes = _labels(cells, numeric)
-    many = len(classes) > MAX_INFERRED_CLASSES
-    if inferred and many and n < MIN_ROWS_PER_CLASS * len(classes):
-        warnings.warn(
-            f"{path}: target column {target_name!r} was read as class labels with "
-            f"{len(classes)} classes for {n} rows ({n / len(classes):.1f} rows per "
-            "class); if it is not a label, choose another target or pass "
-            "task='regression'",
-            UserWarning,
-            stacklevel=2,
-        )
+    if inferred:
+        _warn_many_classes(path, target_name, n, len(classes))
     if len(classes) < 2:
         raise DataError(
             f"{path}, column {target_name!r}: only one class ({classes[0]!r}) in "
@@ -287,10 +283,71 @@ def load_csv(
     return Dataset(X, y, feature_names, target_name, task, classes, path)
 
 
-def _read_table(path: str, min_columns: int = 2) -> list[tuple[int, list[str]]]:
+def _warn_many_classes(path: str, target_name: str, n: int, n_classes: int) -> None:
+    """UserWarning when an inferred label column looks like names or ids."""
+    if n_classes > MAX_INFERRED_CLASSES and n < MIN_ROWS_PER_CLASS * n_classes:
+        warnings.warn(
+            f"{path}: target column {target_name!r} was read as class labels with "
+            f"{n_classes} classes for {n} rows ({n / n_classes:.1f} rows per "
+            "class); if it is not a label, choose another target or pass "
+            "task='regression'",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def encode_target(
+    cells: list[str],
+    *,
+    task: str | None,
+    target_name: str,
+    path: str,
+    limit: float = math.inf,
+) -> tuple[NDArray, str, tuple[str, ...] | None]:
+    """(y, task, classes) from a target column's stripped text cells, coded
+    as :func:`load_csv` codes them (task inference, label order and names).
+
+    For readers that have no line numbers: a bad cell is a DataError naming
+    the column and its data row (from 1).
+    """
+    numbers = []
+    for i, cell in enumerate(cells):
+        where = f"{path}, column {target_name!r}, data row {i + 1}"
+        if not cell:
+            raise DataError(f"{where}: missing value")
+        value = _number(cell)
+        if value is not None and not (math.isfinite(value) and abs(value) <= limit):
+            raise DataError(f"{where}: {cell!r} is not finite or too large")
+        numbers.append(value)
+    numeric = all(v is not None for v in numbers)
+    inferred = task is None
+    if inferred:
+        task = _infer_task(numbers, numeric)
+    if task == "regression":
+        if not numeric:
+            i = numbers.index(None)
+            raise DataError(
+                f"{path}, column {target_name!r}, data row {i + 1}: {cells[i]!r} is "
+                "not a number (the regression target must be numeric)"
+            )
+        return np.array(numbers, dtype=np.float64).reshape(-1, 1), task, None
+    y, classes = _labels(list(cells), numeric)
+    if inferred:
+        _warn_many_classes(path, target_name, len(cells), len(classes))
+    if len(classes) < 2:
+        raise DataError(
+            f"{path}, column {target_name!r}: only one class ({classes[0]!r}); "
+            "classification needs at least 2"
+        )
+    return y, task, classes
+
+
+def _read_table(
+    path: str, min_columns: int = 2, delimiter: str = ","
+) -> list[tuple[int, list[str]]]:
     """The file's records as by _read_rows, checked: a valid header first, at
     least one data row, every row as long as the header."""
-    rows = _read_rows(path)
+    rows = _read_rows(path, delimiter)
     if not rows:
         raise DataError(f"{path}: file is empty; expected a header row and data rows")
     header_line, header = rows[0]
@@ -307,7 +364,10 @@ def _read_table(path: str, min_columns: int = 2) -> list[tuple[int, list[str]]]:
 
 
 def load_features(
-    path: str | os.PathLike, feature_names: list[str], dtype: DTypeLike = np.float64
+    path: str | os.PathLike,
+    feature_names: list[str],
+    dtype: DTypeLike = np.float64,
+    delimiter: str = ",",
 ) -> NDArray:
     """The named feature columns of a CSV file, for prediction.
 
@@ -333,7 +393,7 @@ def load_features(
     """
     path = os.fspath(path)
     limit = _largest(dtype, "load_features")
-    rows = _read_table(path, min_columns=1)
+    rows = _read_table(path, min_columns=1, delimiter=delimiter)
     header_line, header = rows[0]
     missing = [name for name in feature_names if name not in header]
     if missing:
@@ -552,20 +612,47 @@ class Standardizer:
         n = "unfitted" if self.mean is None else f"n_features={self.mean.size}"
         return f"Standardizer({n})"
 
-    def fit(self, X: NDArray) -> Standardizer:
+    def fit(self, X: NDArray, rows: NDArray | None = None) -> Standardizer:
         """Store the column means and standard deviations (ddof=0) of X, shape
-        (n_samples, n_features) with n_samples >= 1; returns self."""
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[0] == 0:
+        (n_samples, n_features), over ``rows`` (indices; all rows when None,
+        at least one); returns self.
+
+        Computed one column at a time in float64, so the memory needed beyond
+        X is one column, whatever X's dtype.
+        """
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[0] == 0 or (rows is not None and len(rows) == 0):
             raise ValueError(
                 f"Standardizer.fit: X has shape {X.shape}, expected (n_samples, "
                 "n_features) with n_samples >= 1"
             )
-        self.mean = X.mean(axis=0)
-        std = X.std(axis=0)
+        mean, std = np.empty(X.shape[1]), np.empty(X.shape[1])
+        for j in range(X.shape[1]):
+            col = X[:, j] if rows is None else X[rows, j]
+            col = col.astype(np.float64)
+            mean[j] = col.mean()
+            std[j] = col.std()
         std[std == 0] = 1.0
-        self.std = std
+        self.mean, self.std = mean, std
         return self
+
+    def transform_(self, X: NDArray) -> NDArray:
+        """(X - mean) / std in place, X a float array (n_samples, n_features);
+        returns X. The arithmetic is float64, rounded once into X's dtype."""
+        self._check_fitted(X)
+        for j in range(X.shape[1]):
+            col = X[:, j].astype(np.float64)
+            X[:, j] = (col - self.mean[j]) / self.std[j]
+        return X
+
+    def _check_fitted(self, X: NDArray) -> None:
+        if self.mean is None or self.std is None:
+            raise RuntimeError("Standardizer.transform: call fit() first")
+        if X.ndim != 2 or X.shape[1] != self.mean.size:
+            raise ValueError(
+                f"Standardizer.transform: X has shape {X.shape}, expected "
+                f"(n_samples, {self.mean.size})"
+            )
 
     def transform(self, X: NDArray, dtype: DTypeLike = np.float64) -> NDArray:
         """(X - mean) / std as a new C-contiguous array of dtype, shape of X."""

@@ -28,10 +28,11 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from ._validate import as_dtype
-from .data import Standardizer, load_csv, load_features, train_val_split
+from .data import DataError, Standardizer, train_val_split
 from .data import xor as xor_data
 from .io import load_model, save_model
 from .layers import Sequential
+from .tables import read_columns, read_table
 
 __all__ = [
     "Problem",
@@ -54,7 +55,7 @@ class Problem:
 
     Attributes
     ----------
-    X : ndarray of shape (n_samples, n_features), float64
+    X : ndarray of shape (n_samples, n_features), float32 or float64
     y : ndarray
         Regression: (n_samples, 1) float64. Classification: (n_samples,)
         int64 class indices into ``classes``.
@@ -92,6 +93,24 @@ class Problem:
         return self.X.shape[1]
 
     @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike,
+        *,
+        target: str | int | None = None,
+        task: str | None = None,
+        dtype: DTypeLike = np.float32,
+        format: str | None = None,
+    ) -> Problem:
+        """Read a CSV, TSV (optionally gzip/zstd), Parquet or Feather file, or
+        "-" for CSV on standard input (:func:`fastbp.tables.read_table`):
+        target by name or index, task inferred when None, features straight
+        into one array of dtype. Raises :class:`fastbp.data.DataError` naming
+        the file, line (or data row) and column."""
+        data = read_table(path, target=target, task=task, dtype=dtype, format=format)
+        return cls.from_dataset(data, dtype=dtype, name=data.path)
+
+    @classmethod
     def from_csv(
         cls,
         path: str | os.PathLike,
@@ -100,22 +119,23 @@ class Problem:
         task: str | None = None,
         dtype: DTypeLike = np.float32,
     ) -> Problem:
-        """Read a CSV file with a header row (see :func:`fastbp.data.load_csv`:
-        target by name or index, task inferred when None, values checked to
-        fit dtype). Raises :class:`fastbp.data.DataError` naming the file,
-        line and column."""
-        ds = load_csv(path, target=target, task=task, dtype=dtype)
-        loss = "ce" if ds.task == "classification" else "mse"
+        """:meth:`from_file` for a CSV file."""
+        return cls.from_file(path, target=target, task=task, dtype=dtype, format="csv")
+
+    @classmethod
+    def from_dataset(cls, ds, *, dtype: DTypeLike, name: str) -> Problem:
+        """A problem from a :class:`fastbp.data.Dataset` (``load_csv``'s
+        result), features cast to dtype."""
         return cls(
-            ds.X,
+            np.ascontiguousarray(ds.X, dtype=dtype),
             ds.y,
             ds.feature_names,
             ds.target_name,
             ds.task,
             ds.classes,
-            os.fspath(path),
+            name,
             True,
-            loss,
+            "ce" if ds.task == "classification" else "mse",
         )
 
     @classmethod
@@ -239,17 +259,25 @@ class Problem:
             self.n_samples, val_fraction, seed, stratify=stratify
         )
         targets, n_outputs, metric = self._targets(loss, dtype)
-        scaler = Standardizer().fit(self.X[train_idx]) if self.standardize else None
-        X = scaler.transform(self.X, dtype) if scaler else self.X.astype(dtype)
+        scaler = (
+            Standardizer().fit(self.X, rows=train_idx) if self.standardize else None
+        )
+
+        def rows(idx: NDArray) -> NDArray:
+            # One gather per side, standardized in place: the peak is the
+            # problem's X plus one array of dtype the size of X.
+            part = np.asarray(self.X[idx], dtype=dtype)
+            return scaler.transform_(part) if scaler else part
+
         return Prepared(
             problem=self,
             loss=loss,
             metric=metric,
             n_outputs=n_outputs,
             scaler=scaler,
-            X_train=np.ascontiguousarray(X[train_idx]),
+            X_train=rows(train_idx),
             T_train=np.ascontiguousarray(targets[train_idx]),
-            X_val=np.ascontiguousarray(X[val_idx]),
+            X_val=rows(val_idx),
             T_val=np.ascontiguousarray(targets[val_idx]),
             dtype=dtype,
         )
@@ -346,13 +374,26 @@ class Predictor:
             Standardizer(**scaler) if scaler is not None else None,
         )
 
-    def features(self, path: str | os.PathLike) -> NDArray:
-        """The model's feature columns of a CSV file, standardized, in the
+    def features(self, path: str | os.PathLike, format: str | None = None) -> NDArray:
+        """The model's feature columns of a data file (any format
+        :func:`fastbp.tables.read_columns` reads), standardized, in the
         model's dtype: shape (n_samples, n_features)."""
-        X = load_features(path, list(self.feature_names), dtype=self.model.dtype)
+        names = list(self.feature_names)
+        # Read in float64 and round once, after standardizing, as training did
+        # with the statistics it stored.
+        X = read_columns(path, names, dtype=np.float64, format=format)
+        dtype = self.model.dtype
+        limit = np.finfo(dtype).max
+        too_large = np.abs(X) > limit
+        if too_large.any():
+            row, col = np.unravel_index(np.argmax(too_large), X.shape)
+            raise DataError(
+                f"{os.fspath(path)}, data row {row + 1}, column {names[col]!r}: "
+                f"{X[row, col]:g} is too large for the model's {dtype}"
+            )
         if self.scaler is not None:
-            return self.scaler.transform(X, self.model.dtype)
-        return np.ascontiguousarray(X, dtype=self.model.dtype)
+            X = self.scaler.transform_(X)
+        return np.ascontiguousarray(X, dtype=dtype)
 
     def decode(self, outputs: NDArray) -> list[str] | NDArray:
         """Model outputs (n_samples, n_outputs) as predictions: class labels
@@ -365,9 +406,11 @@ class Predictor:
             index = np.argmax(outputs, axis=1)
         return [self.classes[i] for i in index]
 
-    def predict_file(self, path: str | os.PathLike) -> list[str] | NDArray:
-        """Decoded predictions for every row of a CSV file."""
-        return self.decode(self.model.predict(self.features(path)))
+    def predict_file(
+        self, path: str | os.PathLike, format: str | None = None
+    ) -> list[str] | NDArray:
+        """Decoded predictions for every row of a data file."""
+        return self.decode(self.model.predict(self.features(path, format)))
 
 
 def training_bytes(

@@ -1012,3 +1012,39 @@ def test_cli_subprocess_early_errors_are_one_line(args, fragment, tmp_path):
     output = proc.stdout + proc.stderr
     last = assert_input_error(output, proc.returncode, fragment)
     assert output.strip() == last, output
+
+
+@pytest.mark.parametrize("kind", ["tsv", "parquet", "feather", "csv.gz"])
+def test_cli_train_and_predict_other_formats_match_csv(kind, tmp_path):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    table = pacsv.read_csv(IRIS)
+    path = tmp_path / f"iris.{kind}"
+    if kind == "tsv":
+        pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(delimiter="\t"))
+    elif kind == "parquet":
+        pq.write_table(table, path)
+    elif kind == "feather":
+        feather.write_feather(table, path)
+    else:
+        with pa.CompressedOutputStream(str(path), "gzip") as out:
+            out.write(IRIS.read_bytes())
+    args = ["--epochs", 15, "--seed", 4, "--quiet"]
+    invoke("train", "--data", IRIS, *args, "--save", tmp_path / "a.npz")
+    invoke("train", "--data", path, *args, "--save", tmp_path / "b.npz")
+    a, b = load_model(tmp_path / "a.npz")[0], load_model(tmp_path / "b.npz")[0]
+    np.testing.assert_array_equal(a.flat_data, b.flat_data)
+    got = invoke("predict", "--model", tmp_path / "b.npz", "--data", path)
+    want = invoke("predict", "--model", tmp_path / "a.npz", "--data", IRIS)
+    assert got.exit_code == 0 and got.stdout == want.stdout
+
+
+def test_cli_train_unknown_extension_is_one_line(tmp_path):
+    path = write(tmp_path, "data.xlsx", "a,b\n1,2\n")
+    result = invoke("train", "--data", path)
+    assert_input_error(result.output, result.exit_code, "unknown file type")
+    result = invoke("train", "--data", path, "--format", "csv", "--epochs", 1)
+    assert_input_error(result.output, result.exit_code, "only one class")

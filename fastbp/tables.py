@@ -1,0 +1,438 @@
+"""Tabular input at C speed: CSV and TSV (plain, gzip, zstd), Parquet and
+Arrow/Feather, read with pyarrow's multithreaded readers.
+
+:func:`read_table` turns a file into a :class:`fastbp.data.Dataset` the way
+:func:`fastbp.data.load_csv` does (header row, target by name or index,
+labels, task inference), but parses in C: the columns go straight into one
+C-contiguous array of the training dtype, with no float64 copy of the whole
+table. Every promise of ``load_csv`` is kept by construction: the fast path
+is accepted only when each feature column came out numeric, complete, finite
+and within the dtype's range; otherwise the file is read again by
+``load_csv``'s line-by-line scanner, which names the line and column at fault
+(or, for a form only it accepts, such as numbers with surrounding spaces,
+returns the same result slowly). Parquet and Feather files carry types, so
+their errors name the data row (from 1) and column instead.
+
+Formats are chosen by extension (``.csv``, ``.tsv``, ``.csv.gz``,
+``.csv.zst``, ``.parquet``/``.pq``, ``.feather``/``.arrow``/``.ipc``) or by
+``format=``; ``"-"`` is CSV on standard input.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from .data import DataError, Dataset, encode_target, load_csv, target_index
+
+__all__ = ["FORMATS", "format_of", "read_arrow", "read_columns", "read_table"]
+
+#: Formats by name, as ``format=`` and ``fastbp train --format`` take them.
+FORMATS = ("csv", "tsv", "parquet", "feather")
+_BY_EXTENSION = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".feather": "feather",
+    ".arrow": "feather",
+    ".ipc": "feather",
+}
+_COMPRESSION = {".gz": "gzip", ".zst": "zstd"}
+_STDIN = "-"
+
+
+def format_of(
+    path: str | os.PathLike, format: str | None = None
+) -> tuple[str, str | None]:
+    """(format, compression) of path: by ``format`` if given, else by its
+    extension; compression is "gzip", "zstd" or None (from ``.gz``/``.zst``).
+
+    Raises ValueError for an unknown format or extension, naming the path.
+    """
+    name = os.fspath(path)
+    compression = None
+    stem, ext = os.path.splitext(name.lower())
+    if ext in _COMPRESSION:
+        compression = _COMPRESSION[ext]
+        stem, ext = os.path.splitext(stem)
+    if format is not None:
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+        return format, compression
+    if name == _STDIN:
+        return "csv", None
+    if ext not in _BY_EXTENSION or (compression and ext not in (".csv", ".tsv")):
+        raise ValueError(
+            f"{name}: unknown file type; expected .csv or .tsv (optionally .gz or "
+            ".zst), .parquet or .feather, or give the format"
+        )
+    return _BY_EXTENSION[ext], compression
+
+
+def _source(path: str, compression: str | None):
+    """A pyarrow input stream for path (standard input for "-")."""
+    import pyarrow as pa
+
+    if path == _STDIN:
+        return pa.BufferReader(sys.stdin.buffer.read())
+    return pa.input_stream(path, compression=compression)
+
+
+def _open_error(path: str, exc: OSError) -> DataError:
+    if isinstance(exc, FileNotFoundError):
+        return DataError(f"{path}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return DataError(f"{path}: is a directory, not a data file")
+    return DataError(f"{path}: cannot open ({exc.strerror or exc})")
+
+
+def read_arrow(
+    path: str | os.PathLike,
+    *,
+    format: str | None = None,
+    string_columns: tuple[str, ...] = (),
+):
+    """The whole file as a ``pyarrow.Table`` (CSV types inferred; the columns
+    in ``string_columns`` kept as text). Raises DataError when the file cannot
+    be opened or parsed; the message names the file."""
+    import pyarrow as pa
+
+    path = os.fspath(path)
+    fmt, compression = format_of(path, format)
+    try:
+        if fmt in ("csv", "tsv"):
+            import pyarrow.csv as pacsv
+
+            convert = pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in string_columns},
+                strings_can_be_null=False,
+            )
+            parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
+            with _source(path, compression) as stream:
+                return pacsv.read_csv(
+                    stream, parse_options=parse, convert_options=convert
+                )
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path)
+        import pyarrow.feather as feather
+
+        return feather.read_table(path)
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    except (pa.ArrowInvalid, pa.ArrowException) as exc:
+        first = (
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        )
+        raise DataError(f"{path}: cannot read as {fmt} ({first})") from None
+
+
+def _header(path: str, fmt: str, compression: str | None) -> list[str]:
+    """The column names, read from the first block only."""
+    import pyarrow as pa
+
+    try:
+        if fmt in ("csv", "tsv"):
+            import pyarrow.csv as pacsv
+
+            parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
+            with _source(path, compression) as stream:
+                return list(pacsv.open_csv(stream, parse_options=parse).schema.names)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        import pyarrow.ipc as ipc
+
+        with pa.memory_map(path) as source:
+            return list(ipc.open_file(source).schema.names)
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    except pa.ArrowException:
+        return []  # the full read (or the slow scanner) reports it
+
+
+def _fill(X: NDArray, column, j: int, limit: float) -> str | None:
+    """X[:, j] = column (a pyarrow ChunkedArray); why not, or None when done.
+
+    Only numeric, complete, finite values within the dtype's range pass.
+    """
+    import pyarrow as pa
+
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        return f"holds {column.type} values, not numbers"
+    if column.null_count:
+        return "has an empty cell"
+    values = column.to_numpy()
+    bad = ~np.isfinite(values) if values.dtype.kind == "f" else None
+    if bad is not None and bad.any():
+        return f"row {int(np.argmax(bad)) + 1} is NaN or infinite"
+    if values.size and np.abs(values).max() > limit:
+        row = int(np.argmax(np.abs(values) > limit)) + 1
+        return f"row {row} is too large for {X.dtype} (use float64)"
+    X[:, j] = values
+    return None
+
+
+def read_columns(
+    path: str | os.PathLike,
+    columns: list[str],
+    *,
+    dtype: DTypeLike = np.float32,
+    format: str | None = None,
+) -> NDArray:
+    """The named numeric columns of a file, in this order, as one C-contiguous
+    array of shape (n_rows, len(columns)) and ``dtype``; other columns are
+    ignored. Raises DataError naming the file (and, for CSV, the line and
+    column; for Parquet/Feather the data row and column) on a missing column
+    or a bad value."""
+    path = os.fspath(path)
+    dtype = np.dtype(dtype)
+    fmt, compression = format_of(path, format)
+    if path == _STDIN:
+        return _from_bytes(
+            path, fmt, lambda p: read_columns(p, columns, dtype=dtype, format=fmt)
+        )
+
+    def slow_read(p: str) -> NDArray:
+        from .data import load_features
+
+        X = load_features(p, columns, dtype=dtype, delimiter=_delimiter(fmt))
+        return np.ascontiguousarray(X, dtype=dtype)
+
+    try:
+        table = read_arrow(path, format=format)
+    except DataError:
+        if fmt not in ("csv", "tsv"):
+            raise
+        table = None
+    if table is None:  # the scanner names the line, or reads what pyarrow won't
+        return _slow(path, fmt, compression, slow_read)
+    names = [n.strip() for n in table.column_names]
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise DataError(
+            f"{path}: the model takes {len(columns)} features "
+            f"({', '.join(map(repr, columns))}); missing "
+            f"{', '.join(map(repr, missing))}"
+        )
+    X = np.empty((table.num_rows, len(columns)), dtype)
+    limit = float(np.finfo(dtype).max)
+    for j, name in enumerate(columns):
+        reason = _fill(X, table.column(names.index(name)), j, limit)
+        if reason:
+            if fmt in ("csv", "tsv"):
+                from .data import load_features
+
+                _slow(
+                    path,
+                    fmt,
+                    compression,
+                    lambda p: load_features(p, columns, dtype=dtype),
+                )
+            raise DataError(f"{path}, column {name!r}: {reason}")
+    return X
+
+
+def read_table(
+    path: str | os.PathLike,
+    *,
+    target: str | int | None = None,
+    task: str | None = None,
+    dtype: DTypeLike = np.float32,
+    format: str | None = None,
+):
+    """Read a table into a :class:`fastbp.data.Dataset` (X of ``dtype``).
+
+    Parameters
+    ----------
+    path : str or path-like, or "-" for CSV on standard input
+    target, task : as in :func:`fastbp.data.load_csv` (the last column and
+        an inferred task by default)
+    dtype : float32 or float64
+        Of the feature array ``Problem.X`` (and of regression targets'
+        range check); values too large for it are errors.
+    format : one of FORMATS, or None to use the extension
+
+    Raises
+    ------
+    DataError
+        One line naming the file and the line (CSV; data row for Parquet and
+        Feather) and column at fault, as ``load_csv`` describes.
+    """
+    path = os.fspath(path)
+    dtype = np.dtype(dtype)
+    fmt, compression = format_of(path, format)
+    if path == _STDIN:
+        return _from_bytes(
+            path,
+            fmt,
+            lambda p: read_table(p, target=target, task=task, dtype=dtype, format=fmt),
+        )
+
+    def slow() -> Dataset:
+        """load_csv on the (decompressed) file: its exact error, or its result."""
+        data = _slow(
+            path,
+            fmt,
+            compression,
+            lambda p: load_csv(
+                p, target=target, task=task, dtype=dtype, delimiter=_delimiter(fmt)
+            ),
+        )
+        X = np.ascontiguousarray(data.X, dtype=dtype)
+        return Dataset(
+            X, data.y, data.feature_names, data.target_name, data.task, data.classes,
+            path,
+        )  # fmt: skip
+
+    header = [name.strip() for name in _header(path, fmt, compression)]
+    if len(header) < 2 or len(set(header)) != len(header) or "" in header:
+        if fmt in ("csv", "tsv"):
+            return slow()
+        raise DataError(
+            f"{path}: needs at least 2 distinctly named columns, got {header}"
+        )
+    try:
+        t = target_index(target, header, path)
+    except DataError:
+        if fmt in ("csv", "tsv"):
+            return slow()
+        raise
+    try:
+        table = read_arrow(path, format=format, string_columns=(header[t],))
+    except DataError:
+        if fmt in ("csv", "tsv"):
+            return slow()
+        raise
+    if table.num_rows == 0:
+        if fmt in ("csv", "tsv"):
+            return slow()
+        raise DataError(f"{path}: no data rows")
+    features = [j for j in range(len(header)) if j != t]
+    X = np.empty((table.num_rows, len(features)), dtype)
+    limit = float(np.finfo(dtype).max)
+    for k, j in enumerate(features):
+        reason = _fill(X, table.column(j), k, limit)
+        if reason:
+            if fmt in ("csv", "tsv"):
+                return slow()
+            raise DataError(f"{path}, column {header[j]!r}: {reason}")
+    y_column = table.column(t)
+    del table
+    names = tuple(header[j] for j in features)
+    try:
+        y, task, classes = encode_target(
+            list(_target_strings(y_column)),
+            task=task,
+            target_name=header[t],
+            path=path,
+            limit=limit,
+        )
+    except DataError:
+        if fmt in ("csv", "tsv"):
+            return slow()
+        raise
+    return Dataset(X, y, names, header[t], task, classes, path)
+
+
+def _delimiter(fmt: str) -> str:
+    return "\t" if fmt == "tsv" else ","
+
+
+def _target_strings(column) -> NDArray:
+    """The target column's cells as stripped text (numbers written back by
+    pyarrow when the file stores them typed)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(
+        column.type
+    ):
+        if column.null_count:
+            raise DataError("the target column has an empty cell")
+        column = pc.cast(column, pa.string())
+    return np.asarray(
+        pc.utf8_trim_whitespace(column).to_numpy(zero_copy_only=False), dtype=object
+    )
+
+
+def _slow(path: str, fmt: str, compression: str | None, read):
+    """read(p) on a plain-text copy of path (decompressed if needed); messages
+    name the original path."""
+    if compression is None:
+        return read(path)
+    import pyarrow as pa
+
+    with tempfile.TemporaryDirectory() as folder:
+        plain = os.path.join(folder, "data.txt")
+        with (
+            pa.input_stream(path, compression=compression) as src,
+            open(plain, "wb") as dst,
+        ):
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+        try:
+            return read(plain)
+        except DataError as exc:
+            raise DataError(str(exc).replace(plain, path)) from None
+
+
+def _from_bytes(path: str, fmt: str, read):
+    """Standard input, saved to a temporary file so that a failing fast read
+    can be scanned again; messages say <stdin>."""
+    with tempfile.TemporaryDirectory() as folder:
+        copy = os.path.join(folder, "stdin." + fmt)
+        with open(copy, "wb") as f:
+            while chunk := sys.stdin.buffer.read(1 << 20):
+                f.write(chunk)
+        try:
+            return read(copy)
+        except DataError as exc:
+            raise DataError(str(exc).replace(copy, "<stdin>")) from None
+
+
+def iter_batches(
+    path: str | os.PathLike,
+    *,
+    format: str | None = None,
+    columns: list[str] | None = None,
+    batch_rows: int = 65536,
+) -> Iterator:
+    """The file as a stream of ``pyarrow.RecordBatch`` of about batch_rows rows
+    (columns: all, or the named ones), read from disk as they are consumed."""
+    import pyarrow as pa
+
+    path = os.fspath(path)
+    fmt, compression = format_of(path, format)
+    if fmt in ("csv", "tsv"):
+        import pyarrow.csv as pacsv
+
+        read = pacsv.ReadOptions(block_size=1 << 22)
+        parse = pacsv.ParseOptions(delimiter=_delimiter(fmt))
+        convert = pacsv.ConvertOptions(include_columns=columns)
+        with _source(path, compression) as stream:
+            yield from pacsv.open_csv(
+                stream, read_options=read, parse_options=parse, convert_options=convert
+            )
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        yield from pq.ParquetFile(path).iter_batches(
+            batch_size=batch_rows, columns=columns
+        )
+    else:
+        import pyarrow.ipc as ipc
+
+        with pa.memory_map(path) as source:
+            reader = ipc.open_file(source)
+            for i in range(reader.num_record_batches):
+                batch = reader.get_batch(i)
+                yield batch.select(columns) if columns else batch
