@@ -273,7 +273,7 @@ def load_csv(
         return Dataset(X, y, feature_names, target_name, task, None, path)
     y, classes = _labels(cells, numeric)
     if inferred:
-        _warn_many_classes(path, target_name, n, len(classes))
+        warn_many_classes(path, target_name, n, len(classes))
     if len(classes) < 2:
         raise DataError(
             f"{path}, column {target_name!r}: only one class ({classes[0]!r}) in "
@@ -283,7 +283,7 @@ def load_csv(
     return Dataset(X, y, feature_names, target_name, task, classes, path)
 
 
-def _warn_many_classes(path: str, target_name: str, n: int, n_classes: int) -> None:
+def warn_many_classes(path: str, target_name: str, n: int, n_classes: int) -> None:
     """UserWarning when an inferred label column looks like names or ids."""
     if n_classes > MAX_INFERRED_CLASSES and n < MIN_ROWS_PER_CLASS * n_classes:
         warnings.warn(
@@ -333,7 +333,7 @@ def encode_target(
         return np.array(numbers, dtype=np.float64).reshape(-1, 1), task, None
     y, classes = _labels(list(cells), numeric)
     if inferred:
-        _warn_many_classes(path, target_name, len(cells), len(classes))
+        warn_many_classes(path, target_name, len(cells), len(classes))
     if len(classes) < 2:
         raise DataError(
             f"{path}, column {target_name!r}: only one class ({classes[0]!r}); "
@@ -480,10 +480,17 @@ def _written_non_finite(cell: str) -> bool:
 def _infer_task(numbers: list[float | None], numeric: bool) -> str:
     if not numeric:
         return "classification"
-    if not all(float(v).is_integer() for v in numbers):
+    return infer_numeric_task(np.array(numbers, dtype=np.float64))
+
+
+def infer_numeric_task(values: NDArray) -> str:
+    """The task ``load_csv`` infers for a numeric target column: classification
+    when every value is an integer and there are at most
+    ``min(MAX_INFERRED_CLASSES, max(2, n // 2))`` distinct values."""
+    if not np.all(values == np.floor(values)):
         return "regression"
-    limit = min(MAX_INFERRED_CLASSES, max(2, len(numbers) // 2))
-    return "classification" if len(set(numbers)) <= limit else "regression"
+    limit = min(MAX_INFERRED_CLASSES, max(2, len(values) // 2))
+    return "classification" if len(np.unique(values)) <= limit else "regression"
 
 
 def train_val_split(

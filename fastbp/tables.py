@@ -28,9 +28,17 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .data import DataError, Dataset, encode_target, load_csv, target_index
+from .data import (
+    DataError,
+    Dataset,
+    encode_target,
+    infer_numeric_task,
+    load_csv,
+    target_index,
+    warn_many_classes,
+)
 
-__all__ = ["FORMATS", "format_of", "read_arrow", "read_columns", "read_table"]
+__all__ = ["FORMATS", "format_of", "read_columns", "read_table", "iter_batches"]
 
 #: Formats by name, as ``format=`` and ``fastbp train --format`` take them.
 FORMATS = ("csv", "tsv", "parquet", "feather")
@@ -92,48 +100,6 @@ def _open_error(path: str, exc: OSError) -> DataError:
     return DataError(f"{path}: cannot open ({exc.strerror or exc})")
 
 
-def read_arrow(
-    path: str | os.PathLike,
-    *,
-    format: str | None = None,
-    string_columns: tuple[str, ...] = (),
-):
-    """The whole file as a ``pyarrow.Table`` (CSV types inferred; the columns
-    in ``string_columns`` kept as text). Raises DataError when the file cannot
-    be opened or parsed; the message names the file."""
-    import pyarrow as pa
-
-    path = os.fspath(path)
-    fmt, compression = format_of(path, format)
-    try:
-        if fmt in ("csv", "tsv"):
-            import pyarrow.csv as pacsv
-
-            convert = pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in string_columns},
-                strings_can_be_null=False,
-            )
-            parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
-            with _source(path, compression) as stream:
-                return pacsv.read_csv(
-                    stream, parse_options=parse, convert_options=convert
-                )
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            return pq.read_table(path)
-        import pyarrow.feather as feather
-
-        return feather.read_table(path)
-    except OSError as exc:
-        raise _open_error(path, exc) from None
-    except (pa.ArrowInvalid, pa.ArrowException) as exc:
-        first = (
-            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        )
-        raise DataError(f"{path}: cannot read as {fmt} ({first})") from None
-
-
 def _header(path: str, fmt: str, compression: str | None) -> list[str]:
     """The column names, read from the first block only."""
     import pyarrow as pa
@@ -159,8 +125,9 @@ def _header(path: str, fmt: str, compression: str | None) -> list[str]:
         return []  # the full read (or the slow scanner) reports it
 
 
-def _fill(X: NDArray, column, j: int, limit: float) -> str | None:
-    """X[:, j] = column (a pyarrow ChunkedArray); why not, or None when done.
+def _fill(X: NDArray, column, j: int, limit: float, offset: int = 0) -> str | None:
+    """X[:, j] = column (a pyarrow Array of rows offset+1...); why not (naming
+    the data row, from 1), or None when done.
 
     Only numeric, complete, finite values within the dtype's range pass.
     """
@@ -169,14 +136,17 @@ def _fill(X: NDArray, column, j: int, limit: float) -> str | None:
     if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
         return f"holds {column.type} values, not numbers"
     if column.null_count:
-        return "has an empty cell"
+        row = (
+            offset + int(np.argmax(column.is_null().to_numpy(zero_copy_only=False))) + 1
+        )
+        return f"data row {row} is empty"
     values = column.to_numpy()
     bad = ~np.isfinite(values) if values.dtype.kind == "f" else None
     if bad is not None and bad.any():
-        return f"row {int(np.argmax(bad)) + 1} is NaN or infinite"
+        return f"data row {offset + int(np.argmax(bad)) + 1} is NaN or infinite"
     if values.size and np.abs(values).max() > limit:
-        row = int(np.argmax(np.abs(values) > limit)) + 1
-        return f"row {row} is too large for {X.dtype} (use float64)"
+        row = offset + int(np.argmax(np.abs(values) > limit)) + 1
+        return f"data row {row} is too large for {X.dtype} (use float64)"
     X[:, j] = values
     return None
 
@@ -207,37 +177,24 @@ def read_columns(
         X = load_features(p, columns, dtype=dtype, delimiter=_delimiter(fmt))
         return np.ascontiguousarray(X, dtype=dtype)
 
-    try:
-        table = read_arrow(path, format=format)
-    except DataError:
-        if fmt not in ("csv", "tsv"):
-            raise
-        table = None
-    if table is None:  # the scanner names the line, or reads what pyarrow won't
-        return _slow(path, fmt, compression, slow_read)
-    names = [n.strip() for n in table.column_names]
-    missing = [c for c in columns if c not in names]
-    if missing:
+    header = [name.strip() for name in _header(path, fmt, compression)]
+    missing = [c for c in columns if c not in header]
+    if missing and header:
         raise DataError(
             f"{path}: the model takes {len(columns)} features "
             f"({', '.join(map(repr, columns))}); missing "
             f"{', '.join(map(repr, missing))}"
         )
-    X = np.empty((table.num_rows, len(columns)), dtype)
     limit = float(np.finfo(dtype).max)
-    for j, name in enumerate(columns):
-        reason = _fill(X, table.column(names.index(name)), j, limit)
-        if reason:
-            if fmt in ("csv", "tsv"):
-                from .data import load_features
-
-                _slow(
-                    path,
-                    fmt,
-                    compression,
-                    lambda p: load_features(p, columns, dtype=dtype),
-                )
-            raise DataError(f"{path}, column {name!r}: {reason}")
+    try:
+        if missing or len(set(header)) != len(header):
+            raise _NotFast(f"{path}: cannot read the header")
+        numeric = [header.index(c) for c in columns]
+        X, _ = _read_columns(path, fmt, compression, header, numeric, (), dtype, limit)
+    except _NotFast as exc:
+        if fmt in ("csv", "tsv"):
+            return _slow(path, fmt, compression, slow_read)
+        raise DataError(str(exc)) from None
     return X
 
 
@@ -306,62 +263,148 @@ def read_table(
         if fmt in ("csv", "tsv"):
             return slow()
         raise
-    try:
-        table = read_arrow(path, format=format, string_columns=(header[t],))
-    except DataError:
-        if fmt in ("csv", "tsv"):
-            return slow()
-        raise
-    if table.num_rows == 0:
-        if fmt in ("csv", "tsv"):
-            return slow()
-        raise DataError(f"{path}: no data rows")
     features = [j for j in range(len(header)) if j != t]
-    X = np.empty((table.num_rows, len(features)), dtype)
     limit = float(np.finfo(dtype).max)
-    for k, j in enumerate(features):
-        reason = _fill(X, table.column(j), k, limit)
-        if reason:
-            if fmt in ("csv", "tsv"):
-                return slow()
-            raise DataError(f"{path}, column {header[j]!r}: {reason}")
-    y_column = table.column(t)
-    del table
-    names = tuple(header[j] for j in features)
     try:
-        y, task, classes = encode_target(
-            list(_target_strings(y_column)),
-            task=task,
-            target_name=header[t],
-            path=path,
-            limit=limit,
+        X, (cells,) = _read_columns(
+            path, fmt, compression, header, features, (t,), dtype, limit
         )
+        coded = _numeric_target(cells, task, header[t], path, limit)
+        if coded is None:  # text labels, or a cell only the slow rules explain
+            coded = encode_target(
+                cells.to_pylist(), task=task, target_name=header[t], path=path,
+                limit=limit,
+            )  # fmt: skip
+        y, task, classes = coded
+    except _NotFast as exc:
+        if fmt in ("csv", "tsv"):
+            return slow()
+        raise DataError(str(exc)) from None
     except DataError:
         if fmt in ("csv", "tsv"):
             return slow()
         raise
+    names = tuple(header[j] for j in features)
     return Dataset(X, y, names, header[t], task, classes, path)
+
+
+class _NotFast(Exception):
+    """The fast reader cannot vouch for this file; the message says why."""
+
+
+def _read_columns(path, fmt, compression, header, numeric, text, dtype, limit):
+    """(X, texts): the ``numeric`` columns (indices into header) as one
+    C-contiguous (n_rows, len(numeric)) array of dtype, and each ``text``
+    column's stripped cells, read record batch by record batch.
+
+    Memory beyond the result is one batch and, at the end, the concatenation
+    of the per-batch arrays (one more X). Raises _NotFast naming the column
+    and data row when a value is not a usable number.
+    """
+    import pyarrow as pa
+
+    types = None
+    if fmt in ("csv", "tsv"):
+        types = {header[j]: pa.float64() for j in numeric}
+        types.update({header[j]: pa.string() for j in text})
+    parts, texts, offset = [], [[] for _ in text], 0
+    try:
+        for batch in _batches(path, fmt, compression, types):
+            part = np.empty((batch.num_rows, len(numeric)), dtype)
+            for k, j in enumerate(numeric):
+                reason = _fill(part, batch.column(j), k, limit, offset)
+                if reason:
+                    raise _NotFast(f"{path}, column {header[j]!r}: {reason}")
+            for cells, j in zip(texts, text, strict=True):
+                cells.append(_stripped_text(batch.column(j)))
+            parts.append(part)
+            offset += batch.num_rows
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    except pa.ArrowException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
+        raise _NotFast(f"{path}: cannot read as {fmt} ({first})") from None
+    if offset == 0:
+        raise _NotFast(f"{path}: no data rows")
+    X = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return X, [pa.concat_arrays(cells) for cells in texts]
+
+
+def _batches(path, fmt, compression, column_types=None, batch_rows=65536):
+    """Record batches of the file, read as they are consumed; CSV columns
+    typed by column_types (name -> pyarrow type) when given."""
+    import pyarrow as pa
+
+    if fmt in ("csv", "tsv"):
+        import pyarrow.csv as pacsv
+
+        read = pacsv.ReadOptions(block_size=1 << 20)
+        parse = pacsv.ParseOptions(delimiter=_delimiter(fmt))
+        convert = pacsv.ConvertOptions(
+            column_types=column_types or {}, strings_can_be_null=False
+        )
+        with _source(path, compression) as stream:
+            yield from pacsv.open_csv(
+                stream, read_options=read, parse_options=parse, convert_options=convert
+            )
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        # Buffered reads, not the whole row group's pages at once.
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        yield from parquet.iter_batches(batch_size=batch_rows, use_threads=False)
+    else:
+        import pyarrow.ipc as ipc
+
+        with pa.memory_map(path) as source:
+            reader = ipc.open_file(source)
+            for i in range(reader.num_record_batches):
+                yield reader.get_batch(i)
 
 
 def _delimiter(fmt: str) -> str:
     return "\t" if fmt == "tsv" else ","
 
 
-def _target_strings(column) -> NDArray:
-    """The target column's cells as stripped text (numbers written back by
-    pyarrow when the file stores them typed)."""
+def _stripped_text(column):
+    """The column's cells as a pyarrow string array, surrounding spaces
+    stripped (numbers written back as text when the file stores them typed).
+    Kept as Arrow data, not Python strings: a few bytes a row."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not pa.types.is_string(column.type) and not pa.types.is_large_string(
-        column.type
-    ):
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         if column.null_count:
-            raise DataError("the target column has an empty cell")
+            raise _NotFast("the target column has an empty cell")
         column = pc.cast(column, pa.string())
-    return np.asarray(
-        pc.utf8_trim_whitespace(column).to_numpy(zero_copy_only=False), dtype=object
-    )
+    return pc.utf8_trim_whitespace(column)
+
+
+def _numeric_target(cells, task, target_name, path, limit):
+    """(y, task, classes) for a target column whose every cell is a finite
+    number within limit, coded as load_csv codes it, vectorized; None when a
+    cell is not such a number (the caller then applies load_csv's rules)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        values = pc.cast(cells, pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if not np.all(np.isfinite(values)) or np.abs(values).max() > limit:
+        return None
+    inferred = task is None
+    task = infer_numeric_task(values) if inferred else task
+    if task == "regression":
+        return values.reshape(-1, 1), task, None
+    unique, first, index = np.unique(values, return_index=True, return_inverse=True)
+    if len(unique) < 2:
+        return None
+    # Each class is named by its first cell, as written.
+    classes = tuple(cells.take(pa.array(first)).to_pylist())
+    if inferred:
+        warn_many_classes(path, target_name, len(values), len(classes))
+    return index.astype(np.int64).reshape(-1), task, classes
 
 
 def _slow(path: str, fmt: str, compression: str | None, read):
@@ -415,7 +458,7 @@ def iter_batches(
     if fmt in ("csv", "tsv"):
         import pyarrow.csv as pacsv
 
-        read = pacsv.ReadOptions(block_size=1 << 22)
+        read = pacsv.ReadOptions(block_size=1 << 20)
         parse = pacsv.ParseOptions(delimiter=_delimiter(fmt))
         convert = pacsv.ConvertOptions(include_columns=columns)
         with _source(path, compression) as stream:
@@ -425,9 +468,8 @@ def iter_batches(
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
-        yield from pq.ParquetFile(path).iter_batches(
-            batch_size=batch_rows, columns=columns
-        )
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        yield from parquet.iter_batches(batch_size=batch_rows, columns=columns)
     else:
         import pyarrow.ipc as ipc
 
