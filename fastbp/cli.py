@@ -498,31 +498,20 @@ def _print_truth_table(model, problem, stream) -> None:
     type=click.Path(dir_okay=False),
     default=None,
     callback=_output_file,
-    help="Write predictions here instead of standard output.",
+    help="Write predictions here (.csv, or .parquet) instead of standard output.",
 )
 def predict(model_path, data, data_format, out):
-    """Predict with a saved model; writes CSV (class labels or values)."""
+    """Predict with a saved model; writes CSV or Parquet (labels or values)."""
     from .data import DataError
-    from .io import ModelFileError, write_text_atomic
+    from .io import ModelFileError
+    from .outputs import PredictionWriter
     from .problem import Predictor
 
     try:
         predictor = Predictor.load(model_path)
-        predictions = predictor.predict_file(data, data_format)
+        kind = "labels" if predictor.task == "classification" else "values"
+        with PredictionWriter(out, kind) as writer:
+            for predictions in predictor.predict_batches(data, data_format):
+                writer.write(predictions)
     except (ModelFileError, DataError, ValueError) as exc:
         raise InputError(str(exc)) from None
-    if predictor.task == "classification":
-        lines = [_csv_field(label) for label in predictions]
-    else:
-        lines = [repr(float(v)) for v in predictions]
-    text = "\n".join(["prediction", *lines]) + "\n"
-    if out is None:
-        click.echo(text, nl=False)
-    else:
-        write_text_atomic(out, text)
-
-
-def _csv_field(text: str) -> str:
-    if any(c in text for c in ',"\n\r') or text != text.strip():
-        return '"' + text.replace('"', '""') + '"'
-    return text

@@ -32,7 +32,7 @@ import math
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from numbers import Integral, Real
 from typing import IO
 
@@ -42,7 +42,15 @@ from ._files import open_input
 from ._version import __version__
 from .layers import Sequential
 
-__all__ = ["ModelFileError", "save_model", "load_model", "FORMAT", "FORMAT_VERSION"]
+__all__ = [
+    "ModelFileError",
+    "save_model",
+    "load_model",
+    "atomic_file",
+    "write_text_atomic",
+    "FORMAT",
+    "FORMAT_VERSION",
+]
 
 FORMAT = "fastbp-model"
 FORMAT_VERSION = 1
@@ -215,9 +223,14 @@ def save_model(
     _write_atomic(os.fspath(path), lambda f: np.savez(f, **arrays))
 
 
-def _write_atomic(target: str, write: Callable[[IO[bytes]], None]) -> None:
-    """Run write(file) on a temporary file beside target, then rename it onto
-    target; on any failure the temporary file is removed and target untouched."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[IO[bytes]]:
+    """A binary file to write ``path`` through, atomically: the data goes to a
+    temporary file beside path, which replaces path (synced, with path's
+    permissions or the umask's) when the block ends normally. If the block
+    raises, the temporary file is removed and path is untouched, so a reader
+    sees the old file or the whole new one, never a partial file."""
+    target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
     mode = _new_file_mode(target)
     tmp = tempfile.NamedTemporaryFile(
@@ -228,7 +241,7 @@ def _write_atomic(target: str, write: Callable[[IO[bytes]], None]) -> None:
     )
     try:
         with tmp:
-            write(tmp)
+            yield tmp
             tmp.flush()
             os.fsync(tmp.fileno())
         os.chmod(tmp.name, mode)  # NamedTemporaryFile creates it 0o600
@@ -238,6 +251,12 @@ def _write_atomic(target: str, write: Callable[[IO[bytes]], None]) -> None:
             os.unlink(tmp.name)
         raise
     _fsync_directory(directory)
+
+
+def _write_atomic(target: str, write: Callable[[IO[bytes]], None]) -> None:
+    """write(file) through :func:`atomic_file`."""
+    with atomic_file(target) as f:
+        write(f)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -22,6 +22,7 @@ command-line flags.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,7 @@ from .data import DataError, Standardizer, train_val_split
 from .data import xor as xor_data
 from .io import load_model, save_model
 from .layers import Sequential
-from .tables import read_columns, read_table
+from .tables import batch_array, iter_batches, read_columns, read_table
 
 __all__ = [
     "Problem",
@@ -382,18 +383,7 @@ class Predictor:
         # Read in float64 and round once, after standardizing, as training did
         # with the statistics it stored.
         X = read_columns(path, names, dtype=np.float64, format=format)
-        dtype = self.model.dtype
-        limit = np.finfo(dtype).max
-        too_large = np.abs(X) > limit
-        if too_large.any():
-            row, col = np.unravel_index(np.argmax(too_large), X.shape)
-            raise DataError(
-                f"{os.fspath(path)}, data row {row + 1}, column {names[col]!r}: "
-                f"{X[row, col]:g} is too large for the model's {dtype}"
-            )
-        if self.scaler is not None:
-            X = self.scaler.transform_(X)
-        return np.ascontiguousarray(X, dtype=dtype)
+        return self._prepare(X, os.fspath(path), len(X))
 
     def decode(self, outputs: NDArray) -> list[str] | NDArray:
         """Model outputs (n_samples, n_outputs) as predictions: class labels
@@ -405,6 +395,56 @@ class Predictor:
         else:
             index = np.argmax(outputs, axis=1)
         return [self.classes[i] for i in index]
+
+    def predict_batches(
+        self,
+        path: str | os.PathLike,
+        format: str | None = None,
+        batch_rows: int = 65536,
+    ) -> Iterator[list[str] | NDArray]:
+        """Decoded predictions for a data file, one batch of rows at a time,
+        read from disk as they are consumed: memory for one batch, whatever
+        the file's size. A bad value raises DataError naming the column and
+        data row (for CSV, the line, found by a second, slow scan)."""
+        names, path = list(self.feature_names), os.fspath(path)
+        offset = 0
+        try:
+            for batch in iter_batches(path, format=format, columns=names,
+                                      batch_rows=batch_rows):  # fmt: skip
+                X = batch_array(batch, names, np.float64, offset)
+                offset += batch.num_rows
+                yield self.decode(self.model.predict(self._prepare(X, path, offset)))
+        except Exception as exc:
+            import pyarrow as pa
+
+            if not isinstance(exc, DataError | OSError | pa.ArrowException):
+                raise
+            if offset or path == "-":
+                # Rows are already out: name the row rather than scan again.
+                if isinstance(exc, DataError):
+                    raise DataError(f"{path}, {exc}") from None
+                raise
+            # Nothing written yet: the whole-file reader gives the exact,
+            # line-numbered error (missing file, bad cell...) or every row.
+            offset = -1
+        if offset <= 0:
+            yield self.predict_file(path, format)
+
+    def _prepare(self, X: NDArray, path: str, offset: int) -> NDArray:
+        """Float64 features standardized and rounded once into the model's
+        dtype (as in training); values too large for it are DataErrors."""
+        dtype = self.model.dtype
+        too_large = np.abs(X) > np.finfo(dtype).max
+        if too_large.any():
+            row, col = np.unravel_index(np.argmax(too_large), X.shape)
+            raise DataError(
+                f"{path}, data row {offset - len(X) + row + 1}, column "
+                f"{self.feature_names[col]!r}: {X[row, col]:g} is too large for "
+                f"the model's {dtype}"
+            )
+        if self.scaler is not None:
+            X = self.scaler.transform_(X)
+        return np.ascontiguousarray(X, dtype=dtype)
 
     def predict_file(
         self, path: str | os.PathLike, format: str | None = None

@@ -38,7 +38,14 @@ from .data import (
     warn_many_classes,
 )
 
-__all__ = ["FORMATS", "format_of", "read_columns", "read_table", "iter_batches"]
+__all__ = [
+    "FORMATS",
+    "format_of",
+    "read_columns",
+    "read_table",
+    "iter_batches",
+    "batch_array",
+]
 
 #: Formats by name, as ``format=`` and ``fastbp train --format`` take them.
 FORMATS = ("csv", "tsv", "parquet", "feather")
@@ -330,6 +337,24 @@ def _read_columns(path, fmt, compression, header, numeric, text, dtype, limit):
     return X, [pa.concat_arrays(cells) for cells in texts]
 
 
+def batch_array(
+    batch, columns: list[str], dtype: DTypeLike, offset: int = 0
+) -> NDArray:
+    """The named columns of a ``pyarrow.RecordBatch`` as one C-contiguous
+    (n_rows, len(columns)) array of dtype. Raises DataError naming the
+    column and data row (offset + 1 counts from the batch's first row) when a
+    value is not a finite number within dtype's range."""
+    dtype = np.dtype(dtype)
+    out = np.empty((batch.num_rows, len(columns)), dtype)
+    limit = float(np.finfo(dtype).max)
+    names = batch.schema.names
+    for k, name in enumerate(columns):
+        reason = _fill(out, batch.column(names.index(name)), k, limit, offset)
+        if reason:
+            raise DataError(f"column {name!r}: {reason}")
+    return out
+
+
 def _batches(path, fmt, compression, column_types=None, batch_rows=65536):
     """Record batches of the file, read as they are consumed; CSV columns
     typed by column_types (name -> pyarrow type) when given."""
@@ -460,7 +485,10 @@ def iter_batches(
 
         read = pacsv.ReadOptions(block_size=1 << 20)
         parse = pacsv.ParseOptions(delimiter=_delimiter(fmt))
-        convert = pacsv.ConvertOptions(include_columns=columns)
+        convert = pacsv.ConvertOptions(
+            include_columns=columns,
+            column_types={name: pa.float64() for name in columns or ()},
+        )
         with _source(path, compression) as stream:
             yield from pacsv.open_csv(
                 stream, read_options=read, parse_options=parse, convert_options=convert

@@ -25,6 +25,7 @@ FLOORS = {
     "io": 50,
     "data": 50,
     "tables": 55,
+    "outputs": 55,
     "sklearn": 65,
     "losses": 40,
     "optim": 40,
