@@ -41,6 +41,7 @@ __all__ = [
     "Predictor",
     "LOSS_NAMES",
     "training_bytes",
+    "model_metadata",
     "available_bytes",
 ]
 
@@ -323,25 +324,37 @@ class Prepared:
         return (self.X_val, self.T_val) if len(self.X_val) else None
 
     def metadata(self) -> dict:
-        """The model file's ``meta`` object: what predicting needs to read the
-        features and decode the outputs (the model-file schema)."""
-        problem, scaler = self.problem, self.scaler
-        return {
-            "feature_names": list(problem.feature_names),
-            "target_name": problem.target_name,
-            "task": problem.task,
-            "classes": list(problem.classes) if problem.classes else None,
-            "standardizer": None
-            if scaler is None
-            else {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()},
-            "loss": self.loss,
-            "metric": self.metric,
-        }
+        """The model file's ``meta`` object (see :func:`model_metadata`)."""
+        p = self.problem
+        return model_metadata(
+            p.feature_names, p.target_name, p.task, p.classes, self.scaler,
+            self.loss, self.metric,
+        )  # fmt: skip
 
     def save(self, path: str | os.PathLike, model: Sequential) -> None:
         """Write model and :meth:`metadata` to a fastbp model file, atomically
         (see :func:`fastbp.io.save_model`)."""
         save_model(path, model, meta=self.metadata())
+
+
+def model_metadata(
+    feature_names, target_name, task, classes, scaler, loss, metric
+) -> dict:
+    """The model file's ``meta`` object, the one place its schema is written:
+    what predicting needs to read the features (names, standardizer) and
+    decode the outputs (task, classes), plus the loss and metric trained
+    with."""
+    return {
+        "feature_names": list(feature_names),
+        "target_name": target_name,
+        "task": task,
+        "classes": list(classes) if classes else None,
+        "standardizer": None
+        if scaler is None
+        else {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()},
+        "loss": loss,
+        "metric": metric,
+    }
 
 
 @dataclass(frozen=True, eq=False)

@@ -158,10 +158,10 @@ def test_bad_csv_gives_load_csv_message(tmp_path, case, kind):
 @pytest.mark.parametrize("kind", ["parquet", "feather"])
 def test_bad_typed_files_name_row_and_column(tmp_path, kind):
     table = pa.table({"a": [1.0, None, 3.0], "b": [1.0, 2.0, 3.0], "y": [0.5, 1, 2]})
-    with pytest.raises(DataError, match=r"column 'a': has an empty cell"):
+    with pytest.raises(DataError, match=r"column 'a': data row 2 is empty"):
         read_table(write(table, tmp_path, kind))
     table = pa.table({"a": [1.0, np.inf, 3.0], "b": [1.0, 2.0, 3.0], "y": [0.5, 1, 2]})
-    with pytest.raises(DataError, match=r"column 'a': row 2 is NaN or infinite"):
+    with pytest.raises(DataError, match=r"column 'a': data row 2 is NaN or inf"):
         read_table(write(table, tmp_path, kind))
     table = pa.table({"a": ["x", "y", "z"], "b": [1.0, 2.0, 3.0], "y": [0.5, 1, 2]})
     with pytest.raises(DataError, match=r"column 'a': holds string values"):
