@@ -27,6 +27,7 @@ FLOORS = {
     "tables": 55,
     "outputs": 55,
     "sklearn": 65,
+    "stream": 62,
     "losses": 40,
     "optim": 40,
     "layers": 30,
