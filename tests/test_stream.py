@@ -6,7 +6,6 @@ import io
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import pytest
 
 import fastbp
@@ -288,8 +287,10 @@ def test_train_stream_save_and_predict(tmp_path):
     assert meta["standardizer"]["mean"] == stats.scaler.mean.tolist()
     path = tmp_path / "m.npz"
     stats.save(path, model, loss)
-    pq.write_table(pa.table(cols), tmp_path / "d.parquet")
-    predicted = Predictor.load(path).predict_file(tmp_path / "d.parquet")
+    predictor = Predictor.load(path)
+    assert predictor.feature_names == stats.feature_names
+    features = predictor.scaler.transform(X, dtype=np.float32)
+    predicted = predictor.decode(predictor.model.predict(features))
     truth = np.array(["cat", "dog", "eel"])[y]
     assert np.mean(np.array(predicted) == truth) > 0.8
 
@@ -368,4 +369,17 @@ def test_train_stream_checks_arguments():
         train_stream(
             model, fastbp.MSELoss(), fastbp.SGD(model.parameters(), lr=0.1),
             source, stats, epochs=1, shuffle_buffer=0,
+        )  # fmt: skip
+
+
+def test_train_stream_divergence_raises():
+    cols, _, _ = regression_columns(2000)
+    cols["y"] = cols["y"] * 1e3
+    source = table_source(cols, 300)
+    stats = scan(source)
+    model = fastbp.mlp([4, 16, 1], rng=0)
+    with pytest.raises(fastbp.DivergenceError, match="epoch 1"):
+        train_stream(
+            model, fastbp.MSELoss(), fastbp.SGD(model.parameters(), lr=10.0),
+            source, stats, epochs=3, batch_size=16, shuffle_buffer=256,
         )  # fmt: skip
