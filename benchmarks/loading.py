@@ -7,7 +7,8 @@ Generates a numeric CSV (default 500,000 rows x 20 features + a target,
 - ``numpy.loadtxt`` of the CSV (the reference the targets are stated in);
 - ``fastbp.tables.read_table`` of the CSV and of the Parquet file;
 - ``fastbp train --data big.csv --epochs 1`` (the whole command) and the XOR
-  run's peak RSS (the process baseline).
+  run's peak RSS (the process baseline);
+- a bare ``python -c "import fastbp"`` (the baseline of the read_table rows).
 
     python benchmarks/loading.py [--rows 500000] [--keep DIR] [--old]
 
@@ -106,6 +107,7 @@ def main() -> None:
             *fastbp, "train", "--data", str(parquet_path), "--epochs", "1", "--quiet"
         ],
         "fastbp train --data xor (baseline)": [*fastbp, "train", "--data", "xor", "-q"],
+        "python -c 'import fastbp' (baseline)": [py, "-c", "import fastbp"],
     }  # fmt: skip
     if args.old:
         jobs["fastbp.data.load_csv (old loader)"] = [
@@ -126,8 +128,16 @@ def main() -> None:
     base = results["fastbp train --data xor (baseline)"][1]
     csv_read = results["fastbp read_table (CSV)"][0]
     pq_read = results["fastbp read_table (Parquet)"][0]
+    bare = results["python -c 'import fastbp' (baseline)"][1]
+    above = [results[f"fastbp read_table ({k})"][1] - bare for k in ("CSV", "Parquet")]
     print(
-        f"\nread_table in one process, median of 5: CSV {in_process[0]:.3f} s, "
+        f"\nread_table peak RSS above a bare import fastbp: CSV {above[0]:.0f} MB "
+        f"({above[0] / feature_mb:.1f} x the feature array), Parquet "
+        f"{above[1]:.0f} MB ({above[1] / feature_mb:.1f} x; pyarrow itself "
+        "and a whole Parquet row group, decoded, count here)"
+    )
+    print(
+        f"read_table in one process, median of 5: CSV {in_process[0]:.3f} s, "
         f"Parquet {in_process[1]:.3f} s: {in_process[0] / in_process[1]:.1f} x "
         "(target >= 5)"
     )

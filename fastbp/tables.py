@@ -124,39 +124,54 @@ def _header(path: str, fmt: str, compression: str | None) -> list[str]:
             import pyarrow.parquet as pq
 
             return list(pq.read_schema(path).names)
-        import pyarrow.ipc as ipc
-
-        with pa.memory_map(path) as source:
-            return list(ipc.open_file(source).schema.names)
+        return list(next(_batches(path, fmt, None)).schema.names)
+    except StopIteration:
+        return []
     except OSError as exc:
         raise _open_error(path, exc) from None
     except pa.ArrowException:
         return []  # the full read (or the slow scanner) reports it
 
 
-def _fill(X: NDArray, column, j: int, limit: float, offset: int = 0) -> str | None:
-    """X[:, j] = column (a pyarrow Array of rows offset+1...); why not (naming
-    the data row, from 1), or None when done.
+def _fill(out: NDArray, columns: list, names: list[str], offset: int = 0) -> str | None:
+    """out[:, k] = columns[k] (pyarrow Arrays of data rows offset+1...); why
+    not, as "column 'name': data row i ..." (i from 1), or None when done.
 
-    Only numeric, complete, finite values within the dtype's range pass.
+    Only numeric, complete, finite values within out's dtype range pass. The
+    columns are cast as they are copied; one pass over the (contiguous) block
+    then checks them all, and only a failing block is searched for the cell.
     """
     import pyarrow as pa
 
-    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-        return f"holds {column.type} values, not numbers"
-    if column.null_count:
-        row = (
-            offset + int(np.argmax(column.is_null().to_numpy(zero_copy_only=False))) + 1
-        )
-        return f"data row {row} is empty"
-    values = column.to_numpy()
-    bad = ~np.isfinite(values) if values.dtype.kind == "f" else None
-    if bad is not None and bad.any():
-        return f"data row {offset + int(np.argmax(bad)) + 1} is NaN or infinite"
-    if values.size and np.abs(values).max() > limit:
-        row = offset + int(np.argmax(np.abs(values) > limit)) + 1
-        return f"data row {row} is too large for {X.dtype} (use float64)"
-    X[:, j] = values
+    for k, (name, column) in enumerate(zip(names, columns, strict=True)):
+        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+            return f"column {name!r}: holds {column.type} values, not numbers"
+        if column.null_count:
+            nulls = column.is_null().to_numpy(zero_copy_only=False)
+            row = offset + int(np.argmax(nulls)) + 1
+            return f"column {name!r}: data row {row} is empty"
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[:, k] = column.to_numpy()
+    largest = np.finfo(out.dtype).max
+    # A value that overflowed the cast is inf; one just above the largest
+    # float32 rounds to it, so values at the edge are checked exactly.
+    if out.size == 0 or (
+        np.isfinite(out).all() and -largest < out.min() and out.max() < largest
+    ):
+        return None
+    for name, column in zip(names, columns, strict=True):
+        values = column.to_numpy()
+        bad = ~np.isfinite(values) if values.dtype.kind == "f" else None
+        if bad is not None and bad.any():
+            row = offset + int(np.argmax(bad)) + 1
+            return f"column {name!r}: data row {row} is NaN or infinite"
+        too_large = np.abs(values) > float(largest)
+        if too_large.any():
+            row = offset + int(np.argmax(too_large)) + 1
+            return (
+                f"column {name!r}: data row {row} is too large for {out.dtype} "
+                "(use float64)"
+            )
     return None
 
 
@@ -194,12 +209,11 @@ def read_columns(
             f"({', '.join(map(repr, columns))}); missing "
             f"{', '.join(map(repr, missing))}"
         )
-    limit = float(np.finfo(dtype).max)
     try:
         if missing or len(set(header)) != len(header):
             raise _NotFast(f"{path}: cannot read the header")
         numeric = [header.index(c) for c in columns]
-        X, _ = _read_columns(path, fmt, compression, header, numeric, (), dtype, limit)
+        X, _ = _read_columns(path, fmt, compression, header, numeric, (), dtype)
     except _NotFast as exc:
         if fmt in ("csv", "tsv"):
             return _slow(path, fmt, compression, slow_read)
@@ -276,13 +290,13 @@ def read_table(
     limit = float(np.finfo(dtype).max)
     try:
         X, (cells,) = _read_columns(
-            path, fmt, compression, header, features, (t,), dtype, limit
+            path, fmt, compression, header, features, (t,), dtype
         )
         coded = _numeric_target(cells, task, header[t], path, limit)
         if coded is None:  # text labels, or a cell only the slow rules explain
             coded = encode_target(
-                cells.to_pylist(), task=task, target_name=header[t], path=path,
-                limit=limit,
+                _as_text(cells).to_pylist(), task=task, target_name=header[t],
+                path=path, limit=limit,
             )  # fmt: skip
         y, task, classes = coded
     except _NotFast as exc:
@@ -301,14 +315,17 @@ class _NotFast(Exception):
     """The fast reader cannot vouch for this file; the message says why."""
 
 
-def _read_columns(path, fmt, compression, header, numeric, text, dtype, limit):
+def _read_columns(path, fmt, compression, header, numeric, text, dtype):
     """(X, texts): the ``numeric`` columns (indices into header) as one
     C-contiguous (n_rows, len(numeric)) array of dtype, and each ``text``
     column's stripped cells, read record batch by record batch.
 
-    Memory beyond the result is one batch and, at the end, the concatenation
-    of the per-batch arrays (one more X). Raises _NotFast naming the column
-    and data row when a value is not a usable number.
+    Parquet and Feather files state their row count, so X is allocated once
+    and each batch is cast straight into its rows: memory beyond X is one
+    batch. CSV's count is known only at the end: per-batch blocks are joined
+    then, so the peak is two X (still less than one float64 copy of a float32
+    X's table). Raises _NotFast naming the column and data row when a value is
+    not a usable number.
     """
     import pyarrow as pa
 
@@ -316,18 +333,26 @@ def _read_columns(path, fmt, compression, header, numeric, text, dtype, limit):
     if fmt in ("csv", "tsv"):
         types = {header[j]: pa.float64() for j in numeric}
         types.update({header[j]: pa.string() for j in text})
+    names = [header[j] for j in numeric]
     parts, texts, offset = [], [[] for _ in text], 0
     try:
+        n_rows = _row_count(path, fmt)
+        X = None if n_rows is None else np.empty((n_rows, len(numeric)), dtype)
         for batch in _batches(path, fmt, compression, types):
-            part = np.empty((batch.num_rows, len(numeric)), dtype)
-            for k, j in enumerate(numeric):
-                reason = _fill(part, batch.column(j), k, limit, offset)
-                if reason:
-                    raise _NotFast(f"{path}, column {header[j]!r}: {reason}")
+            rows = batch.num_rows
+            if X is None:
+                part = np.empty((rows, len(numeric)), dtype)
+                parts.append(part)
+            elif offset + rows <= n_rows:
+                part = X[offset : offset + rows]
+            else:
+                raise _NotFast(f"{path}: more rows than its metadata states")
+            reason = _fill(part, [batch.column(j) for j in numeric], names, offset)
+            if reason:
+                raise _NotFast(f"{path}, {reason}")
             for cells, j in zip(texts, text, strict=True):
-                cells.append(_stripped_text(batch.column(j)))
-            parts.append(part)
-            offset += batch.num_rows
+                cells.append(_stripped_text(batch.column(j), keep_numbers=True))
+            offset += rows
     except OSError as exc:
         raise _open_error(path, exc) from None
     except pa.ArrowException as exc:
@@ -335,8 +360,30 @@ def _read_columns(path, fmt, compression, header, numeric, text, dtype, limit):
         raise _NotFast(f"{path}: cannot read as {fmt} ({first})") from None
     if offset == 0:
         raise _NotFast(f"{path}: no data rows")
-    X = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    if X is None:
+        X = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    elif offset != n_rows:
+        raise _NotFast(f"{path}: fewer rows than its metadata states")
     return X, [pa.concat_arrays(cells) for cells in texts]
+
+
+def _row_count(path: str, fmt: str) -> int | None:
+    """Rows of a Parquet or Arrow file, from its metadata; None for CSV and
+    Arrow streams."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    if fmt == "feather":
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
+        with pa.memory_map(path) as source:
+            try:
+                return ipc.open_file(source).count_rows()
+            except pa.ArrowInvalid:
+                return None  # an Arrow stream: no footer
+    return None
 
 
 def batch_array(
@@ -346,20 +393,19 @@ def batch_array(
     (n_rows, len(columns)) array of dtype. Raises DataError naming the
     column and data row (offset + 1 counts from the batch's first row) when a
     value is not a finite number within dtype's range."""
-    dtype = np.dtype(dtype)
-    out = np.empty((batch.num_rows, len(columns)), dtype)
-    limit = float(np.finfo(dtype).max)
+    out = np.empty((batch.num_rows, len(columns)), np.dtype(dtype))
     names = batch.schema.names
-    for k, name in enumerate(columns):
-        reason = _fill(out, batch.column(names.index(name)), k, limit, offset)
-        if reason:
-            raise DataError(f"column {name!r}: {reason}")
+    chosen = [batch.column(names.index(name)) for name in columns]
+    reason = _fill(out, chosen, list(columns), offset)
+    if reason:
+        raise DataError(reason)
     return out
 
 
-def _batches(path, fmt, compression, column_types=None, batch_rows=65536):
-    """Record batches of the file, read as they are consumed; CSV columns
-    typed by column_types (name -> pyarrow type) when given."""
+def _batches(path, fmt, compression, column_types=None, batch_rows=65536, columns=None):
+    """Record batches of the file (all columns, or the named ones), read as
+    they are consumed; CSV columns typed by column_types (name -> pyarrow
+    type) when given."""
     import pyarrow as pa
 
     if fmt in ("csv", "tsv"):
@@ -368,7 +414,9 @@ def _batches(path, fmt, compression, column_types=None, batch_rows=65536):
         read = pacsv.ReadOptions(block_size=1 << 20)
         parse = pacsv.ParseOptions(delimiter=_delimiter(fmt))
         convert = pacsv.ConvertOptions(
-            column_types=column_types or {}, strings_can_be_null=False
+            include_columns=columns,
+            column_types=column_types or {},
+            strings_can_be_null=False,
         )
         with _source(path, compression) as stream:
             yield from pacsv.open_csv(
@@ -377,34 +425,55 @@ def _batches(path, fmt, compression, column_types=None, batch_rows=65536):
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
-        # Buffered reads, not the whole row group's pages at once.
+        # Buffered reads, not the whole row group's pages at once; a batch's
+        # columns are decoded in parallel.
         parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
-        yield from parquet.iter_batches(batch_size=batch_rows, use_threads=False)
+        yield from parquet.iter_batches(batch_size=batch_rows, columns=columns)
     else:
         import pyarrow.ipc as ipc
 
         with pa.memory_map(path) as source:
-            reader = ipc.open_file(source)
-            for i in range(reader.num_record_batches):
-                yield reader.get_batch(i)
+            try:
+                reader = ipc.open_file(source)
+                batches = (
+                    reader.get_batch(i) for i in range(reader.num_record_batches)
+                )
+            except pa.ArrowInvalid:  # the Arrow stream format
+                source.seek(0)
+                batches = ipc.open_stream(source)
+            for batch in batches:
+                yield batch.select(columns) if columns else batch
 
 
 def _delimiter(fmt: str) -> str:
     return "\t" if fmt == "tsv" else ","
 
 
-def _stripped_text(column):
+def _stripped_text(column, keep_numbers: bool = False):
     """The column's cells as a pyarrow string array, surrounding spaces
-    stripped (numbers written back as text when the file stores them typed).
-    Kept as Arrow data, not Python strings: a few bytes a row."""
+    stripped (numbers written back as text when the file stores them typed,
+    unless keep_numbers). Kept as Arrow data, not Python strings: a few bytes
+    a row."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         if column.null_count:
             raise _NotFast("the target column has an empty cell")
+        if keep_numbers and (
+            pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+        ):
+            return column
         column = pc.cast(column, pa.string())
     return pc.utf8_trim_whitespace(column)
+
+
+def _as_text(cells):
+    """A pyarrow array as strings (numbers written as pyarrow writes them)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return cells if pa.types.is_string(cells.type) else pc.cast(cells, pa.string())
 
 
 def _numeric_target(cells, task, target_name, path, limit):
@@ -428,7 +497,7 @@ def _numeric_target(cells, task, target_name, path, limit):
     if len(unique) < 2:
         return None
     # Each class is named by its first cell, as written.
-    classes = tuple(cells.take(pa.array(first)).to_pylist())
+    classes = tuple(_as_text(cells.take(pa.array(first))).to_pylist())
     if inferred:
         warn_many_classes(path, target_name, len(values), len(classes))
     return index.astype(np.int64).reshape(-1), task, classes
@@ -525,35 +594,53 @@ def iter_batches(
     columns: list[str] | None = None,
     batch_rows: int = 65536,
 ) -> Iterator:
-    """The file as a stream of ``pyarrow.RecordBatch`` of about batch_rows rows
-    (columns: all, or the named ones), read from disk as they are consumed."""
+    """The file as a stream of ``pyarrow.RecordBatch``, read from disk as they
+    are consumed.
+
+    Parameters
+    ----------
+    path : str or path-like, or "-" for CSV on standard input
+    format : one of FORMATS, or None to use the extension
+    columns : list of str, optional
+        Columns to read (CSV: typed float64), in file order; None for all.
+    batch_rows : int
+        Rows per batch for Parquet; CSV batches are 1 MB blocks of text and
+        Arrow files keep the batches they were written with.
+    """
     import pyarrow as pa
 
     path = os.fspath(path)
     fmt, compression = format_of(path, format)
+    types = None
     if fmt in ("csv", "tsv"):
-        import pyarrow.csv as pacsv
+        types = {name: pa.float64() for name in columns or ()}
+    yield from _batches(path, fmt, compression, types, batch_rows, columns)
 
-        read = pacsv.ReadOptions(block_size=1 << 20)
-        parse = pacsv.ParseOptions(delimiter=_delimiter(fmt))
-        convert = pacsv.ConvertOptions(
-            include_columns=columns,
-            column_types={name: pa.float64() for name in columns or ()},
-        )
-        with _source(path, compression) as stream:
-            yield from pacsv.open_csv(
-                stream, read_options=read, parse_options=parse, convert_options=convert
-            )
-    elif fmt == "parquet":
-        import pyarrow.parquet as pq
 
-        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
-        yield from parquet.iter_batches(batch_size=batch_rows, columns=columns)
-    else:
-        import pyarrow.ipc as ipc
+def read_arrow(path: str | os.PathLike, *, format: str | None = None):
+    """The whole file as a ``pyarrow.Table`` (CSV read by pyarrow's
+    multithreaded reader, column types inferred).
 
-        with pa.memory_map(path) as source:
-            reader = ipc.open_file(source)
-            for i in range(reader.num_record_batches):
-                batch = reader.get_batch(i)
-                yield batch.select(columns) if columns else batch
+    Raises DataError naming the file when it cannot be opened or parsed.
+    """
+    import pyarrow as pa
+
+    path = os.fspath(path)
+    fmt, compression = format_of(path, format)
+    try:
+        if fmt in ("csv", "tsv"):
+            import pyarrow.csv as pacsv
+
+            parse = pacsv.ParseOptions(delimiter=_delimiter(fmt))
+            with _source(path, compression) as stream:
+                return pacsv.read_csv(stream, parse_options=parse)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path)
+        return pa.Table.from_batches(list(_batches(path, fmt, None)))
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    except pa.ArrowException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
+        raise DataError(f"{path}: cannot read as {fmt} ({first})") from None

@@ -14,7 +14,13 @@ import pytest
 import fastbp
 from fastbp.data import DataError, load_csv
 from fastbp.problem import Problem
-from fastbp.tables import format_of, iter_batches, read_columns, read_table
+from fastbp.tables import (
+    format_of,
+    iter_batches,
+    read_arrow,
+    read_columns,
+    read_table,
+)
 
 FORMATS = ["csv", "tsv", "csv.gz", "csv.zst", "tsv.gz", "parquet", "feather"]
 
@@ -129,6 +135,7 @@ BAD_CSV = {
     "nan": "a,b,y\n1,2,3\nnan,5,6\n",
     "inf": "a,b,y\n1,2,3\n4,inf,6\n",
     "too large for float32": "a,b,y\n1,2,3\n4,1e300,6\n",
+    "rounds to float32's largest": "a,b,y\n1,2,3\n4,3.4028235e38,6\n",
     "duplicate header": "a,a,y\n1,2,3\n",
     "header only": "a,b,y\n",
     "empty file": "",
@@ -200,3 +207,53 @@ def test_iter_batches_streams_every_row(tmp_path, kind):
         assert len(batches) == 8
     got = pa.Table.from_batches(batches).column("a").to_numpy()
     np.testing.assert_allclose(got, table.column("a").to_numpy())
+
+
+def test_float32_largest_value_is_read(tmp_path):
+    path = tmp_path / "edge.csv"
+    largest = float(np.finfo(np.float32).max)
+    path.write_text(f"a,b,y\n1,{largest!r},0.5\n{-largest!r},2,1.5\n")
+    np.testing.assert_array_equal(
+        read_table(path).X, load_csv(path, dtype=np.float32).X.astype(np.float32)
+    )
+
+
+def test_typed_numeric_labels_are_named_as_in_csv(tmp_path):
+    table = pa.table({"a": np.arange(8.0), "y": pa.array([3, 1, 2, 3, 1, 2, 1, 3])})
+    expected = read_table(write(table, tmp_path, "csv"))
+    for kind in ("parquet", "feather"):
+        got = read_table(write(table, tmp_path, kind))
+        assert got.classes == expected.classes == ("1", "2", "3")
+        np.testing.assert_array_equal(got.y, expected.y)
+
+
+def test_arrow_stream_format_is_read(tmp_path):
+    table = make_table()
+    path = tmp_path / "data.arrow"
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table, max_chunksize=16)
+    expected = read_table(write(table, tmp_path, "parquet"))
+    got = read_table(path)
+    np.testing.assert_array_equal(got.X, expected.X)
+    assert got.classes == expected.classes
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+def test_read_arrow_gives_the_whole_table(tmp_path, kind):
+    table = make_table()
+    got = read_arrow(write(table, tmp_path, kind))
+    assert got.column_names == table.column_names and got.num_rows == 60
+    np.testing.assert_allclose(got.column("a").to_numpy(), table.column("a").to_numpy())
+    with pytest.raises(DataError, match="no such file"):
+        read_arrow(tmp_path / "missing.parquet")
+
+
+def test_from_file_gives_float32_features_without_copies(tmp_path):
+    path = write(make_table(), tmp_path, "parquet")
+    problem = Problem.from_file(path)
+    assert problem.X.dtype == np.float32 and problem.X.flags.owndata
+    prepared = problem.prepare(val_fraction=0.25)
+    assert prepared.X_train.dtype == np.float32 and prepared.X_train.flags.c_contiguous
+    assert not np.shares_memory(prepared.X_train, problem.X)
+    csv = Problem.from_csv(write(make_table(), tmp_path, "csv"))
+    np.testing.assert_array_equal(csv.X, problem.X)
