@@ -271,6 +271,20 @@ main.add_command(bench)
     help="Write the trained model to this .npz file.",
 )
 @click.option(
+    "--stream",
+    is_flag=True,
+    help="Train from the file read again each epoch, record batch by record "
+    "batch, in memory that does not grow with the file (not for xor or -).",
+)
+@click.option(
+    "--shuffle-buffer",
+    type=click.IntRange(min=1),
+    default=65536,
+    show_default=True,
+    help="With --stream: rows the approximate shuffle draws from; at least the "
+    "row count shuffles exactly as in-memory training does.",
+)
+@click.option(
     "--no-fuse",
     is_flag=True,
     help="Use the layer-by-layer path instead of the fused epoch kernel.",
@@ -300,11 +314,13 @@ def train(
     dtype,
     threads,
     save,
+    stream,
+    shuffle_buffer,
     no_fuse,
     quiet,
     as_json,
 ):
-    """Train an MLP on XOR or a CSV file and report throughput."""
+    """Train an MLP on XOR or a table and report throughput."""
     import fastbp
 
     from .data import DataError
@@ -320,6 +336,10 @@ def train(
     batch_size = batch_size or defaults["batch_size"]
     val_split = val_split if val_split is not None else defaults["val_split"]
     out = sys.stderr if as_json else sys.stdout
+    if stream:
+        if data in ("xor", "-"):
+            raise InputError(f"--stream needs a file to read again, not {data!r}")
+        return _train_streamed(**locals())  # every option, resolved above
 
     if data == "xor":
         problem = Problem.xor()
@@ -449,6 +469,99 @@ def train(
             "dtype": dtype,
         }
         # Strict JSON: an undefined figure (R^2 of one row) is null, not NaN.
+        clean = {
+            key: None if isinstance(v, float) and not math.isfinite(v) else v
+            for key, v in record.items()
+        }
+        click.echo(json.dumps(clean, allow_nan=False))
+
+
+def _train_streamed(
+    data, data_format, target, task, hidden, activation, loss, optimizer, lr,
+    momentum, epochs, batch_size, seed, val_split, dtype, threads, save,
+    shuffle_buffer, no_fuse, quiet, as_json, out, **_,
+) -> None:  # fmt: skip
+    """fastbp train --stream: scan pass, then epochs read from disk."""
+    import fastbp
+
+    from .data import DataError
+    from .stream import file_source, scan, train_stream
+
+    source = file_source(data, format=data_format)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            stats = scan(
+                source, target=target, task=task, dtype=dtype,
+                val_fraction=val_split, seed=seed, name=data,
+            )  # fmt: skip
+        loss, n_outputs, metric = stats.coding(loss)
+    except (DataError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+    for warning in caught:
+        click.echo(f"Warning: {warning.message}", err=True)
+    widths = [stats.n_features, *hidden, n_outputs]
+    model = fastbp.mlp(widths, activation, rng=seed, dtype=dtype)
+    loss_fn = LOSSES[loss].cls()
+    if optimizer == "sgd":
+        opt = OPTIMIZERS["sgd"].cls(model.parameters(), lr=lr, momentum=momentum)
+    else:
+        opt = OPTIMIZERS[optimizer].cls(model.parameters(), lr=lr)
+    if not quiet:
+        click.echo(
+            f"fastbp {__version__}: {data} (streamed), {stats.n_train} training / "
+            f"{stats.n_val} validation rows, {stats.n_features} features, "
+            f"{stats.task}; MLP {'-'.join(map(str, widths))} {activation}, {loss}, "
+            f"{opt!r}, {dtype}, shuffle buffer {shuffle_buffer}",
+            file=out,
+        )
+    progress = _Progress(epochs, quiet, as_json)
+    try:
+        result = train_stream(
+            model, loss_fn, opt, source, stats, epochs=epochs,
+            batch_size=batch_size, shuffle_buffer=shuffle_buffer, seed=seed,
+            metric=metric, fuse=False if no_fuse else None, threads=threads,
+            callback=progress if progress.enabled else None,
+        )  # fmt: skip
+    except fastbp.DivergenceError as exc:
+        hint = "" if exc.before_training else f", for example --lr {lr / 10:g}"
+        raise InputError(f"{exc}{hint}") from None
+    except DataError as exc:
+        raise InputError(str(exc)) from None
+    finally:
+        progress.close()
+    if save is not None:
+        stats.save(save, model, loss)
+    metric_key = "r2" if metric == "r2" else "accuracy"
+    train_loss = result.loss[-1] if result.loss else math.nan
+    val_metric = result.val_metric[-1] if result.val_metric else None
+    path = "(fused)" if result.fused else f"(layer path: {result.layer_path_reason})"
+    click.echo(
+        f"{result.samples_per_s:,.0f} samples/s, {result.steps_per_s:,.0f} "
+        f"steps/s; trained {result.epochs} epochs ({result.steps} steps) in "
+        f"{result.train_seconds:.3g} s, streamed; last epoch loss "
+        f"{train_loss:.4g}"
+        + (f", val {metric_key} {val_metric:.4f}" if val_metric is not None else "")
+        + f" {path}",
+        file=out,
+    )
+    if as_json:
+        record = {
+            "data": data,
+            "stream": True,
+            "task": stats.task,
+            "fused": result.fused,
+            "samples_per_s": result.samples_per_s,
+            "steps_per_s": result.steps_per_s,
+            "train_seconds": result.train_seconds,
+            "epochs": result.epochs,
+            "steps": result.steps,
+            "train_loss": train_loss,
+            "val_loss": result.val_loss[-1] if result.val_loss else None,
+            f"val_{metric_key}": val_metric,
+            "architecture": widths,
+            "shuffle_buffer": shuffle_buffer,
+        }
         clean = {
             key: None if isinstance(v, float) and not math.isfinite(v) else v
             for key, v in record.items()

@@ -1048,3 +1048,29 @@ def test_cli_train_unknown_extension_is_one_line(tmp_path):
     assert_input_error(result.output, result.exit_code, "unknown file type")
     result = invoke("train", "--data", path, "--format", "csv", "--epochs", 1)
     assert_input_error(result.output, result.exit_code, "only one class")
+
+
+def test_cli_train_stream_trains_saves_and_predicts(tmp_path):
+    model = tmp_path / "m.npz"
+    record = train_json(
+        "--data", REGRESSION, "--stream", "--shuffle-buffer", 64, "--epochs", 60,
+        "--save", model,
+    )  # fmt: skip
+    assert record["stream"] is True and record["fused"] is True
+    assert record["val_r2"] > 0.8, record
+    result = invoke("predict", "--model", model, "--data", REGRESSION)
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 201
+
+
+@pytest.mark.parametrize("data", ["xor", "-"])
+def test_cli_train_stream_needs_a_file(data):
+    result = invoke("train", "--data", data, "--stream")
+    assert_input_error(result.output, result.exit_code, "--stream")
+
+
+def test_cli_train_stream_bad_cell_is_one_line(tmp_path):
+    rows = ["a,b,y"] + [f"{i},{i % 3},{i / 7}" for i in range(500)]
+    rows[300] = "1,zz,2"
+    path = write(tmp_path, "bad.csv", "\n".join(rows) + "\n")
+    result = invoke("train", "--data", path, "--stream", "--epochs", 1)
+    assert_input_error(result.output, result.exit_code, "'b'")

@@ -35,6 +35,7 @@ FLOORS = {
     "_validate": 20,
     "_threads": 20,
     "_files": 20,
+    "progress": 20,
     "__init__": 58,
     "kernels": 10,
     "_config": 5,
