@@ -63,10 +63,13 @@ from .optim import Optimizer
 from .problem import LOSS_NAMES, TASKS, Prepared, Problem
 from .train import (
     METRICS,
-    DivergenceError,
     FusedPlan,
     FusedRunner,
+    LayerRunner,
     TrainResult,
+    batch_loss_share,
+    check_initial_loss,
+    divergence_error,
     fused_plan,
 )
 
@@ -832,7 +835,7 @@ class _ValidationSums:
             y = model.predict(x)
             if not all_finite(y):
                 return False
-            self.total += _weighted(self.loss, self.loss.value(y, t), y.shape[0])
+            self.total += batch_loss_share(self.loss, self.loss.value(y, t), y.shape[0])
             self.rows += y.shape[0]
             if self.metric == "r2":
                 if self.t is None:
@@ -955,7 +958,7 @@ def train_stream(
     def runner(X, T, bs):
         if use_fused:
             return FusedRunner(plan, X, T, bs)
-        return _LayerRunner(model, loss, optimizer, X, T, bs)
+        return LayerRunner(model, loss, optimizer, X, T, bs)
 
     reader = _Reader(stats, loss_name, n_outputs)
     labels = loss_name == "ce"
@@ -983,14 +986,14 @@ def train_stream(
                     X, T = X[~held_out], T[~held_out]
                 for block in pool.add(X, T):
                     if not checked:
-                        _check_initial_loss(model, loss, block[0], block[1], bs)
+                        check_initial_loss(model, loss, block[0], block[1], bs)
                         checked = True
                     parts.append(
                         _train_block(runner, block, bs, epoch, model, optimizer)
                     )
             for block in pool.drain():
                 if not checked:
-                    _check_initial_loss(model, loss, block[0], block[1], bs)
+                    check_initial_loss(model, loss, block[0], block[1], bs)
                     checked = True
                 parts.append(_train_block(runner, block, bs, epoch, model, optimizer))
             result.train_seconds += time.perf_counter() - start
@@ -1009,84 +1012,15 @@ def train_stream(
                     if held_out.any() and not sums.add(
                         model, X[held_out], T[held_out], 4096
                     ):
-                        raise _diverged(epoch, optimizer)
+                        raise divergence_error(epoch, optimizer)
                 v_loss, v_metric = sums.result()
                 if not math.isfinite(v_loss):
-                    raise _diverged(epoch, optimizer)
+                    raise divergence_error(epoch, optimizer)
                 result.val_loss.append(v_loss)
                 result.val_metric.append(v_metric)
             if callback is not None:
                 callback(epoch, result)
     return result
-
-
-def _weighted(loss: Loss, value: float, rows: int) -> float:
-    """A batch's share of a per-sample mean loss (as fastbp.train counts it)."""
-    return value if getattr(loss, "reduction", "mean") == "sum" else value * rows
-
-
-def _diverged(epoch: int, optimizer: Optimizer) -> DivergenceError:
-    lr = getattr(optimizer, "lr", None)
-    return DivergenceError(
-        f"training diverged: the loss became NaN or infinite in epoch {epoch}; "
-        "try a smaller learning rate" + (f" than {lr:g}" if lr is not None else ""),
-        epoch,
-    )
-
-
-def _check_initial_loss(model, loss, X, T, batch_size) -> None:
-    """DivergenceError (before_training) when the untrained model's loss on
-    the first batch is NaN or infinite, as fastbp.train reports it."""
-    y = model.predict(X[:batch_size])
-    if all_finite(y) and math.isfinite(loss.value(y, T[:batch_size])):
-        return
-    raise DivergenceError(
-        "the loss is NaN or infinite before any training step: the data is too "
-        f"large for {model.dtype} arithmetic; scale the inputs and targets down",
-        0,
-        before_training=True,
-    )
-
-
-class _LayerRunner:
-    """The layer path on one block: forward, loss, backward and step per
-    mini-batch through the public API (the arithmetic of fastbp.train's)."""
-
-    def __init__(self, model, loss, optimizer, X, T, batch_size):
-        self.model, self.loss, self.optimizer = model, loss, optimizer
-        self.X, self.T, self.batch_size = X, T, batch_size
-
-    def warm_up(self) -> None:
-        """One step on the first batch compiles every kernel the loop uses;
-        the parameters, optimizer state and step count are restored after."""
-        model, loss, optimizer = self.model, self.loss, self.optimizer
-        saved = [p.data.copy() for p in optimizer.params]
-        state, count = optimizer.state.copy(), optimizer.step_count
-        m = min(self.batch_size, self.X.shape[0])
-        loss.forward(model.forward(self.X[:m]), self.T[:m])
-        model.backward(loss.backward())
-        optimizer.step()
-        for p, data in zip(optimizer.params, saved, strict=True):
-            p.data[...] = data
-        optimizer.state[...] = state
-        optimizer.step_count = count
-
-    def __call__(self, perms: NDArray) -> NDArray:
-        """One epoch over the block in perms[0]'s order (stored order when
-        perms is (1, 0)); its per-sample loss, NaN on divergence."""
-        model, loss, optimizer = self.model, self.loss, self.optimizer
-        X, T, bs = self.X, self.T, self.batch_size
-        if perms.shape[1]:
-            X, T = X[perms[0]], T[perms[0]]
-        n, total = X.shape[0], 0.0
-        for s in range(0, n, bs):
-            value = loss.forward(model.forward(X[s : s + bs]), T[s : s + bs])
-            if not math.isfinite(value):
-                return np.full(1, np.nan)
-            model.backward(loss.backward())
-            optimizer.step()
-            total += _weighted(loss, value, min(bs, n - s))
-        return np.full(1, total / n)
 
 
 def _train_block(runner, block, bs, epoch, model, optimizer) -> tuple[float, int]:
@@ -1095,5 +1029,5 @@ def _train_block(runner, block, bs, epoch, model, optimizer) -> tuple[float, int
     X, T, perms = block
     value = float(runner(X, T, bs)(perms)[0])
     if not (math.isfinite(value) and all_finite(model.flat_data)):
-        raise _diverged(epoch, optimizer)
+        raise divergence_error(epoch, optimizer)
     return value, X.shape[0]

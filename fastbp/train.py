@@ -47,6 +47,10 @@ __all__ = [
     "FusedPlan",
     "fused_plan",
     "FusedRunner",
+    "LayerRunner",
+    "batch_loss_share",
+    "check_initial_loss",
+    "divergence_error",
 ]
 
 #: The fused path runs this many training steps per call at most, so progress
@@ -171,14 +175,16 @@ def _evaluate(model, loss, X, T, metric=None, batch_size=4096):
         y = model.predict(X[s : s + batch_size])
         if not all_finite(y):  # a diverged model: its loss is infinite
             return math.inf, math.nan
-        total += _weighted(loss, loss.value(y, T[s : s + batch_size]), y.shape[0])
+        total += batch_loss_share(
+            loss, loss.value(y, T[s : s + batch_size]), y.shape[0]
+        )
         outputs.append(y)
     value = total / X.shape[0]
     y_all = np.concatenate(outputs)
     return value, (METRICS[metric](y_all, T) if metric else math.nan)
 
 
-def _weighted(loss: Loss, value: float, rows: int) -> float:
+def batch_loss_share(loss: Loss, value: float, rows: int) -> float:
     """A batch's share of a per-sample mean loss: a mean-reduced loss counts
     once per row, a summed one (MSELoss(reduction="sum")) once."""
     return value if getattr(loss, "reduction", "mean") == "sum" else value * rows
@@ -417,11 +423,11 @@ def train(
     steps_per_epoch = -(-n // batch_size)
 
     with thread_limit(threads):
-        _check_initial_loss(model, loss, X, T, batch_size)
+        check_initial_loss(model, loss, X, T, batch_size)
         if use_fused:
             run = FusedRunner(plan, X, T, batch_size)
         else:
-            run = _LayerRunner(model, loss, optimizer, X, T, batch_size)
+            run = LayerRunner(model, loss, optimizer, X, T, batch_size)
         start = time.perf_counter()
         run.warm_up()
         result.compile_seconds = time.perf_counter() - start
@@ -452,12 +458,12 @@ def train(
             result.steps += steps_per_epoch * finished.size
             result.samples += n * finished.size
             if finished.size < count:
-                raise _diverged(result.epochs + 1, optimizer)
+                raise divergence_error(result.epochs + 1, optimizer)
             done += count
             if val is not None:
                 v_loss, v_metric = _evaluate(model, loss, *val, metric)
                 if not math.isfinite(v_loss):
-                    raise _diverged(done, optimizer)
+                    raise divergence_error(done, optimizer)
                 result.val_loss.append(v_loss)
                 result.val_metric.append(v_metric)
             if callback is not None:
@@ -465,11 +471,12 @@ def train(
         # Weights can stay finite yet so large that outputs overflow: check the
         # final model on one batch (the epoch losses were taken before updates).
         if not math.isfinite(_evaluate(model, loss, X[:batch_size], T[:batch_size])[0]):
-            raise _diverged(result.epochs, optimizer)
+            raise divergence_error(result.epochs, optimizer)
     return result
 
 
-def _diverged(epoch: int, optimizer: Optimizer) -> DivergenceError:
+def divergence_error(epoch: int, optimizer: Optimizer) -> DivergenceError:
+    """The DivergenceError both paths raise for a non-finite loss in epoch."""
     lr = getattr(optimizer, "lr", None)
     return DivergenceError(
         f"training diverged: the loss became NaN or infinite in epoch {epoch}; "
@@ -478,7 +485,7 @@ def _diverged(epoch: int, optimizer: Optimizer) -> DivergenceError:
     )
 
 
-def _check_initial_loss(model, loss, X, T, batch_size) -> None:
+def check_initial_loss(model, loss, X, T, batch_size) -> None:
     """DivergenceError (before_training) if the untrained model's loss on the
     first batch is already NaN or infinite: the data overflows the dtype."""
     if math.isfinite(_evaluate(model, loss, X[:batch_size], T[:batch_size])[0]):
@@ -493,8 +500,11 @@ def _check_initial_loss(model, loss, X, T, batch_size) -> None:
     )
 
 
-class _LayerRunner:
-    """The layer path: one Python iteration per mini-batch, public API only."""
+class LayerRunner:
+    """The layer path on fixed data: ``runner(perms)`` trains one epoch per
+    row of perms (row orders, or (n_epochs, 0) for the stored order) through
+    the public layer API, one Python iteration per mini-batch, and returns
+    the per-epoch losses, NaN from a diverged epoch on (as FusedRunner)."""
 
     def __init__(self, model, loss, optimizer, X, T, batch_size):
         self.model, self.loss, self.optimizer = model, loss, optimizer
@@ -538,6 +548,6 @@ class _LayerRunner:
                     return out
                 model.backward(loss.backward())
                 optimizer.step()
-                total += _weighted(loss, value, m)
+                total += batch_loss_share(loss, value, m)
             out[e] = total / n
         return out
