@@ -62,15 +62,13 @@ from .losses import Loss
 from .optim import Optimizer
 from .problem import LOSS_NAMES, TASKS, Prepared, Problem
 from .train import (
-    METRICS,
-    FusedPlan,
     FusedRunner,
     LayerRunner,
     TrainResult,
     batch_loss_share,
     check_initial_loss,
+    choose_path,
     divergence_error,
-    fused_plan,
 )
 
 __all__ = [
@@ -941,19 +939,8 @@ def train_stream(
             f"{loss_name!r} on this target needs {n_outputs}"
         )
     metric = default_metric if metric is None else metric
-    if metric not in METRICS:
-        raise ValueError(
-            f"train_stream: metric must be one of {sorted(METRICS)}, got {metric!r}"
-        )
-    plan = fused_plan(model, loss, optimizer) if fuse is not False else None
-    if fuse and isinstance(plan, str):
-        raise ValueError(f"train_stream: fuse=True but {plan}")
-    use_fused = isinstance(plan, FusedPlan)
-    result = TrainResult(
-        metric_name=metric,
-        fused=use_fused,
-        layer_path_reason=None if use_fused else plan or "fuse=False",
-    )
+    plan, result = choose_path(model, loss, optimizer, metric, fuse, "train_stream")
+    use_fused = plan is not None
 
     def runner(X, T, bs):
         if use_fused:

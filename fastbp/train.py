@@ -48,6 +48,7 @@ __all__ = [
     "fused_plan",
     "FusedRunner",
     "LayerRunner",
+    "choose_path",
     "batch_loss_share",
     "check_initial_loss",
     "divergence_error",
@@ -256,6 +257,29 @@ def fused_plan(model: object, loss: Loss, optimizer: Optimizer) -> FusedPlan | s
     return FusedPlan(fused_model, fused_loss, optimizer)
 
 
+def choose_path(
+    model, loss, optimizer, metric: str, fuse: bool | None, who: str
+) -> tuple[FusedPlan | None, TrainResult]:
+    """(the fused plan, or None for the layer path; an empty TrainResult
+    saying which path and why), after checking ``metric``. fuse=True demands
+    the fused path (ValueError naming ``who`` if it cannot run), False forbids
+    it."""
+    if metric not in METRICS:
+        raise ValueError(
+            f"{who}: metric must be one of {sorted(METRICS)}, got {metric!r}"
+        )
+    plan = fused_plan(model, loss, optimizer) if fuse is not False else None
+    if fuse and isinstance(plan, str):
+        raise ValueError(f"{who}: fuse=True but {plan}")
+    fused = isinstance(plan, FusedPlan)
+    result = TrainResult(
+        metric_name=metric,
+        fused=fused,
+        layer_path_reason=None if fused else plan or "fuse=False",
+    )
+    return (plan if fused else None), result
+
+
 class FusedRunner:
     """Runs epochs of a :class:`FusedPlan` on fixed data (what train uses).
 
@@ -403,20 +427,8 @@ def train(
         val = _coerce(model, loss, val[0], val[1], "validation")
     if metric is None:
         metric = "accuracy" if loss.target == "labels" else "r2"
-    if metric not in METRICS:
-        raise ValueError(
-            f"train: metric must be one of {sorted(METRICS)}, got {metric!r}"
-        )
-
-    plan = fused_plan(model, loss, optimizer) if fuse is not False else None
-    if fuse and isinstance(plan, str):
-        raise ValueError(f"train: fuse=True but {plan}")
-    use_fused = isinstance(plan, FusedPlan)
-    result = TrainResult(
-        metric_name=metric,
-        fused=use_fused,
-        layer_path_reason=None if use_fused else plan or "fuse=False",
-    )
+    plan, result = choose_path(model, loss, optimizer, metric, fuse, "train")
+    use_fused = plan is not None
     rng = np.random.default_rng(seed)
     n = X.shape[0]
     batch_size = min(batch_size, n)
