@@ -21,6 +21,7 @@ from ._files import unwritable_reason
 from ._version import __version__
 from .bench.command import bench
 from .parts import ACTIVATIONS, LOSSES, OPTIMIZERS
+from .progress import EpochProgress
 
 # Defaults that solve XOR for at least 99 of seeds 0-99 (all 100 when last
 # measured; tests/test_cli.py allows one miss), with a 2-8-1 tanh network,
@@ -103,46 +104,6 @@ def _output_file(ctx: click.Context, param: click.Parameter, value: str | None):
         if reason:
             raise click.BadParameter(reason, ctx=ctx, param=param)
     return value
-
-
-class _Progress:
-    """click's progress bar on a terminal; plain lines about every 10% else."""
-
-    def __init__(self, epochs: int, quiet: bool, as_json: bool) -> None:
-        self.epochs = epochs
-        self.bar = None
-        self.every = max(1, epochs // 10)
-        self.next_line = self.every
-        self.enabled = not quiet
-        self.stream = sys.stderr if as_json else sys.stdout
-        if self.enabled and self.stream.isatty():
-            self.bar = click.progressbar(
-                length=epochs, label="training", file=self.stream
-            )
-            self.bar.__enter__()
-        self.shown = 0
-
-    def __call__(self, epoch: int, result) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.update(epoch - self.shown)
-            self.shown = epoch
-            return
-        if epoch >= self.next_line or epoch == self.epochs:
-            line = (
-                f"epoch {epoch:>{len(str(self.epochs))}}/{self.epochs}  "
-                f"loss {result.loss[-1]:.6g}"
-            )
-            if result.val_loss:
-                line += f"  val_loss {result.val_loss[-1]:.6g}"
-                line += f"  val_{result.metric_name} {result.val_metric[-1]:.4f}"
-            click.echo(line, file=self.stream)
-            self.next_line = (epoch // self.every + 1) * self.every
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
 
 
 @click.group(
@@ -391,7 +352,9 @@ def train(
             f"{loss}, {opt!r}, {dtype}",
             file=out,
         )
-    progress = _Progress(epochs, quiet, as_json)
+    progress = EpochProgress(
+        epochs, enabled=not quiet, stream=out, rows_per_epoch=len(prepared.X_train)
+    )
     wall = time.perf_counter()
     try:
         result = fastbp.train(
@@ -515,7 +478,9 @@ def _train_streamed(
             f"{opt!r}, {dtype}, shuffle buffer {shuffle_buffer}",
             file=out,
         )
-    progress = _Progress(epochs, quiet, as_json)
+    progress = EpochProgress(
+        epochs, enabled=not quiet, stream=out, rows_per_epoch=stats.n_train
+    )
     try:
         result = train_stream(
             model, loss_fn, opt, source, stats, epochs=epochs,
