@@ -22,6 +22,7 @@ from ._version import __version__
 from .bench.command import bench
 from .parts import ACTIVATIONS, LOSSES, OPTIMIZERS
 from .progress import EpochProgress
+from .progress import progress as progress_bar
 
 # Defaults that solve XOR for at least 99 of seeds 0-99 (all 100 when last
 # measured; tests/test_cli.py allows one miss), with a 2-8-1 tanh network,
@@ -306,11 +307,15 @@ def train(
         problem = Problem.xor()
     else:
         try:
-            with warnings.catch_warnings(record=True) as caught:
+            with (
+                warnings.catch_warnings(record=True) as caught,
+                progress_bar(desc="loading", enabled=not quiet, stream=out) as bar,
+            ):
                 warnings.simplefilter("always", UserWarning)
                 problem = Problem.from_file(
-                    data, target=target, task=task, dtype=dtype, format=data_format
-                )
+                    data, target=target, task=task, dtype=dtype, format=data_format,
+                    progress=bar,
+                )  # fmt: skip
         except (DataError, ValueError) as exc:  # ValueError: unknown file type
             hint = " (--dtype float64)" if "use float64" in str(exc) else ""
             raise InputError(f"{exc}{hint}") from None
@@ -578,7 +583,8 @@ def _print_truth_table(model, problem, stream) -> None:
     callback=_output_file,
     help="Write predictions here (.csv, or .parquet) instead of standard output.",
 )
-def predict(model_path, data, data_format, out):
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def predict(model_path, data, data_format, out, quiet):
     """Predict with a saved model; writes CSV or Parquet (labels or values)."""
     from .data import DataError
     from .io import ModelFileError
@@ -588,8 +594,11 @@ def predict(model_path, data, data_format, out):
     try:
         predictor = Predictor.load(model_path)
         kind = "labels" if predictor.task == "classification" else "values"
-        with PredictionWriter(out, kind) as writer:
+        # The bar goes to stderr (a terminal only), so stdout stays CSV.
+        bar = progress_bar(desc="predicting", enabled=not quiet, stream=sys.stderr)
+        with bar, PredictionWriter(out, kind) as writer:
             for predictions in predictor.predict_batches(data, data_format):
                 writer.write(predictions)
+                bar.update(len(predictions))
     except (ModelFileError, DataError, ValueError) as exc:
         raise InputError(str(exc)) from None

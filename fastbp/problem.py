@@ -103,13 +103,17 @@ class Problem:
         task: str | None = None,
         dtype: DTypeLike = np.float32,
         format: str | None = None,
+        progress=None,
     ) -> Problem:
         """Read a CSV, TSV (optionally gzip/zstd), Parquet or Feather file, or
         "-" for CSV on standard input (:func:`fastbp.tables.read_table`):
         target by name or index, task inferred when None, features straight
         into one array of dtype. Raises :class:`fastbp.data.DataError` naming
         the file, line (or data row) and column."""
-        data = read_table(path, target=target, task=task, dtype=dtype, format=format)
+        data = read_table(
+            path, target=target, task=task, dtype=dtype, format=format,
+            progress=progress,
+        )  # fmt: skip
         return cls.from_dataset(data, dtype=dtype, name=data.path)
 
     @classmethod

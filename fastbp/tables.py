@@ -228,6 +228,7 @@ def read_table(
     task: str | None = None,
     dtype: DTypeLike = np.float32,
     format: str | None = None,
+    progress=None,
 ):
     """Read a table into a :class:`fastbp.data.Dataset` (X of ``dtype``).
 
@@ -240,6 +241,9 @@ def read_table(
         Of the feature array ``Problem.X`` (and of regression targets'
         range check); values too large for it are errors.
     format : one of FORMATS, or None to use the extension
+    progress : object with ``update(rows, bytes=...)``, or None
+        Told after each record batch the rows converted and the bytes read
+        (see :func:`fastbp.progress.progress`).
 
     Raises
     ------
@@ -290,7 +294,7 @@ def read_table(
     limit = float(np.finfo(dtype).max)
     try:
         X, (cells,) = _read_columns(
-            path, fmt, compression, header, features, (t,), dtype
+            path, fmt, compression, header, features, (t,), dtype, progress
         )
         coded = _numeric_target(cells, task, header[t], path, limit)
         if coded is None:  # text labels, or a cell only the slow rules explain
@@ -315,7 +319,7 @@ class _NotFast(Exception):
     """The fast reader cannot vouch for this file; the message says why."""
 
 
-def _read_columns(path, fmt, compression, header, numeric, text, dtype):
+def _read_columns(path, fmt, compression, header, numeric, text, dtype, progress=None):
     """(X, texts): the ``numeric`` columns (indices into header) as one
     C-contiguous (n_rows, len(numeric)) array of dtype, and each ``text``
     column's stripped cells, read record batch by record batch.
@@ -338,7 +342,7 @@ def _read_columns(path, fmt, compression, header, numeric, text, dtype):
     try:
         n_rows = _row_count(path, fmt)
         X = None if n_rows is None else np.empty((n_rows, len(numeric)), dtype)
-        for batch in _batches(path, fmt, compression, types):
+        for batch in _batches(path, fmt, compression, types, progress=progress):
             rows = batch.num_rows
             if X is None:
                 part = np.empty((rows, len(numeric)), dtype)
@@ -402,10 +406,14 @@ def batch_array(
     return out
 
 
-def _batches(path, fmt, compression, column_types=None, batch_rows=65536, columns=None):
+def _batches(
+    path, fmt, compression, column_types=None, batch_rows=65536, columns=None,
+    progress=None,
+):  # fmt: skip
     """Record batches of the file (all columns, or the named ones), read as
     they are consumed; CSV columns typed by column_types (name -> pyarrow
-    type) when given."""
+    type) when given. ``progress.update(rows, bytes=...)``, when given, hears
+    of each batch: its rows and, for CSV, the bytes of the file read so far."""
     import pyarrow as pa
 
     if fmt in ("csv", "tsv"):
@@ -419,16 +427,26 @@ def _batches(path, fmt, compression, column_types=None, batch_rows=65536, column
             strings_can_be_null=False,
         )
         with _source(path, compression) as stream:
-            yield from pacsv.open_csv(
+            reader = pacsv.open_csv(
                 stream, read_options=read, parse_options=parse, convert_options=convert
             )
+            done = 0
+            for batch in reader:
+                if progress is not None:
+                    position = stream.tell()
+                    progress.update(batch.num_rows, bytes=position - done)
+                    done = position
+                yield batch
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
         # Buffered reads, not the whole row group's pages at once; a batch's
         # columns are decoded in parallel.
         parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
-        yield from parquet.iter_batches(batch_size=batch_rows, columns=columns)
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+            if progress is not None:
+                progress.update(batch.num_rows)
+            yield batch
     else:
         import pyarrow.ipc as ipc
 
@@ -442,6 +460,8 @@ def _batches(path, fmt, compression, column_types=None, batch_rows=65536, column
                 source.seek(0)
                 batches = ipc.open_stream(source)
             for batch in batches:
+                if progress is not None:
+                    progress.update(batch.num_rows)
                 yield batch.select(columns) if columns else batch
 
 

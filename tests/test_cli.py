@@ -1074,3 +1074,11 @@ def test_cli_train_stream_bad_cell_is_one_line(tmp_path):
     path = write(tmp_path, "bad.csv", "\n".join(rows) + "\n")
     result = invoke("train", "--data", path, "--stream", "--epochs", 1)
     assert_input_error(result.output, result.exit_code, "'b'")
+
+
+def test_cli_progress_bars_only_on_a_terminal(tmp_path):
+    # CliRunner's streams are not terminals: no bar, no tqdm output at all.
+    result = invoke("train", "--data", IRIS, "--epochs", 20, "--quiet")
+    assert "loading" not in result.output and "rows/s" not in result.output
+    result = invoke("predict", "--model", tmp_path / "none.npz", "--data", IRIS, "-q")
+    assert_input_error(result.output, result.exit_code, "no such file")
