@@ -577,6 +577,12 @@ def _stratified(perm: NDArray, labels: NDArray, n_val: int) -> NDArray:
     return np.concatenate(picks)
 
 
+#: Up to this magnitude a column's sum of squared deviations stays finite in
+#: float64 for any feasible row count (1e100 squared is 1e200, far below the
+#: 1.8e308 limit); beyond it, Standardizer.fit scales the column first.
+_SQUARE_SAFE = 1e100
+
+
 class Standardizer:
     """Per-feature z-scores: (X - mean) / std, with statistics from training rows.
 
@@ -625,7 +631,9 @@ class Standardizer:
         at least one); returns self.
 
         Computed one column at a time in float64, so the memory needed beyond
-        X is one column, whatever X's dtype.
+        X is one column, whatever X's dtype. A column holding values beyond
+        1e100 (whose summed squares could overflow float64) is divided by a power of
+        two first and the results multiplied back: exact, and finite.
         """
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[0] == 0 or (rows is not None and len(rows) == 0):
@@ -637,8 +645,14 @@ class Standardizer:
         for j in range(X.shape[1]):
             col = X[:, j] if rows is None else X[rows, j]
             col = col.astype(np.float64)
-            mean[j] = col.mean()
-            std[j] = col.std()
+            big = float(np.max(np.abs(col)))
+            if big > _SQUARE_SAFE and math.isfinite(big):
+                scale = math.ldexp(1.0, math.frexp(big)[1] - 1)
+                col = col / scale  # magnitudes now below 2
+                mean[j], std[j] = col.mean() * scale, col.std() * scale
+            else:
+                mean[j] = col.mean()
+                std[j] = col.std()
         std[std == 0] = 1.0
         self.mean, self.std = mean, std
         return self

@@ -958,6 +958,22 @@ def test_cli_train_float64_overflow_does_not_blame_the_learning_rate(tmp_path):
     assert "too large for float64" in last
 
 
+def test_cli_train_float64_feature_beyond_1e154_trains_without_warnings(tmp_path):
+    # Its square overflows: the standardizer's std used to be inf, with a NumPy
+    # RuntimeWarning on stderr and the column silently zeroed.
+    rows = ["x1,x2,y"] + [f"{i},{i % 3},{i / 10}" for i in range(20)]
+    rows[7] = "1e300,1,0.5"
+    path = write(tmp_path, "big.csv", "\n".join(rows) + "\n")
+    model = tmp_path / "m.npz"
+    proc = run_fastbp(
+        "train", "--data", path, "--dtype", "float64", "--epochs", 2, "--quiet",
+        "--val-split", 0, "--save", model, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    std = load_model(model)[1]["standardizer"]["std"]
+    assert all(math.isfinite(v) for v in std) and std[0] > 1e298
+
+
 def test_cli_train_refuses_a_model_larger_than_memory():
     result = invoke("train", "--data", "xor", "--hidden", "100000000,100000000")
     assert_input_error(result.output, result.exit_code, "--hidden", "GiB")

@@ -384,6 +384,24 @@ def test_standardizer_from_saved_statistics():
     assert out.flags.c_contiguous and out.dtype == np.float32
 
 
+@pytest.mark.parametrize("big", [1e101, 1e300, 1.5e308])
+def test_standardizer_fit_values_whose_squares_overflow(big):
+    # Finite values beyond 1e154 square to infinity: the statistics used to be
+    # inf (with a RuntimeWarning), zeroing the column after standardizing.
+    col = np.array([big, -big / 2, 0.0, big / 4, 3.0])
+    X = np.stack([col, np.arange(5.0)], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = Standardizer().fit(X)
+        Z = s.transform(X)
+    assert np.all(np.isfinite(s.mean)) and np.all(np.isfinite(s.std))
+    unit = col / big  # the same column at a size whose squares are safe
+    np.testing.assert_allclose(s.mean[0] / big, unit.mean(), rtol=1e-15)
+    np.testing.assert_allclose(s.std[0] / big, unit.std(), rtol=1e-15)
+    np.testing.assert_allclose(Z.std(axis=0), 1, rtol=1e-12)
+    assert s.mean[1] == 2.0  # small columns take the unscaled sums, bit for bit
+
+
 def test_standardizer_errors():
     with pytest.raises(RuntimeError, match="fit"):
         Standardizer().transform(np.ones((2, 2)))
