@@ -55,6 +55,12 @@ class InputError(click.ClickException):
     exit_code = 2
 
 
+def _data_error(exc: Exception) -> InputError:
+    """The library's message about the data, with the option that helps."""
+    hint = " (--dtype float64)" if "use float64" in str(exc) else ""
+    return InputError(f"{exc}{hint}")
+
+
 class _OneLineErrors(click.Group):
     """A click group whose usage errors are one ``Error:`` line, like the rest.
 
@@ -317,8 +323,7 @@ def train(
                     progress=bar,
                 )  # fmt: skip
         except (DataError, ValueError) as exc:  # ValueError: unknown file type
-            hint = " (--dtype float64)" if "use float64" in str(exc) else ""
-            raise InputError(f"{exc}{hint}") from None
+            raise _data_error(exc) from None
         for warning in caught:
             click.echo(f"Warning: {warning.message}", err=True)
     loss = loss or problem.default_loss
@@ -328,7 +333,9 @@ def train(
         prepared = problem.prepare(
             loss=loss, val_fraction=val_split, seed=seed, dtype=dtype
         )
-    except ValueError as exc:
+    except DataError as exc:  # a value whose square overflows the dtype
+        raise _data_error(exc) from None
+    except ValueError as exc:  # val_fraction leaves no training rows
         raise InputError(f"--val-split: {exc}") from None
 
     widths = [problem.n_features, *hidden, prepared.n_outputs]

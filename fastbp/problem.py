@@ -264,17 +264,26 @@ class Problem:
         train_idx, val_idx = train_val_split(
             self.n_samples, val_fraction, seed, stratify=stratify
         )
-        targets, n_outputs, metric = self._targets(loss, dtype)
+        with np.errstate(over="ignore"):  # reported by _check_squares
+            targets, n_outputs, metric = self._targets(loss, dtype)
         scaler = (
             Standardizer().fit(self.X, rows=train_idx) if self.standardize else None
         )
 
         def rows(idx: NDArray) -> NDArray:
-            # One gather per side, standardized in place: the peak is the
-            # problem's X plus one array of dtype the size of X.
-            part = np.asarray(self.X[idx], dtype=dtype)
-            return scaler.transform_(part) if scaler else part
+            # One gather per side, standardized in place, then rounded once
+            # into dtype (a no-op for a table read in dtype): the peak is the
+            # problem's X plus its gathered rows. A value out of the dtype's
+            # range becomes inf here and is reported below.
+            part = self.X[idx]
+            with np.errstate(over="ignore"):
+                part = scaler.transform_(part) if scaler else part
+                part = np.asarray(part, dtype=dtype)
+            self._check_squares(part, idx, dtype, "features")
+            return part
 
+        if self.task == "regression":
+            self._check_squares(targets, None, dtype, "target")
         return Prepared(
             problem=self,
             loss=loss,
@@ -286,6 +295,46 @@ class Problem:
             X_val=rows(val_idx),
             T_val=np.ascontiguousarray(targets[val_idx]),
             dtype=dtype,
+        )
+
+    def _check_squares(
+        self, A: NDArray, idx: NDArray | None, dtype: np.dtype, kind: str
+    ) -> None:
+        """DataError naming the first entry of A whose square overflows dtype:
+        the squared error or the first layer's sums would be infinite, and
+        training would report a divergence that no learning rate fixes.
+
+        A is ``kind`` "features" (rows idx of X, as trained on) or "target"
+        (the coded regression targets, every row).
+        """
+        limit = np.sqrt(np.finfo(dtype).max)
+        bad = ~(np.abs(A) <= limit)
+        if not bad.any():
+            return
+        i, j = np.unravel_index(np.argmax(bad), bad.shape)
+        row = int(i if idx is None else idx[i])
+        column = self.target_name if kind == "target" else self.feature_names[j]
+        where = (
+            f"row {row}, column {column!r}"
+            if self.name in ("arrays", "xor")
+            else f"{self.name}, data row {row + 1}, column {column!r}"
+        )
+        advice = "use float64 or scale" if dtype == np.float32 else "scale"
+        if kind == "target":
+            raise DataError(
+                f"{where}: the target {float(self.y.flat[row]):g} is too large "
+                f"for {dtype} arithmetic (its square, the squared error, "
+                f"overflows); {advice} the target down"
+            )
+        value = f"{float(self.X[row, j]):g}"
+        if self.standardize:
+            value += (
+                ", standardized with the training rows' mean and std, is "
+                f"{float(A[i, j]):.3g} and"
+            )
+        raise DataError(
+            f"{where}: {value} is too large for {dtype} arithmetic (its square "
+            f"overflows); {advice} the column down, or drop the row"
         )
 
     def _targets(self, loss: str, dtype: np.dtype) -> tuple[NDArray, int, str]:

@@ -953,7 +953,7 @@ def test_cli_train_float64_overflow_does_not_blame_the_learning_rate(tmp_path):
     rows = ["x1,x2,y"] + [f"{i},{i % 3},{i}e200" for i in range(1, 21)]
     path = write(tmp_path, "huge.csv", "\n".join(rows) + "\n")
     result = invoke("train", "--data", path, "--dtype", "float64", "--epochs", 2)
-    last = assert_input_error(result.output, result.exit_code, "before any training")
+    last = assert_input_error(result.output, result.exit_code, "data row 1", "'y'")
     assert "learning rate" not in last and "--lr" not in last
     assert "too large for float64" in last
 
@@ -972,6 +972,35 @@ def test_cli_train_float64_feature_beyond_1e154_trains_without_warnings(tmp_path
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     std = load_model(model)[1]["standardizer"]["std"]
     assert all(math.isfinite(v) for v in std) and std[0] > 1e298
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype"), [("1e200", "float64"), ("1e20", "float32")]
+)
+def test_cli_train_target_overflow_past_the_first_batch_names_the_row(
+    value, dtype, tmp_path
+):
+    # Used to train, diverge and blame the learning rate: train's own check
+    # sees only the first batch.
+    rows = ["x1,x2,y"] + [f"{i},{i % 3},{i / 10}" for i in range(60)]
+    rows[51] = f"50,2,{value}"
+    path = write(tmp_path, "late.csv", "\n".join(rows) + "\n")
+    result = invoke("train", "--data", path, "--dtype", dtype, "--epochs", 2)
+    last = assert_input_error(
+        result.output, result.exit_code, "data row 51", "column 'y'", dtype
+    )
+    assert "learning rate" not in last and "--val-split" not in last
+    assert ("--dtype float64" in last) == (dtype == "float32")
+
+
+def test_cli_subprocess_float64_overflow_is_one_line(tmp_path):
+    rows = ["x1,x2,y"] + [f"{i},{i % 3},{i / 10}" for i in range(60)]
+    rows[51] = "50,2,1e200"
+    path = write(tmp_path, "late.csv", "\n".join(rows) + "\n")
+    proc = run_fastbp("train", "--data", path, "--dtype", "float64", cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+    last = assert_input_error(output, proc.returncode, "data row 51", "float64")
+    assert output.strip() == last, output
 
 
 def test_cli_train_refuses_a_model_larger_than_memory():

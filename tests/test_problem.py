@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import fastbp
+from fastbp.data import DataError, train_val_split
 from fastbp.problem import Predictor, Problem, training_bytes
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -119,3 +120,35 @@ def test_training_bytes_counts_parameters_and_batches():
     assert training_bytes([2, 8, 1], 4, np.float32, 1) == 33 * 24 + 4 * 4 * 3 * 11
     huge = training_bytes([2, 100_000_000, 1], 4, np.float32, 1)
     assert huge > 7e9
+
+
+@pytest.mark.parametrize(("value", "dtype"), [(1e20, "float32"), (1e200, "float64")])
+def test_prepare_rejects_a_target_whose_square_overflows(value, dtype):
+    # Row 40 is past the first batch, where train's own check looks; training
+    # used to report a divergence and blame the learning rate.
+    y = np.linspace(0, 1, 60)
+    y[40] = value
+    problem = Problem.from_arrays(np.arange(120.0).reshape(60, 2), y)
+    with pytest.raises(DataError, match=f"row 40, column 'target'.*{dtype}") as e:
+        problem.prepare(dtype=dtype, val_fraction=0.2)
+    assert ("use float64" in str(e.value)) == (dtype == "float32")
+
+
+def test_prepare_names_a_validation_row_far_outside_the_training_rows(tmp_path):
+    _, val_idx = train_val_split(60, 0.2, seed=0)
+    rows = ["x1,x2,y"] + [f"{i},{i % 3},{i / 10}" for i in range(60)]
+    rows[1 + val_idx[0]] = f"1e300,1,{val_idx[0] / 10}"
+    path = tmp_path / "far.csv"
+    path.write_text("\n".join(rows) + "\n")
+    problem = Problem.from_csv(path, dtype=np.float64)
+    with pytest.raises(DataError) as e:
+        problem.prepare(val_fraction=0.2, seed=0, dtype=np.float64)
+    assert f"data row {val_idx[0] + 1}, column 'x1': 1e+300" in str(e.value)
+    assert "training rows' mean and std" in str(e.value)
+    # In a training row the same value standardizes to a few units: no error,
+    # even in float32 once the features are rounded after standardizing.
+    X = problem.X.copy()
+    X[val_idx[0], 0] = 0.0
+    X[0, 0] = 1e300
+    prepared = Problem.from_arrays(X, problem.y).prepare(val_fraction=0.2, seed=0)
+    assert np.all(np.abs(prepared.X_train) < 10)
