@@ -525,12 +525,16 @@ def training_bytes(
     """Estimated peak memory, in bytes, of training an MLP of these widths.
 
     Counts the parameters (values, gradients, the copy made while packing
-    them into one buffer, ``n_state`` optimizer state vectors and the float64
-    draw of the initial weights) and the per-batch activations and gradients.
+    them into one buffer, ``n_state`` optimizer state vectors, one temporary
+    vector and the float64 draw of the initial weights) and the per-batch
+    activations and gradients. Measured peak RSS less the interpreter's, 2-30M-1
+    float32, one epoch (2026-11-25): SGD 4118 MiB (layer path; fused 2816),
+    Adam 5033 MiB (layer path, the temporary; fused 3285); this gives 4578
+    and 5035 MiB.
     """
     itemsize = np.dtype(dtype).itemsize
     n_params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True))
-    per_param = itemsize * (3 + n_state) + 8
+    per_param = itemsize * (4 + n_state) + 8
     per_row = itemsize * 3 * sum(widths)
     return n_params * per_param + batch_size * per_row
 
