@@ -23,6 +23,7 @@ from fastbp.io import load_model
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 IRIS = EXAMPLES / "iris.csv"
 REGRESSION = EXAMPLES / "regression.csv"
+V1_IRIS = Path(__file__).resolve().parent / "data" / "model_v1_iris.npz"
 SPECIES = ("setosa", "versicolor", "virginica")
 
 #: Keys every ``train --json`` record carries.
@@ -993,13 +994,16 @@ def test_cli_train_target_overflow_past_the_first_batch_names_the_row(
     assert ("--dtype float64" in last) == (dtype == "float32")
 
 
-def test_cli_subprocess_float64_overflow_is_one_line(tmp_path):
+@pytest.mark.parametrize(
+    ("dtype", "where"), [("float64", "data row 51"), ("float32", "line 52")]
+)
+def test_cli_subprocess_overflow_is_one_line(dtype, where, tmp_path):
     rows = ["x1,x2,y"] + [f"{i},{i % 3},{i / 10}" for i in range(60)]
     rows[51] = "50,2,1e200"
     path = write(tmp_path, "late.csv", "\n".join(rows) + "\n")
-    proc = run_fastbp("train", "--data", path, "--dtype", "float64", cwd=tmp_path)
+    proc = run_fastbp("train", "--data", path, "--dtype", dtype, cwd=tmp_path)
     output = proc.stdout + proc.stderr
-    last = assert_input_error(output, proc.returncode, "data row 51", "float64")
+    last = assert_input_error(output, proc.returncode, where, "column 'y'", dtype)
     assert output.strip() == last, output
 
 
@@ -1050,6 +1054,9 @@ def test_cli_train_new_activations_fused_and_saved(activation, tmp_path):
         (["train", "--data", "xor", "--save", "/proc/m.npz"], "--save"),
         (["train", "--data", "xor", "--no-fuse", "--lr", "1e30", "-q"], "diverged"),
         (["bench", "--quick", "--out", "/proc/b"], "--out"),
+        (["train", "--data", "xor", "--save", ""], "the path is empty"),
+        (["train", "--data", "xor", "--hidden", "100000000,100000000"], "GiB"),
+        (["predict", "--model", V1_IRIS, "--data", IRIS, "--out", "x/p.csv"], "exist"),
     ],
 )
 def test_cli_subprocess_early_errors_are_one_line(args, fragment, tmp_path):
