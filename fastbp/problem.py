@@ -389,6 +389,11 @@ class Prepared:
         (see :func:`fastbp.io.save_model`)."""
         save_model(path, model, meta=self.metadata())
 
+    def predictor(self, model: Sequential) -> Predictor:
+        """The model trained on this preparation, as a :class:`Predictor`
+        (what :meth:`save` then :meth:`Predictor.load` would give)."""
+        return Predictor.from_metadata(model, self.metadata())
+
 
 def model_metadata(
     feature_names, target_name, task, classes, scaler, loss, metric
@@ -414,9 +419,11 @@ def model_metadata(
 class Predictor:
     """A trained model with what it needs to read features and name outputs.
 
-    Build it with :meth:`load` from a model file; :meth:`predict_file` reads
-    a CSV file's feature columns by name, standardizes them as in training
-    and returns decoded predictions.
+    Build it with :meth:`load` from a model file, or with
+    :meth:`Prepared.predictor` right after training. :meth:`predict` takes an
+    array of features, :meth:`predict_file` and :meth:`predict_batches` read a
+    data file's feature columns by name; each standardizes them as in
+    training and returns decoded predictions (labels or values).
     """
 
     model: Sequential
@@ -430,7 +437,13 @@ class Predictor:
     def load(cls, path: str | os.PathLike) -> Predictor:
         """Read a model file (:func:`fastbp.io.load_model`: ModelFileError
         naming the file on any problem)."""
-        model, meta = load_model(path)
+        return cls.from_metadata(*load_model(path))
+
+    @classmethod
+    def from_metadata(cls, model: Sequential, meta: dict) -> Predictor:
+        """A predictor from a model and its model-file ``meta`` object, as
+        :func:`model_metadata` writes it (:func:`fastbp.io.load_model` checks
+        it against the model; the loss and metric are not needed)."""
         scaler = meta["standardizer"]
         return cls(
             model,
@@ -450,6 +463,22 @@ class Predictor:
         # with the statistics it stored.
         X = read_columns(path, names, dtype=np.float64, format=format)
         return self._prepare(X, os.fspath(path), len(X))
+
+    def predict(self, X: object) -> list[str] | NDArray:
+        """Decoded predictions (:meth:`decode`) for raw features X, array-like
+        of shape (n_samples, n_features) in the order of ``feature_names``:
+        standardized as in training, then rounded once into the model's
+        dtype."""
+        X = np.array(X, dtype=np.float64)  # a copy: standardized in place
+        n = len(self.feature_names)
+        if X.ndim != 2 or X.shape[1] != n:
+            raise ValueError(
+                f"Predictor.predict: X must have shape (n_samples, {n}) for the "
+                f"features {', '.join(self.feature_names)}; got {X.shape}"
+            )
+        if not np.all(np.isfinite(X)):
+            raise ValueError("Predictor.predict: X contains NaN or infinity")
+        return self.decode(self.model.predict(self._prepare(X, "X", len(X))))
 
     def decode(self, outputs: NDArray) -> list[str] | NDArray:
         """Model outputs (n_samples, n_outputs) as predictions: class labels

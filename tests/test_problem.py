@@ -9,6 +9,7 @@ import pytest
 
 import fastbp
 from fastbp.data import DataError, train_val_split
+from fastbp.io import save_model
 from fastbp.problem import Predictor, Problem, training_bytes
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -152,3 +153,35 @@ def test_prepare_names_a_validation_row_far_outside_the_training_rows(tmp_path):
     X[0, 0] = 1e300
     prepared = Problem.from_arrays(X, problem.y).prepare(val_fraction=0.2, seed=0)
     assert np.all(np.abs(prepared.X_train) < 10)
+
+
+def test_predictor_in_memory_equals_the_saved_one_and_takes_arrays(tmp_path):
+    problem = Problem.from_csv(EXAMPLES / "iris.csv")
+    prepared = problem.prepare(val_fraction=0.2, seed=0)
+    model = fastbp.mlp([4, 8, 3], "relu", rng=0)
+    fastbp.train(model, fastbp.CrossEntropyLoss(), fastbp.Adam(model.parameters(),
+                 lr=0.01), prepared.X_train, prepared.T_train, epochs=20)  # fmt: skip
+    prepared.save(tmp_path / "m.npz", model)
+    in_memory = prepared.predictor(model)
+    labels = in_memory.predict(problem.X.astype(np.float64))
+    assert labels == Predictor.load(tmp_path / "m.npz").predict_file(
+        EXAMPLES / "iris.csv"
+    )
+    assert set(labels) <= set(problem.classes)
+    with pytest.raises(ValueError, match=r"shape \(n_samples, 4\).*sepal"):
+        in_memory.predict(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        in_memory.predict(np.full((1, 4), np.nan))
+
+
+def test_a_model_saved_without_metadata_predicts_values(tmp_path):
+    # A library user's model: no Problem, no meta; it loads as regression on
+    # features x1, x2 with no standardization.
+    model = fastbp.mlp([2, 4, 1], "tanh", rng=1)
+    save_model(tmp_path / "bare.npz", model)
+    predictor = Predictor.load(tmp_path / "bare.npz")
+    assert predictor.feature_names == ("x1", "x2") and predictor.task == "regression"
+    X = np.array([[0.5, -1.0], [2.0, 3.0]])
+    np.testing.assert_array_equal(
+        predictor.predict(X), model.predict(X.astype(np.float32))[:, 0]
+    )
