@@ -13,8 +13,9 @@ architecture       JSON of :meth:`Sequential.architecture`
 dtype              "float32" or "float64"
 param/<name>       one array per parameter, named as by
                    :meth:`Sequential.named_parameters` ("param/0.weight")
-meta               JSON object: feature_names, target_name, task, classes,
-                   standardizer, and anything else the caller stored
+meta               JSON object, as the caller stored it (fastbp.problem's:
+                   feature_names, target_name, task, classes, standardizer,
+                   loss, metric)
 =================  =========================================================
 
 Saving is atomic: the archive is written to a temporary file in the target's
@@ -28,12 +29,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
-from numbers import Integral, Real
+from numbers import Integral
 from typing import IO
 
 import numpy as np
@@ -54,9 +54,6 @@ __all__ = [
 
 FORMAT = "fastbp-model"
 FORMAT_VERSION = 1
-#: Keys every ``meta`` object must have (values may be None where noted in
-#: :func:`save_model`).
-META_KEYS = ("feature_names", "target_name", "task", "classes", "standardizer")
 _HEADER_KEYS = ("format", "format_version", "fastbp_version", "architecture", "dtype")
 _PARAM = "param/"
 #: How many more parameters than a file stores its architecture may ask for
@@ -78,68 +75,6 @@ def _jsonable(value: object) -> object:
     raise TypeError(f"{type(value).__name__} {value!r} is not JSON serializable")
 
 
-def _is_number(value: object) -> bool:
-    return (
-        isinstance(value, Real)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
-
-
-def _meta_problem(meta: object, model: Sequential) -> str | None:
-    """What is wrong with meta (parsed JSON) for model, or None."""
-    if not isinstance(meta, dict):
-        return f"must be a JSON object, got {type(meta).__name__}"
-    missing = [key for key in META_KEYS if key not in meta]
-    if missing:
-        return f"lacks {', '.join(map(repr, missing))}"
-    n_in, n_out = model.in_features, model.out_features
-    names = meta["feature_names"]
-    if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
-        return "'feature_names' must be a list of strings"
-    if n_in is not None and len(names) != n_in:
-        return f"'feature_names' has {len(names)} names, the model has {n_in} inputs"
-    if not isinstance(meta["target_name"], str):
-        return "'target_name' must be a string"
-    task, classes = meta["task"], meta["classes"]
-    if task == "regression":
-        if classes is not None:
-            return "'classes' must be null for task 'regression'"
-    elif task == "classification":
-        if (
-            not isinstance(classes, list)
-            or len(classes) < 2
-            or not all(isinstance(c, str) for c in classes)
-            or len(set(classes)) != len(classes)
-        ):
-            return "'classes' must be a list of at least 2 distinct strings"
-        # One output per class, or one output thresholded at 0.5 for two.
-        if (
-            n_out is not None
-            and len(classes) != n_out
-            and (n_out, len(classes)) != (1, 2)
-        ):
-            return f"'classes' has {len(classes)} labels, the model has {n_out} outputs"
-    else:
-        return f"'task' must be 'regression' or 'classification', got {task!r}"
-    scaler = meta["standardizer"]
-    if scaler is not None:
-        if not isinstance(scaler, dict) or set(scaler) != {"mean", "std"}:
-            return "'standardizer' must be null or an object with 'mean' and 'std'"
-        for key in ("mean", "std"):
-            values = scaler[key]
-            if not isinstance(values, list) or not all(map(_is_number, values)):
-                return f"'standardizer' {key!r} must be a list of finite numbers"
-            if n_in is not None and len(values) != n_in:
-                return (
-                    f"'standardizer' {key!r} has {len(values)} values, the model "
-                    f"has {n_in} inputs"
-                )
-        if not all(s > 0 for s in scaler["std"]):
-            return "'standardizer' 'std' must be positive"
-    return None
-
-
 def save_model(
     path: str | os.PathLike, model: Sequential, *, meta: dict | None = None
 ) -> None:
@@ -153,29 +88,18 @@ def save_model(
     model : Sequential
         Its parameters must all be finite.
     meta : dict or None
-        JSON-serializable (NumPy arrays and scalars are converted). These keys
-        describe the model's inputs and outputs; any left out takes the
-        default in brackets, so a bare model (``meta=None``) saves as a
-        regression model on features x1, x2, ...:
-
-        - ``feature_names``: list of str, one per model input [x1, x2, ...];
-        - ``target_name``: str ["target"];
-        - ``task``: "regression" or "classification" ["regression"];
-        - ``classes``: None for regression; for classification the list of
-          label strings, one per model output (at least 2, distinct) [None];
-        - ``standardizer``: None, or ``{"mean": [...], "std": [...]}`` with
-          one finite value per input (std > 0) [None].
-
-        Other keys are stored as given (``fastbp.problem`` adds the loss and
-        metric).
+        Stored as given (an empty object when None): any JSON-serializable
+        dict, NumPy arrays and scalars converted. Its schema (feature names,
+        task, classes, standardizer) is :mod:`fastbp.problem`'s:
+        :func:`fastbp.problem.save` checks it against the model and fills in
+        what is missing before calling this.
 
     Raises
     ------
     TypeError
         model is not a Sequential or meta not a dict.
     ValueError
-        meta does not match the model, is not JSON-serializable,
-        or a parameter holds NaN or infinity.
+        meta is not JSON-serializable, or a parameter holds NaN or infinity.
     OSError
         The file cannot be written; nothing is left behind and an existing
         target is unchanged.
@@ -188,22 +112,10 @@ def save_model(
         meta = {}
     if not isinstance(meta, dict):
         raise TypeError(f"save_model: meta must be a dict, got {type(meta).__name__}")
-    n_in = model.in_features or 0
-    meta = {
-        "feature_names": [f"x{j + 1}" for j in range(n_in)],
-        "target_name": "target",
-        "task": "regression",
-        "classes": None,
-        "standardizer": None,
-        **meta,
-    }
     try:
         meta_json = json.dumps(meta, default=_jsonable, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"save_model: meta is not JSON-serializable: {exc}") from None
-    problem = _meta_problem(json.loads(meta_json), model)
-    if problem:
-        raise ValueError(f"save_model: meta {problem}")
     arrays = {
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
@@ -448,9 +360,8 @@ def _read_model(r: _Reader) -> tuple[Sequential, dict]:
             raise r.fail(f"parameter {key!r} contains NaN or infinity")
         p.data[...] = arr
     meta = r.json("meta")
-    problem = _meta_problem(meta, model)
-    if problem:
-        raise r.fail(f"meta {problem}")
+    if not isinstance(meta, dict):
+        raise r.fail(f"meta must be a JSON object, got {type(meta).__name__}")
     return model, meta
 
 

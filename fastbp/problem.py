@@ -21,9 +21,11 @@ command-line flags.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
@@ -31,7 +33,7 @@ from numpy.typing import DTypeLike, NDArray
 from ._validate import as_dtype
 from .data import DataError, Standardizer, train_val_split
 from .data import xor as xor_data
-from .io import load_model, save_model
+from .io import ModelFileError, load_model, save_model
 from .layers import Sequential
 from .tables import batch_array, iter_batches, read_columns, read_table
 
@@ -43,6 +45,9 @@ __all__ = [
     "training_bytes",
     "model_metadata",
     "available_bytes",
+    "check_metadata",
+    "save",
+    "META_KEYS",
 ]
 
 #: Loss names a problem can be prepared for: "ce" (softmax cross-entropy on
@@ -387,12 +392,131 @@ class Prepared:
     def save(self, path: str | os.PathLike, model: Sequential) -> None:
         """Write model and :meth:`metadata` to a fastbp model file, atomically
         (see :func:`fastbp.io.save_model`)."""
-        save_model(path, model, meta=self.metadata())
+        save(path, model, self.metadata())
 
     def predictor(self, model: Sequential) -> Predictor:
         """The model trained on this preparation, as a :class:`Predictor`
         (what :meth:`save` then :meth:`Predictor.load` would give)."""
         return Predictor.from_metadata(model, self.metadata())
+
+
+#: The keys of the model file's ``meta`` that predicting reads; any other key
+#: is kept as stored. A key left out takes the value that
+#: :func:`check_metadata` gives it.
+META_KEYS = ("feature_names", "target_name", "task", "classes", "standardizer")
+
+
+def check_metadata(meta: dict | None, model: Sequential) -> dict:
+    """A model file's ``meta`` completed and checked against model.
+
+    Keys left out take their defaults, so a bare model (``meta`` None or {})
+    is a regression on features x1, x2, ...: ``feature_names`` [x1, x2, ...],
+    ``target_name`` "target", ``task`` "regression", ``classes`` None (for
+    classification: at least 2 distinct label strings, one per output, or 2
+    for one output), ``standardizer`` None (or ``{"mean": [...], "std":
+    [...]}``, one finite value per input, std > 0). NumPy arrays, scalars and
+    tuples become JSON lists and numbers. Returns the completed dict; raises
+    ValueError "meta ..." naming what does not fit the model.
+    """
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
+    n_in = model.in_features or 0
+    full = {
+        "feature_names": [f"x{j + 1}" for j in range(n_in)],
+        "target_name": "target",
+        "task": "regression",
+        "classes": None,
+        "standardizer": None,
+        **{key: _plain(value) for key, value in meta.items()},
+    }
+    problem = _meta_problem(full, model)
+    if problem:
+        raise ValueError(f"meta {problem}")
+    return full
+
+
+def save(path: str | os.PathLike, model: Sequential, meta: dict | None = None) -> None:
+    """Write model to a fastbp model file, atomically, with ``meta`` completed
+    and checked by :func:`check_metadata` (as :func:`model_metadata` writes
+    it, or any part of it; other keys are stored as given). What
+    ``fastbp predict`` and :meth:`Predictor.load` read back. Raises
+    ValueError for meta that does not fit the model, and as
+    :func:`fastbp.io.save_model`."""
+    save_model(path, model, meta=check_metadata(meta, model))
+
+
+def _plain(value: object) -> object:
+    """value with NumPy arrays, NumPy scalars and tuples as JSON types."""
+    if isinstance(value, np.ndarray | tuple | list):
+        return [
+            _plain(v)
+            for v in (value.tolist() if isinstance(value, np.ndarray) else value)
+        ]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _meta_problem(meta: dict, model: Sequential) -> str | None:
+    """What is wrong with meta (JSON types, every key of META_KEYS) for
+    model, or None."""
+    n_in, n_out = model.in_features, model.out_features
+    names = meta["feature_names"]
+    if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
+        return "'feature_names' must be a list of strings"
+    if n_in is not None and len(names) != n_in:
+        return f"'feature_names' has {len(names)} names, the model has {n_in} inputs"
+    if not isinstance(meta["target_name"], str):
+        return "'target_name' must be a string"
+    task, classes = meta["task"], meta["classes"]
+    if task == "regression":
+        if classes is not None:
+            return "'classes' must be null for task 'regression'"
+    elif task == "classification":
+        if (
+            not isinstance(classes, list)
+            or len(classes) < 2
+            or not all(isinstance(c, str) for c in classes)
+            or len(set(classes)) != len(classes)
+        ):
+            return "'classes' must be a list of at least 2 distinct strings"
+        # One output per class, or one output thresholded at 0.5 for two.
+        if (
+            n_out is not None
+            and len(classes) != n_out
+            and (n_out, len(classes)) != (1, 2)
+        ):
+            return f"'classes' has {len(classes)} labels, the model has {n_out} outputs"
+    else:
+        return f"'task' must be 'regression' or 'classification', got {task!r}"
+    scaler = meta["standardizer"]
+    if scaler is not None:
+        if not isinstance(scaler, dict) or set(scaler) != {"mean", "std"}:
+            return "'standardizer' must be null or an object with 'mean' and 'std'"
+        for key in ("mean", "std"):
+            values = scaler[key]
+            if not isinstance(values, list) or not all(map(_is_number, values)):
+                return f"'standardizer' {key!r} must be a list of finite numbers"
+            if n_in is not None and len(values) != n_in:
+                return (
+                    f"'standardizer' {key!r} has {len(values)} values, the model "
+                    f"has {n_in} inputs"
+                )
+        if not all(s > 0 for s in scaler["std"]):
+            return "'standardizer' 'std' must be positive"
+    return None
 
 
 def model_metadata(
@@ -437,13 +561,18 @@ class Predictor:
     def load(cls, path: str | os.PathLike) -> Predictor:
         """Read a model file (:func:`fastbp.io.load_model`: ModelFileError
         naming the file on any problem)."""
-        return cls.from_metadata(*load_model(path))
+        model, meta = load_model(path)
+        try:
+            return cls.from_metadata(model, meta)
+        except ValueError as exc:
+            raise ModelFileError(f"{os.fspath(path)}: {exc}") from None
 
     @classmethod
-    def from_metadata(cls, model: Sequential, meta: dict) -> Predictor:
+    def from_metadata(cls, model: Sequential, meta: dict | None) -> Predictor:
         """A predictor from a model and its model-file ``meta`` object, as
-        :func:`model_metadata` writes it (:func:`fastbp.io.load_model` checks
-        it against the model; the loss and metric are not needed)."""
+        :func:`model_metadata` writes it, completed and checked by
+        :func:`check_metadata` (ValueError if it does not fit the model)."""
+        meta = check_metadata(meta, model)
         scaler = meta["standardizer"]
         return cls(
             model,

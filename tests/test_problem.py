@@ -9,8 +9,8 @@ import pytest
 
 import fastbp
 from fastbp.data import DataError, train_val_split
-from fastbp.io import save_model
-from fastbp.problem import Predictor, Problem, training_bytes
+from fastbp.io import ModelFileError, load_model, save_model
+from fastbp.problem import Predictor, Problem, check_metadata, save, training_bytes
 
 DATA = Path(__file__).resolve().parent / "data"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -185,3 +185,69 @@ def test_a_model_saved_without_metadata_predicts_values(tmp_path):
     np.testing.assert_array_equal(
         predictor.predict(X), model.predict(X.astype(np.float32))[:, 0]
     )
+
+
+# --- the model-file schema ----------------------------------------------------
+
+
+def two_class_model():
+    return fastbp.mlp([3, 5, 2], "tanh", rng=0)
+
+
+def two_class_meta(**changes):
+    meta = {
+        "feature_names": ["a", "b", "c"],
+        "target_name": "label",
+        "task": "classification",
+        "classes": ["no", "yes"],
+        "standardizer": {"mean": [0.5, 1.0, -2.0], "std": [1.0, 2.0, 0.25]},
+    }
+    meta.update(changes)
+    return meta
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"task": "ranking"}, "'task'"),
+        ({"classes": ["only"]}, "'classes'"),
+        ({"classes": ["x", "x"]}, "distinct"),
+        ({"classes": ["a", "b", "c"]}, "3 labels, the model has 2 outputs"),
+        ({"feature_names": ["a"]}, "1 names, the model has 3 inputs"),
+        ({"target_name": 3}, "'target_name'"),
+        ({"standardizer": {"mean": [0, 0, 0]}}, "'standardizer'"),
+        ({"standardizer": {"mean": [0, 0, 0], "std": [1, 0, 1]}}, "positive"),
+        ({"standardizer": {"mean": [0, 0], "std": [1, 1]}}, "2 values"),
+        ({"standardizer": {"mean": [0, 0, "0"], "std": [1, 1, 1]}}, "finite"),
+        ({"task": "regression"}, "'classes' must be null"),
+    ],
+)
+def test_save_rejects_meta_that_does_not_fit_the_model(changes, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        save(tmp_path / "m.npz", two_class_model(), two_class_meta(**changes))
+    assert list(tmp_path.iterdir()) == []
+    # A file written with it anyway (by fastbp.io alone) is refused on load,
+    # in one line naming the file.
+    save_model(tmp_path / "m.npz", two_class_model(), meta=two_class_meta(**changes))
+    with pytest.raises(ModelFileError, match=match) as e:
+        Predictor.load(tmp_path / "m.npz")
+    assert str(e.value).startswith(str(tmp_path / "m.npz")) and "\n" not in str(e.value)
+
+
+def test_save_fills_missing_meta_keys_with_their_defaults(tmp_path):
+    # fastbp.problem.save takes what a library user has, not only what the
+    # CLI writes; NumPy values become JSON.
+    meta = two_class_meta(classes=("no", "yes"), epochs=np.int64(3))
+    del meta["standardizer"], meta["target_name"]
+    save(tmp_path / "m.npz", two_class_model(), meta)
+    stored = load_model(tmp_path / "m.npz")[1]
+    assert stored["standardizer"] is None and stored["target_name"] == "target"
+    assert stored["classes"] == ["no", "yes"] and stored["epochs"] == 3
+    bare = check_metadata(None, two_class_model())
+    assert bare["feature_names"] == ["x1", "x2", "x3"] and bare["task"] == "regression"
+
+
+def test_predictor_reads_a_file_whose_meta_lacks_keys(tmp_path):
+    save_model(tmp_path / "m.npz", two_class_model(), meta={"task": "regression"})
+    predictor = Predictor.load(tmp_path / "m.npz")
+    assert predictor.feature_names == ("x1", "x2", "x3") and predictor.scaler is None
