@@ -348,12 +348,9 @@ def train(
             f"{need / 2**30:.1f} GiB to train, more than the {free / 2**30:.1f} "
             "GiB of memory available"
         )
-    model = fastbp.mlp(widths, activation, rng=seed, dtype=dtype)
-    loss_fn = LOSSES[loss].cls()
-    if optimizer == "sgd":
-        opt = OPTIMIZERS["sgd"].cls(model.parameters(), lr=lr, momentum=momentum)
-    else:
-        opt = OPTIMIZERS[optimizer].cls(model.parameters(), lr=lr)
+    model, loss_fn, opt = _build(
+        widths, activation, loss, optimizer, lr, momentum, seed, dtype
+    )
 
     if not quiet:
         n_train, n_val = len(prepared.X_train), len(prepared.X_val)
@@ -451,6 +448,17 @@ def train(
         click.echo(json.dumps(clean, allow_nan=False))
 
 
+def _build(widths, activation, loss, optimizer, lr, momentum, seed, dtype):
+    """(model, loss, optimizer) from the registry's names: an MLP of widths
+    with the activation between layers; SGD takes the momentum."""
+    import fastbp
+
+    model = fastbp.mlp(widths, activation, rng=seed, dtype=dtype)
+    extra = {"momentum": momentum} if optimizer == "sgd" else {}
+    opt = OPTIMIZERS[optimizer].cls(model.parameters(), lr=lr, **extra)
+    return model, LOSSES[loss].cls(), opt
+
+
 def _train_streamed(
     data, data_format, target, task, hidden, activation, loss, optimizer, lr,
     momentum, epochs, batch_size, seed, val_split, dtype, threads, save,
@@ -476,12 +484,9 @@ def _train_streamed(
     for warning in caught:
         click.echo(f"Warning: {warning.message}", err=True)
     widths = [stats.n_features, *hidden, n_outputs]
-    model = fastbp.mlp(widths, activation, rng=seed, dtype=dtype)
-    loss_fn = LOSSES[loss].cls()
-    if optimizer == "sgd":
-        opt = OPTIMIZERS["sgd"].cls(model.parameters(), lr=lr, momentum=momentum)
-    else:
-        opt = OPTIMIZERS[optimizer].cls(model.parameters(), lr=lr)
+    model, loss_fn, opt = _build(
+        widths, activation, loss, optimizer, lr, momentum, seed, dtype
+    )
     if not quiet:
         click.echo(
             f"fastbp {__version__}: {data} (streamed), {stats.n_train} training / "
