@@ -9,11 +9,13 @@ and exit status 2; output paths are checked before any work is done.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 
 import click
 
@@ -80,6 +82,17 @@ class _OneLineErrors(click.Group):
             click.echo("Aborted!", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """The library's UserWarnings raised in the block (a column of names read
+    as labels), printed as ``Warning: ...`` lines on stderr once it ends."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        yield
+    for warning in caught:
+        click.echo(f"Warning: {warning.message}", err=True)
 
 
 def _hidden(ctx: click.Context, param: click.Parameter, text: str | None):
@@ -314,18 +327,15 @@ def train(
     else:
         try:
             with (
-                warnings.catch_warnings(record=True) as caught,
+                _warnings_to_stderr(),
                 progress_bar(desc="loading", enabled=not quiet, stream=out) as bar,
             ):
-                warnings.simplefilter("always", UserWarning)
                 problem = Problem.from_file(
                     data, target=target, task=task, dtype=dtype, format=data_format,
                     progress=bar,
                 )  # fmt: skip
         except (DataError, ValueError) as exc:  # ValueError: unknown file type
             raise _data_error(exc) from None
-        for warning in caught:
-            click.echo(f"Warning: {warning.message}", err=True)
     loss = loss or problem.default_loss
     if loss == "ce" and problem.task != "classification":
         raise InputError("--loss ce needs a classification target; use --loss mse")
@@ -472,8 +482,7 @@ def _train_streamed(
 
     source = file_source(data, format=data_format)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
+        with _warnings_to_stderr():
             stats = scan(
                 source, target=target, task=task, dtype=dtype,
                 val_fraction=val_split, seed=seed, name=data,
@@ -481,8 +490,6 @@ def _train_streamed(
         loss, n_outputs, metric = stats.coding(loss)
     except (DataError, ValueError) as exc:
         raise InputError(str(exc)) from None
-    for warning in caught:
-        click.echo(f"Warning: {warning.message}", err=True)
     widths = [stats.n_features, *hidden, n_outputs]
     model, loss_fn, opt = _build(
         widths, activation, loss, optimizer, lr, momentum, seed, dtype

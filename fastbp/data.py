@@ -106,8 +106,9 @@ class Dataset:
         return len(self.classes) if self.classes is not None else 1
 
 
-def _number(text: str) -> float | None:
-    """float(text), or None when text is not a number ("1_0" is not one)."""
+def parse_number(text: str) -> float | None:
+    """float(text), or None when text is not a number ("1_0" is not one): how
+    every reader of fastbp decides whether a cell holds a number."""
     if "_" in text:
         return None
     try:
@@ -315,7 +316,7 @@ def encode_target(
         where = f"{path}, column {target_name!r}, data row {i + 1}"
         if not cell:
             raise DataError(f"{where}: missing value")
-        value = _number(cell)
+        value = parse_number(cell)
         if value is not None and not (math.isfinite(value) and abs(value) <= limit):
             raise DataError(f"{where}: {cell!r} is not finite or too large")
         numbers.append(value)
@@ -452,7 +453,7 @@ def _cell_number(
     where = f"{path}, line {line}, column {column!r}"
     if not cell:
         raise DataError(f"{where}: missing value")
-    value = _number(cell)
+    value = parse_number(cell)
     if value is None:
         if text_ok:
             return None

@@ -53,6 +53,7 @@ from .data import (
     MAX_INFERRED_CLASSES,
     DataError,
     Standardizer,
+    parse_number,
     target_index,
     warn_many_classes,
 )
@@ -329,7 +330,7 @@ def _first_bad_cell(column) -> tuple[int, object]:
     """(index, cell) of the first cell of a non-numeric column that is not a
     number (the first cell when all are)."""
     for i, cell in enumerate(column.to_pylist()):
-        if cell is None or _number_or_none(str(cell).strip()) is None:
+        if cell is None or parse_number(str(cell).strip()) is None:
             return i, cell
     return 0, column[0].as_py()
 
@@ -443,7 +444,7 @@ class _TargetScan:
                 self.numeric = False
                 text = _stripped(column, self.where, offset).to_pylist()
                 bad = next(
-                    i for i, cell in enumerate(text) if _number_or_none(cell) is None
+                    i for i, cell in enumerate(text) if parse_number(cell) is None
                 )
                 self.first_text_row = offset + bad + 1
             if self.task == "regression":
@@ -505,15 +506,6 @@ class _TargetScan:
                 "classification needs at least 2"
             )
         return task, classes, values
-
-
-def _number_or_none(text: str) -> float | None:
-    if "_" in text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
 
 
 class _Moments:
