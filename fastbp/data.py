@@ -678,12 +678,6 @@ class Standardizer:
 
     def transform(self, X: NDArray, dtype: DTypeLike = np.float64) -> NDArray:
         """(X - mean) / std as a new C-contiguous array of dtype, shape of X."""
-        if self.mean is None or self.std is None:
-            raise RuntimeError("Standardizer.transform: call fit() first")
         X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.mean.size:
-            raise ValueError(
-                f"Standardizer.transform: X has shape {X.shape}, expected "
-                f"(n_samples, {self.mean.size})"
-            )
+        self._check_fitted(X)
         return np.ascontiguousarray((X - self.mean) / self.std, dtype=dtype)

@@ -45,8 +45,6 @@ __all__ = [
     "read_table",
     "iter_batches",
     "batch_array",
-    "column_names",
-    "iter_typed_batches",
 ]
 
 #: Formats by name, as ``format=`` and ``fastbp train --format`` take them.
@@ -556,55 +554,6 @@ def _from_bytes(path: str, fmt: str, read):
             return read(copy)
         except DataError as exc:
             raise DataError(str(exc).replace(copy, "<stdin>")) from None
-
-
-def column_names(path: str | os.PathLike, format: str | None = None) -> list[str]:
-    """The file's column names (stripped), read from its first block only."""
-    path = os.fspath(path)
-    fmt, compression = format_of(path, format)
-    return [name.strip() for name in _header(path, fmt, compression)]
-
-
-def iter_typed_batches(
-    path: str | os.PathLike,
-    numeric: list[str],
-    text: list[str] = (),
-    *,
-    format: str | None = None,
-    batch_rows: int = 65536,
-) -> Iterator[tuple[NDArray, list]]:
-    """(numbers, texts) per record batch: the ``numeric`` columns as a float64
-    array (n_rows, len(numeric)) and each ``text`` column's stripped cells as
-    a pyarrow string array, read as consumed. Raises DataError naming the
-    column and data row (from 1 over the whole file) on a bad value."""
-    import pyarrow as pa
-
-    path = os.fspath(path)
-    fmt, compression = format_of(path, format)
-    types = None
-    if fmt in ("csv", "tsv"):
-        types = {name: pa.float64() for name in numeric}
-        types.update({name: pa.string() for name in text})
-    offset = 0
-    try:
-        for batch in _batches(path, fmt, compression, types, batch_rows):
-            try:
-                X = batch_array(batch, list(numeric), np.float64, offset)
-            except DataError as exc:
-                raise DataError(f"{path}, {exc}") from None
-            names = batch.schema.names
-            cells = [_stripped_text(batch.column(names.index(t))) for t in text]
-            offset += batch.num_rows
-            yield X, cells
-    except OSError as exc:
-        raise _open_error(path, exc) from None
-    except _NotFast as exc:
-        raise DataError(f"{path}, {exc}") from None
-    except pa.ArrowException as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
-        raise DataError(
-            f"{path}: cannot read as {fmt} after data row {offset} ({first})"
-        ) from None
 
 
 def iter_batches(
