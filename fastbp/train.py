@@ -34,7 +34,7 @@ from ._validate import check_array, positive_int
 from .kernels.activations import ACT_IDENTITY, NO_HYPER
 from .kernels.epoch import FusedLoss, FusedModel, FusedOptimizer, train_epochs
 from .kernels.util import all_finite
-from .layers import Activation, Linear, Sequential, uses_builtin_kernels
+from .layers import Linear, Sequential, uses_builtin_kernels
 from .losses import Loss
 from .optim import Optimizer
 from .parts import part_of
@@ -223,9 +223,7 @@ def fused_plan(model: object, loss: Loss, optimizer: Optimizer) -> FusedPlan | s
             return f"layer {i} ({layer!r}) is not a fastbp Linear"
         act, p = ACT_IDENTITY, NO_HYPER
         after = layers[i + 1] if i + 1 < len(layers) else None
-        if isinstance(after, Activation) or (
-            after is not None and not isinstance(after, Linear)
-        ):
+        if after is not None and not isinstance(after, Linear):
             part = part_of(after)
             if part is None or not part.fused or not uses_builtin_kernels(after):
                 return f"layer {i + 1} ({after!r}) has no fused kernel"
