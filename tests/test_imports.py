@@ -26,6 +26,7 @@ FLOORS = {
     "data": 50,
     "tables": 55,
     "outputs": 55,
+    "plot": 55,
     "sklearn": 65,
     "stream": 62,
     "losses": 40,
