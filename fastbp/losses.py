@@ -1,4 +1,5 @@
-"""Loss layers: MSELoss and CrossEntropyLoss.
+"""Loss layers: MSELoss, CrossEntropyLoss, and the losses of scikit-learn's
+MLPs, SquaredErrorLoss and BinaryCrossEntropyLoss.
 
 ``loss.forward(y, t)`` (also ``loss(y, t)``) returns the loss value as a float
 and computes the gradient with respect to y in the same pass;
@@ -20,19 +21,31 @@ from numpy.typing import NDArray
 
 from ._validate import check_array
 from .kernels.losses import (
+    BINARY_CROSS_ENTROPY_HYPER,
     CROSS_ENTROPY_HYPER,
+    LOSS_BINARY_CROSS_ENTROPY,
     LOSS_CROSS_ENTROPY,
     LOSS_MSE,
+    LOSS_SQUARED_ERROR,
     MSE_HYPER,
+    SQUARED_ERROR_HYPER,
+    binary_cross_entropy_backward,
     mse_backward,
     mse_forward,
     softmax_cross_entropy_backward,
     softmax_cross_entropy_forward,
+    squared_error_backward,
 )
 from .layers import buffer
 from .parts import Part, register
 
-__all__ = ["Loss", "MSELoss", "CrossEntropyLoss"]
+__all__ = [
+    "Loss",
+    "MSELoss",
+    "CrossEntropyLoss",
+    "SquaredErrorLoss",
+    "BinaryCrossEntropyLoss",
+]
 
 
 class Loss:
@@ -73,6 +86,16 @@ class Loss:
     def _check_output(self, y: NDArray) -> NDArray:
         return check_array(y, repr(self), "output y", dtype=None, ndim=2, finite=False)
 
+    def _check_values(self, y: NDArray, t: NDArray) -> None:
+        """y a 2-D float output and t a target of its shape and dtype."""
+        self._check_output(y)
+        check_array(t, repr(self), "target t", dtype=y.dtype, ndim=y.ndim)
+        if t.shape != y.shape:
+            raise ValueError(
+                f"{self!r}: target shape {t.shape} does not match output shape "
+                f"{y.shape}"
+            )
+
 
 @register("loss", "mse", code=LOSS_MSE, hyper=MSE_HYPER, target="values")
 class MSELoss(Loss):
@@ -105,21 +128,12 @@ class MSELoss(Loss):
     def __repr__(self) -> str:
         return f"MSELoss(reduction={self.reduction!r})"
 
-    def _check(self, y: NDArray, t: NDArray) -> None:
-        self._check_output(y)
-        check_array(t, repr(self), "target t", dtype=y.dtype, ndim=y.ndim)
-        if t.shape != y.shape:
-            raise ValueError(
-                f"{self!r}: target shape {t.shape} does not match output shape "
-                f"{y.shape}"
-            )
-
     def forward(self, y: NDArray, t: NDArray) -> float:
-        self._check(y, t)
+        self._check_values(y, t)
         return mse_backward(y, t, self.mean, self._grad_buffer(y))
 
     def value(self, y: NDArray, t: NDArray) -> float:
-        self._check(y, t)
+        self._check_values(y, t)
         return mse_forward(y, t, self.mean)
 
 
@@ -170,3 +184,69 @@ class CrossEntropyLoss(Loss):
 
     def value(self, y: NDArray, t: NDArray) -> float:
         return softmax_cross_entropy_forward(y, self._labels(y, t))
+
+
+class _ValueLoss(Loss):
+    """A loss of float targets shaped like the output, computed by one
+    ``kernel(y, t, dy) -> value`` that writes the gradient too."""
+
+    _kernel = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def forward(self, y: NDArray, t: NDArray) -> float:
+        self._check_values(y, t)
+        return type(self)._kernel(y, t, self._grad_buffer(y))
+
+    def value(self, y: NDArray, t: NDArray) -> float:
+        self._check_values(y, t)
+        return type(self)._kernel(y, t, np.empty_like(y))
+
+
+@register(
+    "loss",
+    "squared_error",
+    code=LOSS_SQUARED_ERROR,
+    hyper=SQUARED_ERROR_HYPER,
+    target="values",
+)
+class SquaredErrorLoss(_ValueLoss):
+    """Half squared error, summed over outputs and averaged over rows.
+
+    L = 0.5 * sum((y - t)**2) / n_samples, gradient (y - t) / n_samples: the
+    loss scikit-learn's MLPRegressor trains with (for one output also the
+    value it reports as ``loss_``).
+
+    Shape
+    -----
+    y, t: (n_samples, n_outputs), same float dtype.
+    """
+
+    _kernel = staticmethod(squared_error_backward)
+
+
+@register(
+    "loss",
+    "binary_ce",
+    code=LOSS_BINARY_CROSS_ENTROPY,
+    hyper=BINARY_CROSS_ENTROPY_HYPER,
+    target="values",
+)
+class BinaryCrossEntropyLoss(_ValueLoss):
+    """Sigmoid binary cross-entropy of logits y against 0/1 targets t.
+
+    L = sum(log(1 + exp(y)) - t * y) / n_samples, computed stably: the
+    cross-entropy of p = sigmoid(y), summed over outputs (independent binary
+    labels) and averaged over rows; gradient (sigmoid(y) - t) / n_samples.
+    Like ``torch.nn.BCEWithLogitsLoss(reduction="sum") / n_samples``, it
+    applies the sigmoid itself: the model's last layer is a Linear. The loss
+    of scikit-learn's MLPClassifier for two classes and for multi-label
+    targets.
+
+    Shape
+    -----
+    y, t: (n_samples, n_outputs), same float dtype.
+    """
+
+    _kernel = staticmethod(binary_cross_entropy_backward)

@@ -32,16 +32,24 @@ from numpy.typing import NDArray
 from ._threads import thread_limit
 from ._validate import check_array, positive_int
 from .kernels.activations import ACT_IDENTITY, NO_HYPER
-from .kernels.epoch import FusedLoss, FusedModel, FusedOptimizer, train_epochs
+from .kernels.epoch import (
+    FusedLoss,
+    FusedModel,
+    FusedOptimizer,
+    train_epochs,
+)
+from .kernels.epoch import loss_and_gradient as fused_loss_and_gradient
 from .kernels.util import all_finite
 from .layers import Linear, Sequential, uses_builtin_kernels
 from .losses import Loss
 from .optim import Optimizer
 from .parts import part_of
+from .schedules import EarlyStopping, Schedule, schedule
 
 __all__ = [
     "train",
     "evaluate",
+    "loss_and_gradient",
     "TrainResult",
     "DivergenceError",
     "FusedPlan",
@@ -101,6 +109,34 @@ class TrainResult:
     fused: bool = False
     #: Why the layer path ran (None on the fused path).
     layer_path_reason: str | None = None
+    #: The learning rate of each epoch (when a schedule or early stopping ran
+    #: training epoch by epoch, or the optimizer has an ``lr``).
+    lr: list[float] = field(default_factory=list)
+    #: Per epoch, each layer's mean weight-gradient norm (grad_norms=True).
+    grad_norms: list[list[float]] = field(default_factory=list)
+    #: The epoch (from 1) whose weights the model holds after early stopping
+    #: with restore_best, else None.
+    best_epoch: int | None = None
+    #: Why training ended before ``epochs`` (early stopping), else None.
+    stop_reason: str | None = None
+
+    @property
+    def history(self) -> list[dict]:
+        """One dict per epoch: epoch, train_loss, val_loss, val_metric, lr
+        (None where not measured), and grad_norms when they were."""
+        rows = []
+        for e in range(len(self.loss)):
+            row = {
+                "epoch": e + 1,
+                "train_loss": self.loss[e],
+                "val_loss": _at(self.val_loss, e),
+                "val_metric": _at(self.val_metric, e),
+                "lr": _at(self.lr, e),
+            }
+            if self.grad_norms:
+                row["grad_norms"] = _at(self.grad_norms, e)
+            rows.append(row)
+        return rows
 
     @property
     def samples_per_s(self) -> float:
@@ -113,6 +149,10 @@ class TrainResult:
     @property
     def us_per_step(self) -> float:
         return 1e6 * self.train_seconds / self.steps if self.steps else math.nan
+
+
+def _at(values: list, i: int):
+    return values[i] if i < len(values) else None
 
 
 # --- metrics -----------------------------------------------------------------
@@ -140,9 +180,17 @@ def r2(y: NDArray, t: NDArray) -> float:
     return float(np.mean(per_output))
 
 
+def logit_accuracy(y: NDArray, t: NDArray) -> float:
+    """Fraction of rows whose every output is on the same side of 0 as its
+    0/1 target is of 0.5: the accuracy of sigmoid outputs (logits y) for one
+    binary label, the exact-match accuracy for several."""
+    return float(np.mean(np.all((y > 0) == (t > 0.5), axis=1)))
+
+
 METRICS: dict[str, Callable[[NDArray, NDArray], float]] = {
     "accuracy": accuracy,
     "binary_accuracy": binary_accuracy,
+    "logit_accuracy": logit_accuracy,
     "r2": r2,
 }
 
@@ -210,10 +258,13 @@ class FusedPlan:
         )
 
 
-def fused_plan(model: object, loss: Loss, optimizer: Optimizer) -> FusedPlan | str:
+def fused_plan(
+    model: object, loss: Loss, optimizer: Optimizer | None
+) -> FusedPlan | str:
     """The fused kernel's description of (model, loss, optimizer), derived
     from the registry, or a string saying why this combination must take the
-    layer path."""
+    layer path. optimizer None: a plan for evaluating the loss and gradient
+    only (its ``optimizer`` is None)."""
     if not isinstance(model, Sequential):
         return "the model is not a Sequential"
     layers, rows, hyper, i = model.layers, [], [], 0
@@ -237,14 +288,15 @@ def fused_plan(model: object, loss: Loss, optimizer: Optimizer) -> FusedPlan | s
     if loss_part is None or not loss_part.fused:
         return f"the loss {loss!r} has no fused kernel"
     loss_hyper = [float(v) for v in loss_part.hyperparameters(loss).values()]
-    opt_part = part_of(optimizer)
-    if opt_part is None or not opt_part.fused:
-        return f"the optimizer {optimizer!r} has no fused kernel"
-    params = model.parameters()
-    if len(optimizer.params) != len(params) or any(
-        a is not b for a, b in zip(optimizer.params, params, strict=True)
-    ):
-        return "the optimizer does not hold exactly model.parameters(), in order"
+    if optimizer is not None:
+        opt_part = part_of(optimizer)
+        if opt_part is None or not opt_part.fused:
+            return f"the optimizer {optimizer!r} has no fused kernel"
+        params = model.parameters()
+        if len(optimizer.params) != len(params) or any(
+            a is not b for a, b in zip(optimizer.params, params, strict=True)
+        ):
+            return "the optimizer does not hold exactly model.parameters(), in order"
     fused_model = FusedModel(
         model.flat_data,
         model.flat_grad,
@@ -278,6 +330,41 @@ def choose_path(
     return (plan if fused else None), result
 
 
+def loss_and_gradient(
+    model: Sequential,
+    loss: Loss,
+    X: object,
+    T: object,
+    *,
+    sample_weight: object | None = None,
+    l2: float = 0.0,
+) -> tuple[float, NDArray]:
+    """(L, g): the loss of model over all of (X, T) and its gradient, one
+    compiled pass (in chunks of rows), for full-batch solvers such as
+    scipy's L-BFGS-B.
+
+    L is the (sample-weighted) mean loss plus 0.5 * l2 * sum(||W||**2) /
+    (the total weight) over the Linear weights; g, an (n_parameters,) float64
+    array, is dL/d(model.flat_data), in the model's flat order. Arguments as
+    :func:`train`; the model must qualify for the fused path (ValueError
+    saying why not). The parameters are not changed (``model.flat_grad`` is
+    scratch).
+    """
+    if not isinstance(model, Sequential):
+        raise TypeError(f"loss_and_gradient: model must be a Sequential, got {model!r}")
+    if not isinstance(loss, Loss):
+        raise TypeError(f"loss_and_gradient: loss must be a fastbp Loss, got {loss!r}")
+    plan = fused_plan(model, loss, None)
+    if isinstance(plan, str):
+        raise ValueError(f"loss_and_gradient: {plan}")
+    X, T = _coerce(model, loss, X, T, "training")
+    weights = _sample_weight(sample_weight, X.shape[0])
+    T, labels = _values_and_labels(X, T)
+    return fused_loss_and_gradient(
+        X, T, labels, plan.model, plan.loss, weights, _non_negative(l2, "l2")
+    )
+
+
 class FusedRunner:
     """Runs epochs of a :class:`FusedPlan` on fixed data (what train uses).
 
@@ -287,12 +374,22 @@ class FusedRunner:
     X and T must already be checked and cast as train() does.
     """
 
-    def __init__(self, plan: FusedPlan, X: NDArray, T: NDArray, batch_size: int):
+    def __init__(
+        self,
+        plan: FusedPlan,
+        X: NDArray,
+        T: NDArray,
+        batch_size: int,
+        sample_weight: NDArray | None = None,
+        l2: float = 0.0,
+        grad_norms: bool = False,
+    ):
         self.plan, self.X, self.batch_size = plan, X, batch_size
-        if T.dtype.kind in "iu":  # labels
-            self.T, self.labels = np.empty((0, 0), X.dtype), T
-        else:
-            self.T, self.labels = T, np.empty(0, np.int64)
+        self.T, self.labels = _values_and_labels(X, T)
+        self.sample_weight, self.l2, self.track_norms = sample_weight, l2, grad_norms
+        #: (n_epochs, n_layers) weight-gradient norms of the last call, when
+        #: grad_norms is on.
+        self.norms = np.empty((0, 0))
 
     def warm_up(self) -> None:
         """Zero epochs: compiles (or loads from the cache), changes nothing."""
@@ -301,6 +398,8 @@ class FusedRunner:
     def __call__(self, perms: NDArray) -> NDArray:
         plan = self.plan
         out = np.full(perms.shape[0], np.nan)
+        n_layers = plan.model.layout.shape[0]
+        self.norms = np.zeros((perms.shape[0], n_layers if self.track_norms else 0))
         plan.optimizer.step_count = train_epochs(
             self.X,
             self.T,
@@ -311,8 +410,19 @@ class FusedRunner:
             plan.fused_optimizer(),
             self.batch_size,
             out,
+            self.sample_weight,
+            self.l2,
+            self.norms if self.track_norms else None,
         )
         return out
+
+
+def _values_and_labels(X: NDArray, T: NDArray) -> tuple[NDArray, NDArray]:
+    """(float targets, int64 labels) as the fused kernels take them: one of
+    the two is T, the other an empty array."""
+    if T.dtype.kind in "iu":  # labels
+        return np.empty((0, 0), X.dtype), T
+    return T, np.empty(0, np.int64)
 
 
 # --- the loop ----------------------------------------------------------------
@@ -381,6 +491,11 @@ def train(
     fuse: bool | None = None,
     threads: int | None = None,
     callback: Callable[[int, TrainResult], None] | None = None,
+    sample_weight: object | None = None,
+    l2: float = 0.0,
+    lr_schedule: Schedule | str | None = None,
+    early_stopping: EarlyStopping | None = None,
+    grad_norms: bool = False,
 ) -> TrainResult:
     """Train ``model`` on (X, T) with mini-batches; returns a TrainResult.
 
@@ -398,13 +513,25 @@ def train(
     shuffle : draw a new row order each epoch from ``default_rng(seed)``
     seed : int or None
     val : (X_val, T_val) or None; evaluated after every epoch
-    metric : "accuracy", "binary_accuracy", "r2" or None (default: accuracy
-        for cross-entropy, r2 for MSE)
+    metric : "accuracy", "binary_accuracy", "logit_accuracy", "r2" or None
+        (default: accuracy for cross-entropy, r2 for MSE)
     fuse : None picks the fused path when the model qualifies, True demands it
         (ValueError if it cannot), False forces the layer path
     threads : cap on BLAS and Numba threads during training, or None
     callback : called as callback(epoch, result) after each epoch (epochs
         count from 1); in the fused path calls arrive per chunk of epochs
+    sample_weight : array-like of shape (n_samples,) of finite weights >= 0,
+        or None: each batch's loss is the weighted mean sum(w_i l_i) / sum(w_i)
+        (fused path only)
+    l2 : float >= 0, scikit-learn's alpha: each batch's loss gains
+        0.5 * l2 * sum(||W||**2) / (its total weight) over the Linear weights
+        (not biases)
+    lr_schedule : a :class:`fastbp.schedules.Schedule`, one of the names in
+        ``fastbp.schedules.SCHEDULES``, or None (constant); sets
+        ``optimizer.lr`` before each epoch
+    early_stopping : an :class:`fastbp.schedules.EarlyStopping`, or None
+    grad_norms : record each layer's mean weight-gradient norm per epoch in
+        ``result.grad_norms`` (computed inside the fused kernel)
 
     Raises
     ------
@@ -425,31 +552,60 @@ def train(
         val = _coerce(model, loss, val[0], val[1], "validation")
     if metric is None:
         metric = "accuracy" if loss.target == "labels" else "r2"
+    weights = _sample_weight(sample_weight, X.shape[0])
+    l2 = _non_negative(l2, "l2")
+    if isinstance(lr_schedule, str):
+        lr_schedule = schedule(lr_schedule, epochs=epochs)
+    if lr_schedule is not None and not isinstance(lr_schedule, Schedule):
+        raise TypeError(
+            f"train: lr_schedule must be a Schedule or a name, got {lr_schedule!r}"
+        )
+    base_lr = getattr(optimizer, "lr", None)
+    if lr_schedule is not None and base_lr is None:
+        raise ValueError(
+            f"train: lr_schedule needs an optimizer with lr, got {optimizer!r}"
+        )
+    if early_stopping is not None:
+        if not isinstance(early_stopping, EarlyStopping):
+            raise TypeError(
+                "train: early_stopping must be a fastbp.schedules.EarlyStopping"
+            )
+        if early_stopping.monitor != "train_loss" and val is None:
+            raise ValueError(
+                f"train: early stopping on {early_stopping.monitor} needs val data"
+            )
     plan, result = choose_path(model, loss, optimizer, metric, fuse, "train")
     use_fused = plan is not None
+    if weights is not None and not use_fused:
+        raise ValueError(
+            f"train: sample_weight needs the fused path ({result.layer_path_reason})"
+        )
     rng = np.random.default_rng(seed)
     n = X.shape[0]
     batch_size = min(batch_size, n)
     steps_per_epoch = -(-n // batch_size)
+    watch = _Watch(early_stopping, model) if early_stopping is not None else None
 
     with thread_limit(threads):
         check_initial_loss(model, loss, X, T, batch_size)
         if use_fused:
-            run = FusedRunner(plan, X, T, batch_size)
+            run = FusedRunner(plan, X, T, batch_size, weights, l2, grad_norms)
         else:
-            run = LayerRunner(model, loss, optimizer, X, T, batch_size)
+            run = LayerRunner(model, loss, optimizer, X, T, batch_size, l2, grad_norms)
         start = time.perf_counter()
         run.warm_up()
         result.compile_seconds = time.perf_counter() - start
 
         per_call = 1
-        if use_fused and val is None:
+        if use_fused and val is None and lr_schedule is None and watch is None:
             per_call = max(1, STEPS_PER_CALL // steps_per_epoch)
             if callback is not None:  # report progress about 20 times
                 per_call = min(per_call, max(1, epochs // 20))
         done = 0
         while done < epochs:
             count = min(per_call, epochs - done)
+            if lr_schedule is not None:
+                optimizer.lr = lr_schedule.rate(done + 1, base_lr, result.samples)
             perms = (
                 np.stack([rng.permutation(n) for _ in range(count)])
                 if shuffle
@@ -464,6 +620,10 @@ def train(
                 losses[-1] = np.nan
             finished = losses[np.isfinite(losses)]
             result.loss.extend(float(v) for v in finished)
+            if base_lr is not None:
+                result.lr.extend([float(optimizer.lr)] * finished.size)
+            if grad_norms:
+                result.grad_norms.extend(run.norms[: finished.size].tolist())
             result.epochs = done + finished.size
             result.steps += steps_per_epoch * finished.size
             result.samples += n * finished.size
@@ -478,11 +638,84 @@ def train(
                 result.val_metric.append(v_metric)
             if callback is not None:
                 callback(done, result)
+            if watch is not None and watch.plateaued(result):
+                new_lr = lr_schedule.plateau(optimizer.lr) if lr_schedule else None
+                if new_lr is None:
+                    result.stop_reason = watch.reason()
+                    break
+                optimizer.lr = new_lr
+        if watch is not None and early_stopping.restore_best:
+            result.best_epoch = watch.restore()
         # Weights can stay finite yet so large that outputs overflow: check the
         # final model on one batch (the epoch losses were taken before updates).
         if not math.isfinite(_evaluate(model, loss, X[:batch_size], T[:batch_size])[0]):
             raise divergence_error(result.epochs, optimizer)
     return result
+
+
+class _Watch:
+    """Early stopping's bookkeeping, as scikit-learn's MLPs keep it: the best
+    monitored value, the epochs in a row without improvement by more than
+    tol, and (restore_best) a copy of the best weights."""
+
+    def __init__(self, rule: EarlyStopping, model: Sequential):
+        self.rule, self.model = rule, model
+        self.best, self.best_epoch, self.count = None, None, 0
+        self.best_weights = model.flat_data.copy() if rule.restore_best else None
+
+    def plateaued(self, result: TrainResult) -> bool:
+        """Takes the epoch just finished; True when more than ``patience``
+        epochs in a row have not improved by more than tol."""
+        rule = self.rule
+        value = {
+            "train_loss": result.loss,
+            "val_loss": result.val_loss,
+            "val_metric": result.val_metric,
+        }[rule.monitor][-1]
+        sign = 1.0 if rule.higher_is_better else -1.0
+        score = sign * value  # higher is better
+        best = -math.inf if self.best is None else self.best
+        self.count = self.count + 1 if score < best + rule.tol else 0
+        if score > best:
+            self.best, self.best_epoch = score, result.epochs
+            if self.best_weights is not None:
+                self.best_weights[...] = self.model.flat_data
+        if self.count > rule.patience:
+            self.count = 0
+            return True
+        return False
+
+    def reason(self) -> str:
+        rule = self.rule
+        return (
+            f"{rule.monitor} did not improve by more than tol={rule.tol:g} for "
+            f"{rule.patience} consecutive epochs"
+        )
+
+    def restore(self) -> int | None:
+        """Puts the best epoch's weights back; returns that epoch."""
+        if self.best_epoch is not None:
+            self.model.flat_data[...] = self.best_weights
+        return self.best_epoch
+
+
+def _sample_weight(sample_weight: object | None, n: int) -> NDArray | None:
+    if sample_weight is None:
+        return None
+    w = np.ascontiguousarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"train: sample_weight must have shape ({n},), got {w.shape}")
+    if not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0:
+        raise ValueError("train: sample_weight must be finite, >= 0 and not all 0")
+    return w
+
+
+def _non_negative(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise TypeError(f"train: {name} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"train: {name} must be finite and >= 0, got {value!r}")
+    return float(value)
 
 
 def divergence_error(epoch: int, optimizer: Optimizer) -> DivergenceError:
@@ -516,11 +749,31 @@ class LayerRunner:
     the public layer API, one Python iteration per mini-batch, and returns
     the per-epoch losses, NaN from a diverged epoch on (as FusedRunner)."""
 
-    def __init__(self, model, loss, optimizer, X, T, batch_size):
+    def __init__(
+        self, model, loss, optimizer, X, T, batch_size, l2=0.0, grad_norms=False
+    ):
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.X, self.T, self.batch_size = X, T, batch_size
         self.xbuf = np.empty((batch_size, X.shape[1]), X.dtype)
         self.tbuf = np.empty((batch_size, *T.shape[1:]), T.dtype)
+        self.l2, self.track_norms = l2, grad_norms
+        self.weights = [layer.weight for layer in linear_layers(model)]
+        self.norms = np.empty((0, 0))
+
+    def _penalize(self, rows: int, norms: NDArray | None) -> float:
+        """Adds l2 * W / rows to each Linear weight's gradient (returning the
+        penalty 0.5 * l2 * sum(||W||**2) / rows) and each gradient's norm to
+        norms, as the fused kernel does."""
+        penalty = 0.0
+        decay = self.l2 / rows
+        for i, weight in enumerate(self.weights):
+            if decay:
+                weight.grad += weight.data.dtype.type(decay) * weight.data
+                w64 = weight.data.astype(np.float64).ravel()
+                penalty += 0.5 * decay * float(w64 @ w64)
+            if norms is not None:
+                norms[i] += float(np.linalg.norm(weight.grad.astype(np.float64)))
+        return penalty
 
     def warm_up(self) -> None:
         """One step on the first batch compiles every kernel the loop uses;
@@ -543,8 +796,12 @@ class LayerRunner:
         X, T, bs = self.X, self.T, self.batch_size
         n = X.shape[0]
         out = np.full(perms.shape[0], np.nan)
+        self.norms = np.zeros(
+            (perms.shape[0], len(self.weights) if self.track_norms else 0)
+        )
         for e in range(perms.shape[0]):
             total = 0.0
+            norms = self.norms[e] if self.track_norms else None
             for s in range(0, n, bs):
                 m = min(bs, n - s)
                 if perms.shape[1]:
@@ -557,7 +814,22 @@ class LayerRunner:
                 if not math.isfinite(value):
                     return out
                 model.backward(loss.backward())
+                if self.l2 or norms is not None:
+                    value += self._penalize(m, norms)
                 optimizer.step()
                 total += batch_loss_share(loss, value, m)
             out[e] = total / n
+            if norms is not None:
+                norms /= -(-n // bs)
         return out
+
+
+def linear_layers(model: Sequential) -> list[Linear]:
+    """The Linear layers of model, nested Sequentials included, in order."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, Sequential):
+            found.extend(linear_layers(layer))
+        elif isinstance(layer, Linear):
+            found.append(layer)
+    return found

@@ -33,6 +33,7 @@ FLOORS = {
     "optim": 40,
     "layers": 30,
     "parts": 20,
+    "schedules": 20,
     "_validate": 20,
     "_threads": 20,
     "_files": 20,

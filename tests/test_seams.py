@@ -43,7 +43,7 @@ def assert_one_line(exc):
 
 def test_registry_lists_every_part_with_its_declaration():
     assert sorted(ACTIVATIONS) == ["gelu", "leaky_relu", "relu", "sigmoid", "tanh"]
-    assert sorted(LOSSES) == ["ce", "mse"]
+    assert sorted(LOSSES) == ["binary_ce", "ce", "mse", "squared_error"]
     assert sorted(OPTIMIZERS) == ["adam", "sgd"]
     assert ACTIVATIONS["leaky_relu"].cls is LeakyReLU
     assert ACTIVATIONS["leaky_relu"].hyper == ("negative_slope",)

@@ -53,7 +53,13 @@ from .dense import (
 from .losses import LOSS_HYPER, loss_backward_flat, loss_is_summed, loss_takes_labels
 from .optim import OPT_SIGNATURES, optimizer_step_flat
 
-__all__ = ["FusedModel", "FusedLoss", "FusedOptimizer", "train_epochs"]
+__all__ = [
+    "FusedModel",
+    "FusedLoss",
+    "FusedOptimizer",
+    "train_epochs",
+    "loss_and_gradient",
+]
 
 FusedModel = namedtuple("FusedModel", ["theta", "grad", "layout", "act_hyper"])
 FusedLoss = namedtuple("FusedLoss", ["code", "hyper"])
@@ -65,15 +71,65 @@ LAYOUT_COLUMNS = 5
 
 
 @kernel(inline="always")
-def _train_step(x, xo, t, to, labels, lo, m, model, loss, h, hoff, z, d0, d1):
+def _weighted_loss(loss, out, t, to, labels, lo, sw, swo, dout, m, c):
+    """The loss of one batch with row weights sw[swo:swo + m], and its gradient
+    into dout; returns (loss, total weight W).
+
+    Each row's loss l_r is the loss of that row alone; the batch loss is
+    sum(w_r * l_r) / W (a summed loss: sum(w_r * l_r)), and row r's gradient
+    is scaled to match. A batch of total weight 0 has loss 0 and gradient 0.
+    """
+    summed = loss_is_summed(loss.code, loss.hyper)
+    total_weight = 0.0
+    for r in range(m):
+        total_weight += sw[swo + r]
+    value = 0.0
+    for r in range(m):
+        row = dout[r * c : (r + 1) * c]
+        v = loss_backward_flat(
+            loss.code,
+            loss.hyper,
+            out[r * c : (r + 1) * c],
+            t,
+            to + r * c,
+            labels,
+            lo + r,
+            row,
+            1,
+            c,
+        )
+        wr = sw[swo + r]
+        value += wr * v
+        if summed:
+            scale = wr
+        else:
+            scale = wr / total_weight if total_weight > 0.0 else 0.0
+        for j in range(c):
+            row[j] *= scale
+    if not summed:
+        value = value / total_weight if total_weight > 0.0 else 0.0
+    return value, total_weight
+
+
+@kernel(inline="always")
+def _train_step(
+    x, xo, t, to, labels, lo, sw, swo, m, model, loss, l2, h, hoff, z, d0, d1, norms
+):
     """Forward, loss and backward for one batch of m rows; returns its loss.
 
     The batch is m rows of the flat input x from offset xo, with float targets
-    at t[to:] or int64 labels at labels[lo:]. Layer l writes its activations
-    to h at hoff[l], and its pre-activations to z at the same offset when its
-    activation's derivative needs them; gradients flow through the ping-pong
-    buffers d0 and d1. Every buffer is flat and addressed by offset, so no
-    array view is made per step (see dense.py).
+    at t[to:] or int64 labels at labels[lo:], and row weights at sw[swo:] (sw
+    empty: every row weighs 1). l2 > 0 adds scikit-learn's penalty
+    0.5 * l2 * sum(||W_l||**2) / (the batch's total weight) on the weights
+    (not the biases) to the loss, and its gradient to each weight's. When
+    norms is not empty, norms[l] += ||dL/dW_l|| (Frobenius norm, penalty
+    included) for every layer l.
+
+    Layer l writes its activations to h at hoff[l], and its pre-activations
+    to z at the same offset when its activation's derivative needs them;
+    gradients flow through the ping-pong buffers d0 and d1. Every buffer is
+    flat and addressed by offset, so no array view is made per step (see
+    dense.py).
     """
     theta, grad, layout, act_hyper = model
     n_layers = layout.shape[0]
@@ -96,18 +152,16 @@ def _train_step(x, xo, t, to, labels, lo, m, model, loss, h, hoff, z, d0, d1):
     n_out = layout[n_layers - 1, L_OUT]
     size = m * n_out
     out, dout = h[ao : ao + size], d0[:size]
-    value = loss_backward_flat(
-        loss.code,
-        loss.hyper,
-        out,
-        t,
-        to,
-        labels,
-        lo,
-        dout,
-        m,
-        n_out,
-    )
+    if sw.shape[0] > 0:
+        value, batch_weight = _weighted_loss(
+            loss, out, t, to, labels, lo, sw, swo, dout, m, n_out
+        )
+    else:
+        batch_weight = float(m)
+        value = loss_backward_flat(
+            loss.code, loss.hyper, out, t, to, labels, lo, dout, m, n_out
+        )
+    decay = l2 / batch_weight if l2 != 0.0 and batch_weight > 0.0 else 0.0
 
     for layer in range(n_layers - 1, -1, -1):
         k, n_out = layout[layer, L_IN], layout[layer, L_OUT]
@@ -128,14 +182,73 @@ def _train_step(x, xo, t, to, labels, lo, m, model, loss, h, hoff, z, d0, d1):
         dense_backward_params_flat(
             a, ao, d0, 0, grad, w, grad[b : b + n_out], m, k, n_out
         )
+        if decay != 0.0:
+            value += _add_decay(theta, grad, w, k * n_out, decay)
+        if norms.shape[0] > 0:
+            norms[layer] += _norm(grad, w, k * n_out)
         if layer > 0:
             dense_backward_input_flat(d0, 0, theta, w, d1, 0, m, k, n_out)
             d0, d1 = d1, d0
     return value
 
 
+@kernel(inline="always")
+def _add_decay(theta, grad, start, size, decay):
+    """grad[start:start + size] += decay * theta[...]; returns the penalty
+    0.5 * decay * sum(theta[...]**2) in float64."""
+    T = grad.dtype.type
+    d = T(decay)
+    total = 0.0
+    for i in range(start, start + size):
+        v = theta[i]
+        grad[i] += d * v
+        total += np.float64(v) * np.float64(v)
+    return 0.5 * decay * total
+
+
+@kernel(inline="always")
+def _norm(a, start, size):
+    """The Euclidean norm of a[start:start + size], accumulated in float64."""
+    total = 0.0
+    for i in range(start, start + size):
+        v = np.float64(a[i])
+        total += v * v
+    return np.sqrt(total)
+
+
 @kernel
-def _train_epochs(X, T, labels, perms, model, loss, optimizer, batch_size, epoch_loss):
+def _buffers(layout, rows, dtype):
+    """Work buffers for batches of up to ``rows`` rows: (hoff, h, z, d0, d1);
+    see _train_step."""
+    n_layers = layout.shape[0]
+    widest = max(layout[:, L_IN].max(), layout[:, L_OUT].max())
+    hoff = np.zeros(n_layers + 1, np.int64)
+    keep_z = False
+    for layer in range(n_layers):
+        hoff[layer + 1] = hoff[layer] + rows * layout[layer, L_OUT]
+        keep_z = keep_z or grad_from_input(layout[layer, L_ACT])
+    h = np.empty(hoff[n_layers], dtype)
+    z = np.empty(hoff[n_layers] if keep_z else 0, dtype)
+    d0 = np.empty(rows * widest, dtype)
+    d1 = np.empty(rows * widest, dtype)
+    return hoff, h, z, d0, d1
+
+
+@kernel
+def _train_epochs(
+    X,
+    T,
+    labels,
+    perms,
+    model,
+    loss,
+    optimizer,
+    batch_size,
+    epoch_loss,
+    sample_weight,
+    l2,
+    grad_norms,
+):
     """train_epochs without the checks: every length is trusted."""
     theta, grad, layout, act_hyper = model
     opt_code, opt_hyper, state, step = optimizer
@@ -144,29 +257,25 @@ def _train_epochs(X, T, labels, perms, model, loss, optimizer, batch_size, epoch
     n_out = layout[n_layers - 1, L_OUT]
     use_labels = loss_takes_labels(loss.code)
     summed = loss_is_summed(loss.code, loss.hyper)
-    widest = max(layout[:, L_IN].max(), layout[:, L_OUT].max())
-    hoff = np.zeros(n_layers + 1, np.int64)
-    keep_z = False
-    for layer in range(n_layers):
-        hoff[layer + 1] = hoff[layer] + batch_size * layout[layer, L_OUT]
-        keep_z = keep_z or grad_from_input(layout[layer, L_ACT])
     dtype = theta.dtype
-    h = np.empty(hoff[n_layers], dtype)
-    z = np.empty(hoff[n_layers] if keep_z else 0, dtype)
-    d0 = np.empty(batch_size * widest, dtype)
-    d1 = np.empty(batch_size * widest, dtype)
+    hoff, h, z, d0, d1 = _buffers(layout, batch_size, dtype)
     x, t = X.reshape(X.size), T.reshape(T.size)
     # Shuffled batches are gathered into these; unshuffled ones are read in
-    # place from x, t and labels at the batch's offset.
+    # place from x, t, labels and sample_weight at the batch's offset.
     xbuf = np.empty(batch_size * n_in, dtype)
     tbuf = np.empty(batch_size * T.shape[1], dtype)
     lbuf = np.empty(batch_size, np.int64)
+    weighted = sample_weight.shape[0] > 0
+    wbuf = np.empty(batch_size if weighted else 0, np.float64)
+    norms = np.zeros(n_layers if grad_norms.shape[0] > 0 else 0)
     shuffle = perms.shape[1] > 0
     # The optimizer's state rows, viewed once (SGD has one: it is passed twice).
     state0, state1 = state[0], state[state.shape[0] - 1]
 
     for e in range(perms.shape[0]):
         total = 0.0
+        norms[:] = 0.0
+        steps = 0
         for s in range(0, n_samples, batch_size):
             m = min(batch_size, n_samples - s)
             if shuffle:
@@ -179,12 +288,31 @@ def _train_epochs(X, T, labels, perms, model, loss, optimizer, batch_size, epoch
                     else:
                         for q in range(n_out):
                             tbuf[r * n_out + q] = t[i * n_out + q]
-                batch = (xbuf, 0, tbuf, 0, lbuf, 0)
+                    if weighted:
+                        wbuf[r] = sample_weight[i]
+                batch = (xbuf, 0, tbuf, 0, lbuf, 0, wbuf, 0)
             else:
-                batch = (x, s * n_in, t, s * n_out, labels, s)
-            xs, xo, ts, to, ls, lo = batch
+                batch = (x, s * n_in, t, s * n_out, labels, s, sample_weight, s)
+            xs, xo, ts, to, ls, lo, ws, wo = batch
             value = _train_step(
-                xs, xo, ts, to, ls, lo, m, model, loss, h, hoff, z, d0, d1
+                xs,
+                xo,
+                ts,
+                to,
+                ls,
+                lo,
+                ws,
+                wo,
+                m,
+                model,
+                loss,
+                l2,
+                h,
+                hoff,
+                z,
+                d0,
+                d1,
+                norms,
             )
             if not np.isfinite(value):
                 epoch_loss[e] = np.nan
@@ -193,9 +321,82 @@ def _train_epochs(X, T, labels, perms, model, loss, optimizer, batch_size, epoch
             # summed one (0.5 * sum over the batch) once.
             total += value if summed else value * m
             step += 1
+            steps += 1
             optimizer_step_flat(opt_code, opt_hyper, theta, grad, state0, state1, step)
         epoch_loss[e] = total / n_samples
+        if norms.shape[0] > 0:
+            for layer in range(n_layers):
+                grad_norms[e, layer] = norms[layer] / steps
     return step
+
+
+@kernel
+def _loss_and_gradient(X, T, labels, model, loss, sample_weight, l2, chunk):
+    """loss_and_gradient without the checks: every length is trusted."""
+    theta, grad, layout, act_hyper = model
+    n_samples = X.shape[0]
+    n_in = X.shape[1]
+    n_out = layout[layout.shape[0] - 1, L_OUT]
+    summed = loss_is_summed(loss.code, loss.hyper)
+    weighted = sample_weight.shape[0] > 0
+    hoff, h, z, d0, d1 = _buffers(layout, min(chunk, n_samples), theta.dtype)
+    x, t = X.reshape(X.size), T.reshape(T.size)
+    total_weight = 0.0
+    if weighted:
+        for i in range(n_samples):
+            total_weight += sample_weight[i]
+    else:
+        total_weight = float(n_samples)
+    acc = np.zeros(theta.shape[0], np.float64)
+    no_norms = np.zeros(0)
+    value = 0.0
+    for s in range(0, n_samples, chunk):
+        m = min(chunk, n_samples - s)
+        v = _train_step(
+            x,
+            s * n_in,
+            t,
+            s * n_out,
+            labels,
+            s,
+            sample_weight,
+            s,
+            m,
+            model,
+            loss,
+            0.0,
+            h,
+            hoff,
+            z,
+            d0,
+            d1,
+            no_norms,
+        )
+        # Each chunk's loss and gradient are means over its weight: weigh
+        # them by its share of the total (a summed loss just adds up).
+        if summed:
+            share = 1.0
+        elif weighted:
+            share = 0.0
+            for i in range(s, s + m):
+                share += sample_weight[i]
+            share /= total_weight
+        else:
+            share = m / total_weight
+        value += v * share
+        for i in range(theta.shape[0]):
+            acc[i] += share * grad[i]
+    if l2 != 0.0:
+        decay = l2 / total_weight
+        penalty = 0.0
+        for layer in range(layout.shape[0]):
+            w = layout[layer, L_W]
+            for i in range(w, w + layout[layer, L_IN] * layout[layer, L_OUT]):
+                v = np.float64(theta[i])
+                acc[i] += decay * v
+                penalty += v * v
+        value += 0.5 * decay * penalty
+    return value, acc
 
 
 def _fail(problem: str) -> ValueError:
@@ -255,6 +456,26 @@ def _check_model(model, dtype):
 
 
 def _check_fused_args(X, T, labels, perms, model, loss, optimizer, batch_size, out):
+    _check_data(X, T, labels, model, loss)
+    n = X.shape[0]
+    _check_optimizer(optimizer, model.theta)
+    _check_array(perms, "perms", 2, np.dtype(np.int64))
+    if perms.shape[1] not in (0, n):
+        raise _fail(f"perms must have 0 or {n} columns, got {perms.shape[1]}")
+    if perms.size and (perms.min() < 0 or perms.max() >= n):
+        raise _fail(f"perms entries must be row indices in [0, {n})")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise TypeError("train_epochs: batch_size must be an integer")
+    if batch_size < 1:
+        raise _fail(f"batch_size must be positive, got {batch_size}")
+    _check_array(out, "epoch_loss", 1, np.dtype(np.float64))
+    if out.shape[0] != perms.shape[0]:
+        raise _fail(
+            f"epoch_loss has {out.shape[0]} entries for {perms.shape[0]} epochs"
+        )
+
+
+def _check_data(X, T, labels, model, loss):
     if not isinstance(X, np.ndarray) or X.dtype not in (np.float32, np.float64):
         got = X.dtype if isinstance(X, np.ndarray) else type(X).__name__
         raise TypeError(
@@ -290,21 +511,6 @@ def _check_fused_args(X, T, labels, perms, model, loss, optimizer, batch_size, o
             raise _fail(f"labels must lie in [0, {n_out})")
     elif T.shape != (n, n_out):
         raise _fail(f"T must have shape ({n}, {n_out}), got {T.shape}")
-    _check_optimizer(optimizer, model.theta)
-    _check_array(perms, "perms", 2, np.dtype(np.int64))
-    if perms.shape[1] not in (0, n):
-        raise _fail(f"perms must have 0 or {n} columns, got {perms.shape[1]}")
-    if perms.size and (perms.min() < 0 or perms.max() >= n):
-        raise _fail(f"perms entries must be row indices in [0, {n})")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise TypeError("train_epochs: batch_size must be an integer")
-    if batch_size < 1:
-        raise _fail(f"batch_size must be positive, got {batch_size}")
-    _check_array(out, "epoch_loss", 1, np.dtype(np.float64))
-    if out.shape[0] != perms.shape[0]:
-        raise _fail(
-            f"epoch_loss has {out.shape[0]} entries for {perms.shape[0]} epochs"
-        )
 
 
 def _check_optimizer(optimizer, theta):
@@ -332,7 +538,49 @@ def _check_optimizer(optimizer, theta):
         raise _fail(f"optimizer.step must be a count >= 0, got {step!r}")
 
 
-def train_epochs(X, T, labels, perms, model, loss, optimizer, batch_size, epoch_loss):
+def _check_extras(n, n_layers, n_epochs, sample_weight, l2, grad_norms, who):
+    """sample_weight, l2 and grad_norms in the kernel's form (empty arrays
+    for "none"), or TypeError/ValueError naming who."""
+    if sample_weight is None:
+        sample_weight = np.empty(0, np.float64)
+    _check_array(sample_weight, "sample_weight", 1, np.dtype(np.float64))
+    if sample_weight.shape[0] not in (0, n):
+        raise ValueError(
+            f"{who}: sample_weight has {sample_weight.shape[0]} entries for {n} rows"
+        )
+    if sample_weight.size and not (
+        np.all(np.isfinite(sample_weight)) and sample_weight.min() >= 0
+    ):
+        raise ValueError(f"{who}: sample_weight must be finite and >= 0")
+    if isinstance(l2, bool) or not isinstance(l2, int | float | np.floating):
+        raise TypeError(f"{who}: l2 must be a float")
+    if not (np.isfinite(l2) and l2 >= 0):
+        raise ValueError(f"{who}: l2 must be finite and >= 0, got {l2!r}")
+    if grad_norms is None:
+        grad_norms = np.empty((0, 0), np.float64)
+    _check_array(grad_norms, "grad_norms", 2, np.dtype(np.float64))
+    if grad_norms.size and grad_norms.shape != (n_epochs, n_layers):
+        raise ValueError(
+            f"{who}: grad_norms must have shape ({n_epochs}, {n_layers}), "
+            f"got {grad_norms.shape}"
+        )
+    return sample_weight, float(l2), grad_norms
+
+
+def train_epochs(
+    X,
+    T,
+    labels,
+    perms,
+    model,
+    loss,
+    optimizer,
+    batch_size,
+    epoch_loss,
+    sample_weight=None,
+    l2=0.0,
+    grad_norms=None,
+):
     """Train for ``perms.shape[0]`` epochs; returns the optimizer step count.
 
     Parameters
@@ -354,6 +602,18 @@ def train_epochs(X, T, labels, perms, model, loss, optimizer, batch_size, epoch_
         before that batch's update) weighted by batch size, divided by
         n_samples; for a summed loss, the summed batch losses over n_samples.
 
+    sample_weight : ndarray of shape (n_samples,), float64, or None
+        Row weights >= 0: each batch's loss is sum(w_i * l_i) / sum(w_i)
+        (scikit-learn's weighted mean) and its gradient follows.
+    l2 : float >= 0
+        scikit-learn's alpha: each batch adds 0.5 * l2 * sum(||W||**2) / (the
+        batch's total weight) over the weight matrices (not biases) to its
+        loss, and the gradient of that to the weights'.
+    grad_norms : ndarray of shape (n_epochs, n_layers), float64, or None
+        When given, overwritten with each epoch's mean over steps of the
+        Frobenius norm of every layer's weight gradient (penalty included).
+        None (or an empty array) costs nothing.
+
     Training stops early at the first non-finite batch loss; that epoch's
     entry is then NaN and later entries are not written.
 
@@ -366,6 +626,47 @@ def train_epochs(X, T, labels, perms, model, loss, optimizer, batch_size, epoch_
     _check_fused_args(
         X, T, labels, perms, model, loss, optimizer, batch_size, epoch_loss
     )
-    return _train_epochs(
-        X, T, labels, perms, model, loss, optimizer, int(batch_size), epoch_loss
+    extras = _check_extras(
+        X.shape[0],
+        model.layout.shape[0],
+        perms.shape[0],
+        sample_weight,
+        l2,
+        grad_norms,
+        "train_epochs",
     )
+    return _train_epochs(
+        X,
+        T,
+        labels,
+        perms,
+        model,
+        loss,
+        optimizer,
+        int(batch_size),
+        epoch_loss,
+        *extras,
+    )
+
+
+def loss_and_gradient(X, T, labels, model, loss, sample_weight=None, l2=0.0):
+    """The loss over the whole data set and its gradient, for full-batch
+    solvers such as L-BFGS; the model is not changed.
+
+    Arguments as :func:`train_epochs`. Returns (L, g): L the (weighted) mean
+    loss over all rows plus 0.5 * l2 * sum(||W||**2) / (the total weight),
+    g an (n_parameters,) float64 array, dL/dtheta. Rows are processed in
+    chunks of at most 4096, so memory does not grow with the data; model.grad
+    is used as scratch.
+    """
+    _check_data(X, T, labels, model, loss)
+    extras = _check_extras(
+        X.shape[0],
+        model.layout.shape[0],
+        0,
+        sample_weight,
+        l2,
+        None,
+        "loss_and_gradient",
+    )
+    return _loss_and_gradient(X, T, labels, model, loss, extras[0], extras[1], 4096)

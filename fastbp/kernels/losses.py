@@ -1,4 +1,5 @@
-"""Loss kernels: mean squared error and softmax cross-entropy, value and gradient.
+"""Loss kernels, value and gradient: mean squared error, scikit-learn's half
+squared error, softmax cross-entropy and sigmoid binary cross-entropy.
 
 Loss values are accumulated in float64 whatever the array dtype and returned
 as a Python float. Each ``*_backward`` kernel writes the gradient with respect
@@ -15,10 +16,19 @@ from ._jit import kernel, same_dtype
 # order ``loss_backward_flat`` reads them from ``hyper``.
 LOSS_MSE = 0
 LOSS_CROSS_ENTROPY = 1
+LOSS_SQUARED_ERROR = 2
+LOSS_BINARY_CROSS_ENTROPY = 3
 MSE_HYPER = ("mean",)  # 1.0: L = sum((Y - T)**2) / size; 0.0: 0.5 * sum(...)
 CROSS_ENTROPY_HYPER = ()
+SQUARED_ERROR_HYPER = ()
+BINARY_CROSS_ENTROPY_HYPER = ()
 #: code -> names of its hyperparameters: what the fused kernel's checks accept.
-LOSS_HYPER = {LOSS_MSE: MSE_HYPER, LOSS_CROSS_ENTROPY: CROSS_ENTROPY_HYPER}
+LOSS_HYPER = {
+    LOSS_MSE: MSE_HYPER,
+    LOSS_CROSS_ENTROPY: CROSS_ENTROPY_HYPER,
+    LOSS_SQUARED_ERROR: SQUARED_ERROR_HYPER,
+    LOSS_BINARY_CROSS_ENTROPY: BINARY_CROSS_ENTROPY_HYPER,
+}
 
 __all__ = [
     "mse_forward",
@@ -26,6 +36,8 @@ __all__ = [
     "softmax_forward",
     "softmax_cross_entropy_forward",
     "softmax_cross_entropy_backward",
+    "squared_error_backward",
+    "binary_cross_entropy_backward",
 ]
 
 
@@ -197,6 +209,84 @@ def softmax_cross_entropy_backward(Z, labels, dZ):
     )
 
 
+@kernel
+def squared_error_backward_flat(y, t, dy, n, c):
+    """dY = (Y - T) / n on flat (n * c,) arrays; returns
+    L = 0.5 * sum((Y - T)**2) / n, the half squared error summed over the c
+    outputs and averaged over the n rows (scikit-learn's MLPRegressor
+    gradient; its reported loss for c = 1)."""
+    total = _squared_error_sum(y, t)
+    scale = dy.dtype.type(1.0 / max(n, 1))
+    for i in range(n * c):
+        dy[i] = (y[i] - t[i]) * scale
+    return 0.5 * total / max(n, 1)
+
+
+@kernel
+def _softplus(z):
+    """log(1 + exp(z)) in float64, without overflow for large |z|."""
+    z = np.float64(z)
+    return max(z, 0.0) + np.log1p(np.exp(-abs(z)))
+
+
+@kernel
+def binary_cross_entropy_backward_flat(z, t, dz, n, c):
+    """dZ = (sigmoid(Z) - T) / n on flat (n * c,) logits Z and 0/1 targets T;
+    returns L = sum(softplus(Z) - T * Z) / n, the binary cross-entropy of
+    sigmoid(Z), summed over the c outputs and averaged over the n rows.
+    dZ may be Z."""
+    scale = 1.0 / max(n, 1)
+    total = 0.0
+    for i in range(n * c):
+        zi, ti = np.float64(z[i]), np.float64(t[i])
+        total += _softplus(zi) - ti * zi
+        if zi >= 0.0:
+            p = 1.0 / (1.0 + np.exp(-zi))
+        else:
+            e = np.exp(zi)
+            p = e / (1.0 + e)
+        dz[i] = (p - ti) * scale
+    return total * scale
+
+
+@kernel
+def _check_values(Y, T, dY):
+    if Y.shape != T.shape or dY.shape != Y.shape:
+        raise ValueError("loss: Y, T and dY must have the same shape")
+    same_dtype(Y, T)
+    same_dtype(Y, dY)
+
+
+@kernel
+def squared_error_backward(Y, T, dY):
+    """dY = (Y - T) / n_samples, written into dY; returns
+    L = 0.5 * sum((Y - T)**2) / n_samples.
+
+    Y, T, dY : ndarray of shape (n_samples, n_outputs), one float dtype; dY
+    may be Y.
+    """
+    _check_values(Y, T, dY)
+    n, c = Y.shape
+    return squared_error_backward_flat(
+        Y.reshape(Y.size), T.reshape(T.size), dY.reshape(dY.size), n, c
+    )
+
+
+@kernel
+def binary_cross_entropy_backward(Z, T, dZ):
+    """dZ = (sigmoid(Z) - T) / n_samples, written into dZ; returns
+    L = sum(log(1 + exp(Z)) - T * Z) / n_samples, computed stably.
+
+    Z : ndarray of shape (n_samples, n_outputs), logits; T of Z's shape, 0/1
+    targets (any values in [0, 1] are accepted); dZ of Z's shape, may be Z.
+    """
+    _check_values(Z, T, dZ)
+    n, c = Z.shape
+    return binary_cross_entropy_backward_flat(
+        Z.reshape(Z.size), T.reshape(T.size), dZ.reshape(dZ.size), n, c
+    )
+
+
 @kernel(inline="always")
 def loss_takes_labels(code):
     """True when loss ``code`` compares with int64 class labels, not targets."""
@@ -207,13 +297,18 @@ def loss_takes_labels(code):
 def loss_backward_flat(code, hyper, out, t, to, labels, lo, dout, n, c):
     """Loss ``code`` of the flat (n * c,) output and its gradient into dout.
 
-    MSE reads the n * c targets at t[to:] and ``hyper[0]`` (mean);
-    cross-entropy reads the n labels at labels[lo:]. Returns the loss value
+    MSE reads the n * c targets at t[to:] and ``hyper[0]`` (mean), as do
+    the half squared error and binary cross-entropy (without hyper);
+    softmax cross-entropy reads the n labels at labels[lo:]. Returns the loss value
     (a mean over the batch, or 0.5 * the sum for MSE with mean = 0). Only the
     branch taken makes a view.
     """
     if code == LOSS_CROSS_ENTROPY:
         return softmax_cross_entropy_backward_flat(out, labels[lo : lo + n], dout, n, c)
+    if code == LOSS_SQUARED_ERROR:
+        return squared_error_backward_flat(out, t[to : to + n * c], dout, n, c)
+    if code == LOSS_BINARY_CROSS_ENTROPY:
+        return binary_cross_entropy_backward_flat(out, t[to : to + n * c], dout, n, c)
     # LOSS_MSE
     return mse_backward_flat(out, t[to : to + n * c], dout, hyper[0] != 0.0)
 

@@ -1,0 +1,987 @@
+"""scikit-learn estimators: :class:`MLPClassifier` and :class:`MLPRegressor`.
+
+Drop-in replacements for ``sklearn.neural_network.MLPClassifier`` and
+``MLPRegressor``: the same parameters with the same names, meanings and
+defaults, the same fitted attributes and methods, trained by fastbp's fused
+kernel (no Python per mini-batch step). Two extra parameters: ``dtype``
+("float32", the default, or "float64") and ``n_threads`` (a cap on the
+threads training uses). Needs scikit-learn: ``pip install 'fastbp[sklearn]'``.
+
+What follows scikit-learn exactly: Glorot-uniform initialization drawn from
+``random_state`` (the same draws as scikit-learn's), the loss (half squared
+error; softmax cross-entropy; sigmoid cross-entropy for two classes and
+multi-label targets), ``alpha`` as its L2 penalty ``0.5 * alpha * sum ||W||^2
+/ (batch weight)`` on weights only, ``sample_weight`` as a weighted mean,
+``batch_size="auto"`` = min(200, n), the three learning-rate schedules (SGD
+only), the stopping rule (``tol``, ``n_iter_no_change``, ``early_stopping``
+on a stratified ``validation_fraction`` with the best weights restored) and
+L-BFGS through ``scipy.optimize.minimize(method="L-BFGS-B")``.
+
+Where it differs, on purpose:
+
+- Adam and SGD have PyTorch's update rules (:class:`fastbp.Adam`,
+  :class:`fastbp.SGD`). Adam's epsilon is added to the bias-corrected
+  sqrt(v) (scikit-learn adds it before the correction); SGD momentum is the
+  same update as scikit-learn's at a constant rate.
+- Shuffling draws from a generator seeded from ``random_state``, so the
+  batches differ from scikit-learn's; fits are reproducible for an integer
+  ``random_state``.
+- ``learning_rate`` also takes "step" (divide by 10 every third of
+  ``max_iter``) and "cosine" decay; ``activation`` also "leaky_relu" and
+  "gelu"; ``class_weight`` ("balanced" or a dict) on the classifier.
+- For several regression outputs ``loss_`` is the half squared error summed
+  over outputs (the loss whose gradient scikit-learn follows); scikit-learn
+  reports its mean over outputs.
+- Sparse inputs are accepted and made dense.
+
+``save(path)`` writes fastbp's pickle-free ``.npz`` model file, which
+``fastbp predict`` serves; ``load(path)`` reads one written by ``save`` or by
+``fastbp train`` (its standardization is applied in ``predict``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.optimize
+from numpy.typing import NDArray
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .layers import GELU, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
+from .losses import BinaryCrossEntropyLoss, CrossEntropyLoss, SquaredErrorLoss
+from .optim import SGD, Adam
+from .schedules import SCHEDULES, EarlyStopping, schedule
+from .train import DivergenceError, loss_and_gradient, train
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+#: scikit-learn's activation names -> fastbp layer classes (None: identity).
+ACTIVATIONS = {
+    "identity": None,
+    "logistic": Sigmoid,
+    "tanh": Tanh,
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "gelu": GELU,
+}
+SOLVERS = ("lbfgs", "sgd", "adam")
+
+
+def _check_params(est) -> None:
+    """ValueError/TypeError naming the first parameter out of its range."""
+    name = type(est).__name__
+
+    def fail(param, expected):
+        raise ValueError(
+            f"{name}: {param} must be {expected}, got {getattr(est, param)!r}"
+        )
+
+    def number(param, low, high=math.inf, low_open=False, integer=False):
+        v = getattr(est, param)
+        kinds = Integral if integer else Real
+        if isinstance(v, bool) or not isinstance(v, kinds) or math.isnan(v):
+            fail(param, "an integer" if integer else "a number")
+        if v < low or (low_open and v == low) or v > high:
+            lo = "(" if low_open else "["
+            fail(param, f"in {lo}{low}, {high}]")
+
+    sizes = est.hidden_layer_sizes
+    sizes = list(sizes) if np.iterable(sizes) else [sizes]
+    if not all(isinstance(s, Integral) and not isinstance(s, bool) for s in sizes):
+        fail("hidden_layer_sizes", "a tuple of positive integers")
+    if any(s <= 0 for s in sizes):
+        fail("hidden_layer_sizes", "a tuple of positive integers")
+    if est.activation not in ACTIVATIONS:
+        fail("activation", f"one of {sorted(ACTIVATIONS)}")
+    if est.solver not in SOLVERS:
+        fail("solver", f"one of {list(SOLVERS)}")
+    if est.learning_rate not in SCHEDULES:
+        fail("learning_rate", f"one of {list(SCHEDULES)}")
+    if est.batch_size != "auto":
+        number("batch_size", 1, integer=True)
+    number("alpha", 0.0)
+    number("learning_rate_init", 0.0, low_open=True)
+    number("power_t", 0.0)
+    number("max_iter", 1, integer=True)
+    number("tol", 0.0)
+    number("momentum", 0.0, 1.0)
+    number("validation_fraction", 0.0, 1.0, low_open=True)
+    if est.validation_fraction >= 1:
+        fail("validation_fraction", "in (0, 1)")
+    for beta in ("beta_1", "beta_2"):
+        number(beta, 0.0, 1.0)
+        if getattr(est, beta) >= 1:
+            fail(beta, "in [0, 1)")
+    number("epsilon", 0.0, low_open=True)
+    if est.n_iter_no_change != math.inf:
+        number("n_iter_no_change", 1, integer=True)
+    number("max_fun", 1, integer=True)
+    if est.dtype not in ("float32", "float64", np.float32, np.float64):
+        fail("dtype", "'float32' or 'float64'")
+    if est.n_threads is not None:
+        number("n_threads", 1, integer=True)
+
+
+class _BaseMLP(BaseEstimator):
+    """What both estimators share: parameters, fitting, the network."""
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dtype="float32",
+        n_threads=None,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dtype = dtype
+        self.n_threads = n_threads
+
+    # --- the network -----------------------------------------------------
+
+    def _network(self, extra_sigmoid: bool = False) -> Sequential:
+        """A fastbp Sequential holding copies of coefs_ and intercepts_."""
+        dtype = np.dtype(self.dtype)
+        act = ACTIVATIONS[self.activation]
+        layers = []
+        last = len(self.coefs_) - 1
+        for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
+            layer = Linear(*W.shape, dtype=dtype)
+            layer.weight.data[...] = W
+            layer.bias.data[...] = b
+            layers.append(layer)
+            if i < last and act is not None:
+                layers.append(act())
+        if extra_sigmoid:
+            layers.append(Sigmoid())
+        return Sequential(*layers)
+
+    def _store(self, model: Sequential) -> None:
+        """coefs_ and intercepts_ from model's Linear layers (copies)."""
+        linears = [layer for layer in model.layers if isinstance(layer, Linear)]
+        self.coefs_ = [layer.weight.data.copy() for layer in linears]
+        self.intercepts_ = [layer.bias.data.copy() for layer in linears]
+
+    def _init_coefs(self, layer_units, rs) -> None:
+        """scikit-learn's Glorot-uniform initialization, the same draws."""
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        dtype = np.dtype(self.dtype)
+        self.coefs_, self.intercepts_ = [], []
+        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:], strict=True):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            self.coefs_.append(
+                rs.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype)
+            )
+            self.intercepts_.append(rs.uniform(-bound, bound, fan_out).astype(dtype))
+
+    def _decision(self, X) -> NDArray:
+        """The network's output (logits for a classifier) for validated X."""
+        return self._network().predict(self._scaled(X))
+
+    def _scaled(self, X) -> NDArray:
+        """X standardized as a loaded ``fastbp train`` model was trained."""
+        scaler = getattr(self, "_standardizer", None)
+        if scaler is None:
+            return X
+        mean, std = scaler
+        return ((np.asarray(X, np.float64) - mean) / std).astype(self.dtype)
+
+    def _check_X(self, X) -> NDArray:
+        check_is_fitted(self, "coefs_")
+        X = validate_data(
+            self,
+            X,
+            accept_sparse=["csr", "csc"],
+            dtype=(np.float64, np.float32),
+            reset=False,
+        )
+        return _dense(X).astype(self.dtype, copy=False)
+
+    # --- fitting ---------------------------------------------------------
+
+    def _fit(self, X, y, sample_weight, incremental: bool):
+        _check_params(self)
+        sizes = self.hidden_layer_sizes
+        sizes = list(sizes) if np.iterable(sizes) else [sizes]
+        first_pass = not hasattr(self, "coefs_") or (
+            not self.warm_start and not incremental
+        )
+        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        X = _dense(X).astype(self.dtype, copy=False)
+        n, n_features = X.shape
+        weights = self._weights(sample_weight, y if Y.ndim else None, n)
+        rs = check_random_state(self.random_state)
+        layer_units = [n_features, *sizes, self._n_outputs(Y)]
+        if first_pass:
+            self._standardizer = None
+            self.n_outputs_ = layer_units[-1]
+            self.n_layers_ = len(layer_units)
+            self.out_activation_ = self._out_activation()
+            self.n_iter_ = 0
+            self.t_ = 0
+            self._init_coefs(layer_units, rs)
+            self._optimizer_state = None
+            if self.solver != "lbfgs":
+                self.loss_curve_ = []
+                if self.early_stopping:
+                    self.validation_scores_ = []
+                    self.best_validation_score_ = -np.inf
+                    self.best_loss_ = None
+                else:
+                    self.validation_scores_ = None
+                    self.best_validation_score_ = None
+                    self.best_loss_ = np.inf
+        elif [w.shape for w in self.coefs_] != list(
+            zip(layer_units[:-1], layer_units[1:], strict=True)
+        ):
+            raise ValueError(
+                f"{type(self).__name__}: the network of the previous fit has "
+                f"layer sizes {[w.shape[0] for w in self.coefs_]} + "
+                f"[{self.coefs_[-1].shape[1]}]; warm_start needs {layer_units}"
+            )
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, Y, weights)
+        else:
+            self._fit_stochastic(X, Y, weights, rs, incremental)
+        return self
+
+    def _weights(self, sample_weight, y, n) -> NDArray | None:
+        if sample_weight is None:
+            return None
+        w = np.asarray(sample_weight, dtype=np.float64)
+        if w.ndim == 0:
+            w = np.full(n, float(w))
+        if w.shape != (n,):
+            raise ValueError(f"sample_weight.shape == {w.shape}, expected ({n},)")
+        if not np.all(np.isfinite(w)) or w.min() < 0:
+            raise ValueError("sample_weight must be finite and non-negative")
+        if w.sum() <= 0:
+            raise ValueError("sample_weight must not sum to 0")
+        return w
+
+    def _loss(self):
+        return {
+            "identity": SquaredErrorLoss,
+            "softmax": CrossEntropyLoss,
+            "logistic": BinaryCrossEntropyLoss,
+        }[self.out_activation_]()
+
+    def _fit_stochastic(self, X, Y, weights, rs, incremental):
+        name = type(self).__name__
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        model = self._network()
+        opt = self._optimizer(model, incremental)
+        val = None
+        if self.early_stopping:
+            stratify = Y if self._stratify() else None
+            parts = train_test_split(
+                X,
+                Y,
+                *([] if weights is None else [weights]),
+                random_state=rs,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+            )
+            X, X_val, Y, Y_val = parts[:4]
+            weights = parts[4] if weights is not None else None
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase "
+                    "'validation_fraction' or the size of your dataset."
+                )
+            val = (X_val, Y_val)
+        n = X.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. "
+                    "It is going to be clipped",
+                    stacklevel=3,
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n))
+        epochs = 1 if incremental else self.max_iter
+        lr_schedule = None
+        if self.solver == "sgd":
+            if self.learning_rate == "invscaling":
+                # From the samples seen in earlier calls too, as scikit-learn.
+                opt.lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+            elif not incremental:
+                lr_schedule = schedule(
+                    self.learning_rate, epochs=epochs, power_t=self.power_t
+                )
+        stopping = None
+        if not incremental:
+            stopping = EarlyStopping(
+                patience=self.n_iter_no_change,
+                tol=self.tol,
+                monitor="val_metric" if self.early_stopping else "train_loss",
+                restore_best=bool(self.early_stopping),
+            )
+            if self.best_loss_ is not None and not self.early_stopping:
+                pass
+        callback = self._report if self.verbose else None
+        try:
+            result = train(
+                model,
+                self._loss(),
+                opt,
+                X,
+                Y,
+                epochs=epochs,
+                batch_size=batch_size,
+                shuffle=bool(self.shuffle),
+                seed=int(rs.randint(np.iinfo(np.int32).max)),
+                val=val,
+                metric=self._metric(),
+                fuse=True,
+                threads=self.n_threads,
+                callback=callback,
+                sample_weight=weights,
+                l2=float(self.alpha),
+                lr_schedule=lr_schedule,
+                early_stopping=stopping,
+            )
+        except DivergenceError as exc:
+            raise ValueError(
+                f"{name}: {exc}. Solver produced non-finite parameter weights: "
+                "scale the inputs or lower learning_rate_init"
+            ) from None
+        self._store(model)
+        self._optimizer_state = (opt.state.copy(), opt.step_count)
+        self.n_iter_ += result.epochs
+        self.t_ += n * result.epochs
+        self.loss_curve_.extend(result.loss)
+        self.loss_ = result.loss[-1]
+        if self.early_stopping:
+            self.validation_scores_.extend(result.val_metric)
+            self.best_validation_score_ = max(
+                self.best_validation_score_, max(result.val_metric)
+            )
+        else:
+            self.best_loss_ = min(self.best_loss_, min(result.loss))
+        if (
+            not incremental
+            and result.stop_reason is None
+            and result.epochs == self.max_iter
+        ):
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                "reached and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if self.verbose and result.stop_reason:
+            print(f"{result.stop_reason}. Stopping.")
+
+    def _report(self, epoch: int, result) -> None:
+        print(f"Iteration {self.n_iter_ + epoch}, loss = {result.loss[-1]:.8f}")
+        if result.val_metric:
+            print(f"Validation score: {result.val_metric[-1]:f}")
+
+    def _optimizer(self, model: Sequential, incremental: bool):
+        params = model.parameters()
+        if self.solver == "sgd":
+            opt = SGD(
+                params,
+                lr=self.learning_rate_init,
+                momentum=self.momentum,
+                nesterov=bool(self.nesterovs_momentum) and self.momentum > 0,
+            )
+        else:
+            opt = Adam(
+                params,
+                lr=self.learning_rate_init,
+                betas=(self.beta_1, self.beta_2),
+                eps=self.epsilon,
+            )
+        saved = getattr(self, "_optimizer_state", None)
+        if incremental and saved is not None and saved[0].shape == opt.state.shape:
+            opt.state[...] = saved[0]
+            opt.step_count = saved[1]
+        return opt
+
+    def _fit_lbfgs(self, X, Y, weights):
+        model = self._network()
+        loss = self._loss()
+        theta = model.flat_data
+        curve = []
+
+        def value_and_grad(x):
+            theta[...] = x
+            value, grad = loss_and_gradient(
+                model, loss, X, Y, sample_weight=weights, l2=float(self.alpha)
+            )
+            return value, grad
+
+        def record(intermediate_result):
+            curve.append(float(intermediate_result.fun))
+
+        res = scipy.optimize.minimize(
+            value_and_grad,
+            theta.astype(np.float64),
+            method="L-BFGS-B",
+            jac=True,
+            callback=record,
+            options={
+                "maxfun": self.max_fun,
+                "maxiter": self.max_iter,
+                "gtol": self.tol,
+            },
+        )
+        if not np.all(np.isfinite(res.x)):
+            raise ValueError(
+                f"{type(self).__name__}: Solver produced non-finite parameter "
+                "weights: scale the inputs"
+            )
+        theta[...] = res.x
+        self._store(model)
+        if res.status != 0:
+            warnings.warn(
+                f"lbfgs failed to converge after {res.nit} iteration(s) "
+                f"(status={res.status}): {res.message}. Increase max_iter or "
+                "scale the data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self.n_iter_ = int(res.nit)
+        self.loss_ = float(res.fun)
+        self.loss_curve_ = curve
+
+    # --- model files -----------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted network to a fastbp ``.npz`` model file (atomic,
+        pickle-free) that ``fastbp predict`` serves. Supports one target:
+        regression with one output, or a classifier of one label column."""
+        from .problem import save
+
+        check_is_fitted(self, "coefs_")
+        meta = self._file_meta()
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:
+            meta["feature_names"] = [str(s) for s in names]
+        scaler = getattr(self, "_standardizer", None)
+        if scaler is not None:
+            meta["standardizer"] = {"mean": scaler[0], "std": scaler[1]}
+        extra_sigmoid = self.out_activation_ == "logistic"
+        save(path, self._network(extra_sigmoid), meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike):
+        """A fitted estimator from a fastbp model file (written by ``save``
+        or by ``fastbp train``); ``predict`` applies the file's
+        standardization. Raises fastbp.io.ModelFileError naming the file."""
+        from .io import ModelFileError
+        from .problem import Predictor
+
+        predictor = Predictor.load(path)
+        try:
+            return cls._from_predictor(predictor, _meta_of(path))
+        except ValueError as exc:
+            raise ModelFileError(f"{os.fspath(path)}: {exc}") from None
+
+    @classmethod
+    def _from_predictor(cls, predictor, meta: dict):
+        layers = list(predictor.model.layers)
+        sigmoid_out = bool(layers) and isinstance(layers[-1], Sigmoid)
+        if sigmoid_out:
+            layers = layers[:-1]
+        linears = [layer for layer in layers if isinstance(layer, Linear)]
+        acts = {type(layer) for layer in layers if not isinstance(layer, Linear)}
+        if len(acts) > 1 or not linears or not isinstance(layers[-1], Linear):
+            raise ValueError("not an MLP of Linear layers with one hidden activation")
+        names = {v: k for k, v in ACTIVATIONS.items() if v is not None}
+        activation = names[acts.pop()] if acts else "identity"
+        est = cls(
+            hidden_layer_sizes=tuple(w.weight.data.shape[1] for w in linears[:-1]),
+            activation=activation,
+            dtype=str(predictor.model.dtype),
+        )
+        est._store(Sequential(*[_copy_linear(layer) for layer in linears]))
+        est.n_features_in_ = est.coefs_[0].shape[0]
+        est.n_layers_ = len(linears) + 1
+        est.n_outputs_ = est.coefs_[-1].shape[1]
+        est.n_iter_ = 0
+        est.t_ = 0
+        names_in = np.asarray(predictor.feature_names, dtype=object)
+        default = [f"x{j + 1}" for j in range(est.n_features_in_)]
+        if list(names_in) != default:
+            est.feature_names_in_ = names_in
+        est._standardizer = (
+            None
+            if predictor.scaler is None
+            else (
+                predictor.scaler.mean.astype(np.float64),
+                predictor.scaler.std.astype(np.float64),
+            )
+        )
+        est._adopt(predictor, meta, sigmoid_out)
+        return est
+
+
+def _copy_linear(layer: Linear) -> Linear:
+    copy = Linear(layer.in_features, layer.out_features, dtype=layer.dtype)
+    copy.weight.data[...] = layer.weight.data
+    copy.bias.data[...] = layer.bias.data
+    return copy
+
+
+def _meta_of(path) -> dict:
+    from .io import load_model
+
+    return load_model(path)[1] or {}
+
+
+def _dense(X):
+    return X.toarray() if hasattr(X, "toarray") else X
+
+
+def _softmax(z: NDArray) -> NDArray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _sigmoid(z: NDArray) -> NDArray:
+    out = np.empty_like(z)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    e = np.exp(z[~pos])
+    out[~pos] = e / (1.0 + e)
+    return out
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier trained by fastbp's fused kernel.
+
+    scikit-learn's ``MLPClassifier`` (same parameters, attributes and
+    methods; see the module docstring for the few differences), plus
+    ``class_weight``: None, "balanced" (n_samples / (n_classes *
+    bincount(y))) or a dict {class: weight}, multiplied into
+    ``sample_weight``; ``dtype`` and ``n_threads``.
+
+    Output: softmax over the classes for multiclass targets, one sigmoid
+    output for two classes, one sigmoid per label for multi-label targets
+    (an indicator matrix).
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        class_weight=None,
+        dtype="float32",
+        n_threads=None,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            dtype=dtype,
+            n_threads=n_threads,
+        )
+        self.class_weight = class_weight
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X (n_samples, n_features) and labels y
+        (n_samples,) or an indicator matrix (n_samples, n_labels); returns
+        self."""
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y), continuing from the current weights and
+        optimizer state; ``classes`` (all the labels) is required on the
+        first call. Not available with solver="lbfgs"."""
+        if self.solver == "lbfgs":
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. "
+                "'lbfgs' is not stochastic."
+            )
+        if not hasattr(self, "classes_"):
+            if classes is None:
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit."
+                )
+            self._binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._binarizer.fit(y)
+            else:
+                self._binarizer.fit(classes)
+            self.classes_ = self._binarizer.classes_
+        elif classes is not None and not np.array_equal(
+            self.classes_, unique_labels(classes)
+        ):
+            raise ValueError(
+                f"`classes={list(classes)}` is not the same as on the first "
+                f"call to partial_fit, which was {list(self.classes_)}"
+            )
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._binarizer = LabelBinarizer()
+            self._binarizer.fit(y)
+            self.classes_ = self._binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start and set(classes) != set(self.classes_):
+                raise ValueError(
+                    "warm_start can only be used where `y` has the same classes "
+                    f"as in the previous call to fit. Previously got "
+                    f"{self.classes_}, `y` has {classes}"
+                )
+            if len(np.setdiff1d(classes, self.classes_)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}."
+                )
+        self._y_raw = y
+        indicator = self._binarizer.transform(y)
+        if self._binarizer.y_type_ == "multiclass":
+            return X, np.argmax(indicator, axis=1).astype(np.int64)
+        return X, indicator.astype(self.dtype)
+
+    def _n_outputs(self, Y) -> int:
+        if self._binarizer.y_type_ == "multiclass":
+            return len(self.classes_)
+        return Y.shape[1]
+
+    def _out_activation(self) -> str:
+        return "softmax" if self._binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _stratify(self) -> bool:
+        return self.n_outputs_ == 1 or self.out_activation_ == "softmax"
+
+    def _metric(self) -> str:
+        return "accuracy" if self.out_activation_ == "softmax" else "logit_accuracy"
+
+    def _weights(self, sample_weight, y, n):
+        weights = super()._weights(sample_weight, y, n)
+        if self.class_weight is None:
+            return weights
+        y = self._y_raw
+        if self._binarizer.y_type_.startswith("multilabel"):
+            raise ValueError("class_weight is not supported for multi-label targets")
+        if isinstance(self.class_weight, str) and self.class_weight != "balanced":
+            raise ValueError(
+                f"class_weight must be None, 'balanced' or a dict, got "
+                f"{self.class_weight!r}"
+            )
+        if not isinstance(self.class_weight, str | dict):
+            raise ValueError(
+                f"class_weight must be None, 'balanced' or a dict, got "
+                f"{self.class_weight!r}"
+            )
+        per_class = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+        cw = per_class[np.searchsorted(self.classes_, y)]
+        return cw if weights is None else weights * cw
+
+    def _adopt(self, predictor, meta, sigmoid_out) -> None:
+        if predictor.task != "classification":
+            raise ValueError("a regression model; load it with MLPRegressor")
+        if meta.get("loss") == "mse":
+            raise ValueError(
+                "a classifier trained with --loss mse has no probabilities; "
+                "use fastbp.problem.Predictor"
+            )
+        values = meta.get("class_values") or list(predictor.classes)
+        self.classes_ = np.asarray(values)
+        self._binarizer = LabelBinarizer().fit(self.classes_)
+        self.out_activation_ = "logistic" if self.n_outputs_ == 1 else "softmax"
+        if sigmoid_out != (self.n_outputs_ == 1):
+            raise ValueError("the output layer does not match the classes")
+
+    def _file_meta(self) -> dict:
+        if self._binarizer.y_type_.startswith("multilabel"):
+            raise ValueError(
+                "save: a fastbp model file holds one target; this classifier "
+                "was fitted on multi-label targets"
+            )
+        values = self.classes_.tolist()
+        return {
+            "task": "classification",
+            "classes": [str(c) for c in values],
+            "class_values": values,
+            "loss": "ce" if self.out_activation_ == "softmax" else "binary_ce",
+            "metric": "accuracy",
+        }
+
+    def predict_proba(self, X) -> NDArray:
+        """Class probabilities (n_samples, n_classes); for multi-label targets
+        each label's probability (n_samples, n_labels)."""
+        z = self._decision(self._check_X(X)).astype(np.float64)
+        if self.out_activation_ == "softmax":
+            return _softmax(z)
+        p = _sigmoid(z)
+        if self.n_outputs_ == 1:
+            return np.hstack([1.0 - p, p])
+        return p
+
+    def predict_log_proba(self, X) -> NDArray:
+        """log(predict_proba(X))."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X) -> NDArray:
+        """Predicted labels (n_samples,), or an indicator matrix for
+        multi-label targets."""
+        proba = self.predict_proba(X)
+        if self.n_outputs_ == 1:
+            proba = proba[:, 1]
+        return self._binarizer.inverse_transform(proba)
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor trained by fastbp's fused kernel.
+
+    scikit-learn's ``MLPRegressor`` (same parameters, attributes and
+    methods; see the module docstring for the few differences), with the
+    loss "squared_error" only, plus ``dtype`` and ``n_threads``.
+    """
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dtype="float32",
+        n_threads=None,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            dtype=dtype,
+            n_threads=n_threads,
+        )
+        self.loss = loss
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X (n_samples, n_features) and targets y
+        (n_samples,) or (n_samples, n_outputs); returns self."""
+        if self.loss != "squared_error":
+            raise ValueError(
+                f"MLPRegressor: loss must be 'squared_error', got {self.loss!r}"
+            )
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing from the current weights and
+        optimizer state. Not available with solver="lbfgs"."""
+        if self.solver == "lbfgs":
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. "
+                "'lbfgs' is not stochastic."
+            )
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        y = np.asarray(y, dtype=self.dtype)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        self._y_ndim = y.ndim
+        return X, y.reshape(len(y), -1)
+
+    def _n_outputs(self, Y) -> int:
+        return Y.shape[1]
+
+    def _out_activation(self) -> str:
+        return "identity"
+
+    def _stratify(self) -> bool:
+        return False
+
+    def _metric(self) -> str:
+        return "r2"
+
+    def _adopt(self, predictor, meta, sigmoid_out) -> None:
+        if predictor.task != "regression" or sigmoid_out:
+            raise ValueError("a classification model; load it with MLPClassifier")
+        self.out_activation_ = "identity"
+
+    def _file_meta(self) -> dict:
+        if self.n_outputs_ != 1:
+            raise ValueError(
+                f"save: a fastbp model file holds one target; this regressor "
+                f"has {self.n_outputs_} outputs"
+            )
+        return {"task": "regression", "loss": "squared_error", "metric": "r2"}
+
+    def predict(self, X) -> NDArray:
+        """Predicted values (n_samples,), or (n_samples, n_outputs) for
+        several outputs."""
+        y = self._decision(self._check_X(X))
+        return y.ravel() if y.shape[1] == 1 else y
