@@ -55,8 +55,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .layers import GELU, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
 from .losses import BinaryCrossEntropyLoss, CrossEntropyLoss, SquaredErrorLoss
@@ -310,7 +311,7 @@ class _BaseMLP(BaseEstimator):
         if not np.all(np.isfinite(w)) or w.min() < 0:
             raise ValueError("sample_weight must be finite and non-negative")
         if w.sum() <= 0:
-            raise ValueError("sample_weight must not sum to 0")
+            raise ValueError("sample_weight must not be all zero")
         return w
 
     def _loss(self):
@@ -359,8 +360,8 @@ class _BaseMLP(BaseEstimator):
         epochs = 1 if incremental else self.max_iter
         lr_schedule = None
         if self.solver == "sgd":
-            if self.learning_rate == "invscaling":
-                # From the samples seen in earlier calls too, as scikit-learn.
+            if incremental and self.learning_rate == "invscaling":
+                # From the samples seen in earlier calls, as scikit-learn.
                 opt.lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
             elif not incremental:
                 lr_schedule = schedule(
@@ -374,8 +375,6 @@ class _BaseMLP(BaseEstimator):
                 monitor="val_metric" if self.early_stopping else "train_loss",
                 restore_best=bool(self.early_stopping),
             )
-            if self.best_loss_ is not None and not self.early_stopping:
-                pass
         callback = self._report if self.verbose else None
         try:
             result = train(
@@ -405,7 +404,7 @@ class _BaseMLP(BaseEstimator):
             ) from None
         self._store(model)
         self._optimizer_state = (opt.state.copy(), opt.step_count)
-        self.n_iter_ += result.epochs
+        self.n_iter_ = result.epochs  # per call, as scikit-learn counts
         self.t_ += n * result.epochs
         self.loss_curve_.extend(result.loss)
         self.loss_ = result.loss[-1]
@@ -576,6 +575,16 @@ class _BaseMLP(BaseEstimator):
         return est
 
 
+def _stochastic(est) -> bool:
+    """partial_fit exists for solver "sgd" and "adam" (as in scikit-learn)."""
+    if est.solver not in ("sgd", "adam"):
+        raise AttributeError(
+            f"partial_fit is only available for stochastic optimizers. "
+            f"{est.solver!r} is not stochastic."
+        )
+    return True
+
+
 def _copy_linear(layer: Linear) -> Linear:
     copy = Linear(layer.in_features, layer.out_features, dtype=layer.dtype)
     copy.weight.data[...] = layer.weight.data
@@ -693,15 +702,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self."""
         return self._fit(X, y, sample_weight, incremental=False)
 
+    @available_if(_stochastic)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing from the current weights and
         optimizer state; ``classes`` (all the labels) is required on the
         first call. Not available with solver="lbfgs"."""
-        if self.solver == "lbfgs":
-            raise AttributeError(
-                "partial_fit is only available for stochastic optimizers. "
-                "'lbfgs' is not stochastic."
-            )
         if not hasattr(self, "classes_"):
             if classes is None:
                 raise ValueError(
@@ -733,7 +738,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             reset=reset,
         )
         if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
+            y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._binarizer = LabelBinarizer()
             self._binarizer.fit(y)
@@ -766,7 +771,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return "softmax" if self._binarizer.y_type_ == "multiclass" else "logistic"
 
     def _stratify(self) -> bool:
-        return self.n_outputs_ == 1 or self.out_activation_ == "softmax"
+        # As scikit-learn: only a single binary output is stratified.
+        return self.n_outputs_ == 1
 
     def _metric(self) -> str:
         return "accuracy" if self.out_activation_ == "softmax" else "logit_accuracy"
@@ -928,14 +934,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             )
         return self._fit(X, y, sample_weight, incremental=False)
 
+    @available_if(_stochastic)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing from the current weights and
         optimizer state. Not available with solver="lbfgs"."""
-        if self.solver == "lbfgs":
-            raise AttributeError(
-                "partial_fit is only available for stochastic optimizers. "
-                "'lbfgs' is not stochastic."
-            )
         return self._fit(X, y, sample_weight, incremental=True)
 
     def _validate_input(self, X, y, incremental, reset):
@@ -951,7 +953,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         )
         y = np.asarray(y, dtype=self.dtype)
         if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
+            y = column_or_1d(y, warn=True)
         self._y_ndim = y.ndim
         return X, y.reshape(len(y), -1)
 

@@ -1,0 +1,417 @@
+"""fastbp.sklearn against scikit-learn itself.
+
+The reference is scikit-learn's own MLP: from the same random_state both draw
+the same initial weights, so with full-batch L-BFGS, or plain SGD on batches in
+stored order (no momentum, no shuffling) in float64, the two must reach the
+same weights, losses and early-stopping decisions to rounding. Then
+scikit-learn's conformance suite, its tools (Pipeline, GridSearchCV, pickle),
+and fastbp's model files.
+"""
+
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn")
+
+from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import make_classification, make_regression  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
+from sklearn.neural_network import MLPClassifier as SkClassifier  # noqa: E402
+from sklearn.neural_network import MLPRegressor as SkRegressor  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import (  # noqa: E402
+    check_sample_weight_equivalence_on_dense_data,
+    parametrize_with_checks,
+)
+
+from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+STOCHASTIC_WEIGHTS = (
+    "mini-batch training with shuffling: a row of weight 2 is not the same "
+    "as the row repeated, which lands in other batches; full-batch L-BFGS "
+    "passes this check (test_lbfgs_sample_weight_equivalence)"
+)
+
+
+@parametrize_with_checks(
+    [
+        MLPClassifier(max_iter=100, random_state=0),
+        MLPRegressor(max_iter=100, random_state=0),
+    ],
+    expected_failed_checks=lambda est: {
+        "check_sample_weight_equivalence_on_dense_data": STOCHASTIC_WEIGHTS,
+        "check_sample_weight_equivalence_on_sparse_data": STOCHASTIC_WEIGHTS,
+    },
+)
+def test_sklearn_conformance(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+@pytest.mark.parametrize(
+    "est",
+    [
+        MLPClassifier(solver="lbfgs", dtype="float64", random_state=0),
+        MLPRegressor(solver="lbfgs", dtype="float64", random_state=0, tol=1e-2),
+    ],
+    ids=["classifier", "regressor"],
+)
+def test_lbfgs_sample_weight_equivalence(est):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check_sample_weight_equivalence_on_dense_data(type(est).__name__, est)
+
+
+# --- the same numbers as scikit-learn ----------------------------------------
+
+
+def classification(kind, n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5))
+    if kind == "binary":
+        y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    elif kind == "multiclass":
+        y = np.digitize(X[:, 0] + 0.5 * X[:, 2], [-0.5, 0.5])
+    else:  # multilabel
+        y = np.stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0, X[:, 3] > 0.5], 1)
+        y = y.astype(int)
+    return X, y
+
+
+def regression(n_outputs, n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5))
+    Y = np.tanh(X @ rng.normal(size=(5, n_outputs))) + 0.1 * X[:, :n_outputs]
+    return X, Y[:, 0] if n_outputs == 1 else Y
+
+
+CASES = {
+    "binary": (MLPClassifier, SkClassifier, lambda: classification("binary")),
+    "multiclass": (MLPClassifier, SkClassifier, lambda: classification("multiclass")),
+    "multilabel": (MLPClassifier, SkClassifier, lambda: classification("multilabel")),
+    "regression": (MLPRegressor, SkRegressor, lambda: regression(1)),
+    "multioutput": (MLPRegressor, SkRegressor, lambda: regression(2)),
+}
+
+
+def fit_both(case, weights=False, **params):
+    ours, theirs, data = CASES[case]
+    X, y = data()
+    sw = np.random.default_rng(5).uniform(0.2, 2.0, len(X)) if weights else None
+    a = ours(dtype="float64", **params)
+    b = theirs(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a.fit(X, y, sample_weight=sw)
+        b.fit(X, y, sample_weight=sw)
+    return a, b, X
+
+
+def assert_same_weights(a, b, rtol=1e-9, atol=1e-12):
+    ours_all, theirs_all = a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_
+    for ours, theirs in zip(ours_all, theirs_all, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol)
+
+
+SGD_PLAIN = dict(
+    solver="sgd",
+    momentum=0.0,
+    shuffle=False,
+    batch_size=32,
+    learning_rate_init=0.05,
+    hidden_layer_sizes=(7, 4),
+    random_state=3,
+)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("weights", [False, True], ids=["unweighted", "weighted"])
+def test_sgd_matches_sklearn_step_for_step(case, weights):
+    a, b, X = fit_both(case, weights, alpha=0.01, max_iter=15, **SGD_PLAIN)
+    assert_same_weights(a, b)
+    assert a.n_iter_ == b.n_iter_ == 15 and a.t_ == b.t_
+    if case != "multioutput":  # scikit-learn reports the mean over outputs
+        np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-9)
+    assert a.out_activation_ == b.out_activation_
+    assert a.n_outputs_ == b.n_outputs_ and a.n_layers_ == b.n_layers_
+    if case in ("binary", "multiclass", "multilabel"):
+        np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=1e-9)
+        np.testing.assert_array_equal(a.predict(X), b.predict(X))
+        np.testing.assert_array_equal(a.classes_, b.classes_)
+    else:
+        np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-9)
+
+
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+def test_every_sklearn_activation_matches(activation):
+    a, b, _ = fit_both(
+        "multiclass",
+        alpha=0.0,
+        max_iter=5,
+        activation=activation,
+        **{k: v for k, v in SGD_PLAIN.items() if k != "activation"},
+    )
+    assert_same_weights(a, b)
+
+
+@pytest.mark.parametrize("schedule", ["invscaling", "adaptive"])
+def test_sgd_schedules_and_stopping_match_sklearn(schedule):
+    params = dict(SGD_PLAIN, learning_rate=schedule, max_iter=200, tol=1e-3)
+    params["n_iter_no_change"] = 3
+    a, b, _ = fit_both("binary", **params)
+    assert a.n_iter_ == b.n_iter_ < 200  # stopped by the same rule, same epoch
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-8)
+    assert_same_weights(a, b, rtol=1e-7, atol=1e-10)
+
+
+def test_early_stopping_matches_sklearn_and_restores_the_best_weights():
+    params = dict(SGD_PLAIN, early_stopping=True, max_iter=300, n_iter_no_change=4)
+    params["validation_fraction"] = 0.25
+    a, b, _ = fit_both("multiclass", **params)
+    assert a.n_iter_ == b.n_iter_ < 300
+    np.testing.assert_allclose(a.validation_scores_, b.validation_scores_)
+    assert a.best_validation_score_ == b.best_validation_score_
+    assert a.best_loss_ is None and b.best_loss_ is None
+    assert_same_weights(a, b, rtol=1e-8, atol=1e-11)  # the best epoch's
+
+
+@pytest.mark.parametrize("case", ["binary", "multiclass", "regression"])
+def test_lbfgs_matches_sklearn(case):
+    a, b, _ = fit_both(
+        case, weights=True, solver="lbfgs", max_iter=8, alpha=0.1, random_state=1
+    )
+    assert a.n_iter_ == b.n_iter_ == 8
+    np.testing.assert_allclose(a.loss_, b.loss_, rtol=1e-7)
+    assert_same_weights(a, b, rtol=1e-5, atol=1e-8)
+
+
+def test_partial_fit_matches_sklearn_call_for_call():
+    X, y = classification("multiclass")
+    a = MLPClassifier(dtype="float64", **SGD_PLAIN)
+    b = SkClassifier(**SGD_PLAIN)
+    for s in range(0, 120, 40):
+        a.partial_fit(X[s : s + 40], y[s : s + 40], classes=[0, 1, 2])
+        b.partial_fit(X[s : s + 40], y[s : s + 40], classes=[0, 1, 2])
+    assert_same_weights(a, b)
+    assert a.n_iter_ == b.n_iter_ == 1 and a.t_ == b.t_ == 120
+
+
+def test_partial_fit_keeps_adam_state_between_calls():
+    X, y = regression(1)
+    one = MLPRegressor(random_state=0, shuffle=False, batch_size=40, dtype="float64")
+    one.partial_fit(X, y)
+    one.partial_fit(X, y)
+    two = MLPRegressor(
+        random_state=0,
+        shuffle=False,
+        batch_size=40,
+        dtype="float64",
+        max_iter=2,
+        n_iter_no_change=5,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        two.fit(X, y)
+    assert_same_weights(one, two)
+
+
+def test_warm_start_continues_from_the_fitted_weights():
+    X, y = classification("binary")
+    params = dict(SGD_PLAIN, max_iter=5, warm_start=True)
+    a = MLPClassifier(dtype="float64", **params)
+    b = SkClassifier(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for est in (a, b):
+            est.fit(X, y).fit(X, y)
+    assert_same_weights(a, b)
+    assert a.n_iter_ == b.n_iter_ == 5 and len(a.loss_curve_) == 10
+
+
+def test_class_weight_is_sample_weight_by_class():
+    X, y = classification("multiclass")
+    counts = np.bincount(y)
+    balanced = len(y) / (3 * counts)
+    params = dict(SGD_PLAIN, max_iter=4, dtype="float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = MLPClassifier(class_weight="balanced", **params).fit(X, y)
+        b = MLPClassifier(**params).fit(X, y, sample_weight=balanced[y])
+        c = MLPClassifier(class_weight={0: 1.0, 1: 3.0, 2: 0.5}, **params).fit(X, y)
+        d = MLPClassifier(**params).fit(X, y, sample_weight=np.array([1, 3, 0.5])[y])
+    assert_same_weights(a, b, rtol=1e-12)
+    assert_same_weights(c, d, rtol=1e-12)
+    with pytest.raises(ValueError, match="class_weight"):
+        MLPClassifier(class_weight="heavy").fit(X, y)
+
+
+def test_float32_learns_as_well_as_sklearn():
+    X, y = make_classification(400, 8, n_informative=5, random_state=0)
+    X = StandardScaler().fit_transform(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPClassifier((16,), max_iter=60, random_state=0).fit(X[:300], y[:300])
+        ref = SkClassifier((16,), max_iter=60, random_state=0).fit(X[:300], y[:300])
+    assert ours.coefs_[0].dtype == np.float32
+    assert abs(ours.score(X[300:], y[300:]) - ref.score(X[300:], y[300:])) < 0.05
+
+
+# --- parameters --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "param, value",
+    [
+        ("hidden_layer_sizes", (4, 0)),
+        ("activation", "softsign"),
+        ("solver", "rmsprop"),
+        ("alpha", -1.0),
+        ("batch_size", 0),
+        ("learning_rate", "linear"),
+        ("learning_rate_init", 0.0),
+        ("max_iter", 0),
+        ("momentum", 1.5),
+        ("validation_fraction", 1.0),
+        ("beta_1", 1.0),
+        ("epsilon", 0.0),
+        ("n_iter_no_change", 0),
+        ("dtype", "float16"),
+        ("n_threads", 0),
+    ],
+)
+def test_bad_parameters_are_one_line_errors_naming_them(param, value):
+    X, y = classification("binary")
+    with pytest.raises(ValueError, match=param) as info:
+        MLPClassifier(**{param: value}).fit(X, y)
+    assert "\n" not in str(info.value)
+
+
+def test_regressor_loss_must_be_squared_error():
+    with pytest.raises(ValueError, match="squared_error"):
+        MLPRegressor(loss="poisson").fit(*regression(1))
+
+
+def test_non_finite_weights_are_a_value_error():
+    X, y = regression(1)
+    with pytest.raises(ValueError, match="non-finite"):
+        MLPRegressor(solver="sgd", learning_rate_init=1e6, max_iter=5).fit(
+            X * 1e3, y * 1e3
+        )
+
+
+# --- scikit-learn's tools ----------------------------------------------------
+
+
+def test_pipeline_grid_search_cross_val_clone_and_pickle():
+    X, y = make_classification(300, 6, random_state=1)
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(max_iter=30, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        grid = GridSearchCV(
+            pipe, {"mlpclassifier__hidden_layer_sizes": [(4,), (8,)]}, cv=3, n_jobs=2
+        ).fit(X, y)
+        scores = cross_val_score(pipe, X, y, cv=3)
+    assert grid.best_score_ > 0.7 and scores.min() > 0.7
+    model = grid.best_estimator_
+    copy = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(copy.predict_proba(X), model.predict_proba(X))
+    fresh = clone(model[-1])
+    assert fresh.get_params() == model[-1].get_params()
+    assert not hasattr(fresh, "coefs_")
+
+
+# --- fastbp model files ------------------------------------------------------
+
+
+def test_saved_classifier_is_served_by_fastbp_predict(tmp_path):
+    X, y = classification("multiclass")
+    labels = np.array(["low", "mid", "high"])[y]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPClassifier((8,), max_iter=20, random_state=0).fit(X, labels)
+    est.save(tmp_path / "m.npz")
+    data = tmp_path / "x.csv"
+    names = [f"x{j + 1}" for j in range(5)]
+    np.savetxt(data, X, delimiter=",", header=",".join(names), comments="")
+    out = tmp_path / "p.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastbp", "predict", "--model", str(tmp_path / "m.npz"),
+         "--data", str(data), "--out", str(out), "-q"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    served = out.read_text().split()[1:]
+    assert served == list(est.predict(X))
+    back = MLPClassifier.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+    np.testing.assert_allclose(back.predict_proba(X), est.predict_proba(X))
+
+
+@pytest.mark.parametrize("classes", [[0, 1], ["no", "yes"]])
+def test_binary_classifier_round_trips_its_labels(tmp_path, classes):
+    X, y = classification("binary")
+    y = np.array(classes)[y]
+    est = MLPClassifier((6,), solver="lbfgs", max_iter=30, random_state=0).fit(X, y)
+    est.save(tmp_path / "b.npz")
+    back = MLPClassifier.load(tmp_path / "b.npz")
+    np.testing.assert_array_equal(back.classes_, est.classes_)
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+
+
+def test_model_trained_by_the_cli_loads_as_an_estimator(tmp_path):
+    from fastbp.problem import Predictor
+
+    X, y = regression(1, n=200)
+    data = tmp_path / "r.csv"
+    table = np.column_stack([X, y])
+    header = ",".join([f"f{j}" for j in range(5)] + ["y"])
+    np.savetxt(data, table, delimiter=",", header=header, comments="")
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastbp", "train", "--data", str(data), "--epochs",
+         "5", "--save", str(tmp_path / "r.npz"), "-q"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    est = MLPRegressor.load(tmp_path / "r.npz")
+    expected = Predictor.load(tmp_path / "r.npz").predict(X)
+    with pytest.warns(UserWarning, match="feature names"):  # as scikit-learn
+        got = est.predict(X)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert list(est.feature_names_in_) == [f"f{j}" for j in range(5)]
+    with pytest.raises(Exception, match="MLPClassifier|regression"):
+        MLPClassifier.load(tmp_path / "r.npz")
+
+
+def test_multi_output_regressor_cannot_be_saved(tmp_path):
+    X, Y = regression(2)
+    est = MLPRegressor(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y)
+    with pytest.raises(ValueError, match="one target"):
+        est.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_import_fastbp_does_not_import_sklearn():
+    code = "import fastbp, sys; assert 'sklearn' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_regression_data_helper_is_learnable():
+    # Guards the step-for-step tests above against a degenerate data set.
+    X, y = make_regression(200, 5, noise=0.1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPRegressor(
+            hidden_layer_sizes=(16,), solver="lbfgs", max_iter=200, random_state=0
+        )
+        assert est.fit(X, y).score(X, y) > 0.95
