@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -25,6 +26,7 @@ from .bench.command import bench
 from .parts import ACTIVATIONS, LOSSES, OPTIMIZERS
 from .progress import EpochProgress
 from .progress import progress as progress_bar
+from .schedules import SCHEDULES, EarlyStopping
 
 # Defaults that solve XOR for at least 99 of seeds 0-99 (all 100 when last
 # measured; tests/test_cli.py allows one miss), with a 2-8-1 tanh network,
@@ -196,9 +198,57 @@ main.add_command(bench)
 )
 @click.option(
     "--optimizer",
-    type=click.Choice(sorted(OPTIMIZERS)),
+    type=click.Choice([*sorted(OPTIMIZERS), "lbfgs"]),
     default=None,
-    help="[xor: sgd; csv: adam]",
+    help="lbfgs: full-batch L-BFGS (scipy), --epochs iterations at most. "
+    "[xor: sgd; csv: adam]",
+)
+@click.option(
+    "--lr-schedule",
+    type=click.Choice(SCHEDULES),
+    default="constant",
+    show_default=True,
+    help="invscaling: lr/(t+1)^0.5 (t samples seen); adaptive: lr/5 when "
+    "the monitored value stalls (see --patience); step: lr/10 every third of "
+    "--epochs; cosine: down to 0 at the last epoch.",
+)
+@click.option(
+    "--early-stopping",
+    is_flag=True,
+    help="Stop when the validation metric (the training loss without "
+    "--val-split) has not improved by more than --tol for more than "
+    "--patience epochs; keep the best epoch's weights.",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Epochs without improvement that --early-stopping and the adaptive "
+    "schedule tolerate.",
+)
+@click.option(
+    "--tol",
+    type=click.FloatRange(min=0, max=math.inf, max_open=True),
+    default=1e-4,
+    show_default=True,
+    callback=_finite,
+    help="Improvement that counts, for --early-stopping and adaptive; "
+    "gradient tolerance for lbfgs.",
+)
+@click.option(
+    "--grad-norms",
+    is_flag=True,
+    help="Print each layer's mean weight-gradient norm per epoch (measured "
+    "inside the fused kernel): vanishing or exploding gradients at a glance.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    callback=_output_file,
+    help="Draw the training/validation loss and metric per epoch to this "
+    "image (.png, .pdf, .svg); needs matplotlib: pip install 'fastbp[plot]'.",
 )
 @click.option(
     "--lr",
@@ -288,6 +338,12 @@ def train(
     activation,
     loss,
     optimizer,
+    lr_schedule,
+    early_stopping,
+    patience,
+    tol,
+    grad_norms,
+    plot,
     lr,
     momentum,
     epochs,
@@ -308,6 +364,7 @@ def train(
 
     from .data import DataError
     from .problem import Problem, available_bytes, training_bytes
+    from .train import lbfgs
 
     defaults = XOR_DEFAULTS if data == "xor" else CSV_DEFAULTS
     hidden = hidden or _hidden(None, None, defaults["hidden"])
@@ -319,6 +376,18 @@ def train(
     batch_size = batch_size or defaults["batch_size"]
     val_split = val_split if val_split is not None else defaults["val_split"]
     out = sys.stderr if as_json else sys.stdout
+    if plot is not None:
+        _check_plotting(plot)
+    if optimizer == "lbfgs":
+        for flag, given in (
+            ("--no-fuse", no_fuse),
+            ("--grad-norms", grad_norms),
+            ("--early-stopping", early_stopping),
+            ("--lr-schedule", lr_schedule != "constant"),
+            ("--stream", stream),
+        ):
+            if given:
+                raise InputError(f"{flag} does not apply to --optimizer lbfgs")
     if stream:
         if data in ("xor", "-"):
             raise InputError(f"--stream needs a file to read again, not {data!r}")
@@ -351,8 +420,11 @@ def train(
         raise InputError(f"--val-split: {exc}") from None
 
     widths = [problem.n_features, *hidden, prepared.n_outputs]
-    n_state = len(OPTIMIZERS[optimizer].state)
-    need = training_bytes(widths, batch_size, dtype, n_state)
+    if optimizer == "lbfgs":  # full batch in chunks of 4096 rows; 3 vectors
+        n_state, rows = 3, min(len(prepared.X_train), 4096)
+    else:
+        n_state, rows = len(OPTIMIZERS[optimizer].state), batch_size
+    need = training_bytes(widths, rows, dtype, n_state)
     free = available_bytes()
     if free is not None and need > free:
         raise InputError(
@@ -370,29 +442,35 @@ def train(
             f"fastbp {__version__}: {problem.name}, {n_train} training / "
             f"{n_val} validation rows, {problem.n_features} features, "
             f"{problem.task}; MLP {'-'.join(map(str, widths))} {activation}, "
-            f"{loss}, {opt!r}, {dtype}",
+            f"{loss}, {opt if opt is not None else 'L-BFGS-B'!r}, {dtype}",
             file=out,
         )
     progress = EpochProgress(
         epochs, enabled=not quiet, stream=out, rows_per_epoch=len(prepared.X_train)
     )
     wall = time.perf_counter()
+    common = dict(
+        val=prepared.validation,
+        metric=prepared.metric,
+        threads=threads,
+        callback=progress if progress.enabled else None,
+    )
     try:
-        result = fastbp.train(
-            model,
-            loss_fn,
-            opt,
-            prepared.X_train,
-            prepared.T_train,
-            epochs=epochs,
-            batch_size=batch_size,
-            seed=seed,
-            val=prepared.validation,
-            metric=prepared.metric,
-            fuse=False if no_fuse else None,
-            threads=threads,
-            callback=progress if progress.enabled else None,
-        )
+        if optimizer == "lbfgs":
+            result = lbfgs(
+                model, loss_fn, prepared.X_train, prepared.T_train,
+                max_iter=epochs, tol=tol, **common,
+            )  # fmt: skip
+        else:
+            stopping = _stopping(
+                early_stopping, lr_schedule, patience, tol, bool(prepared.validation)
+            )
+            result = fastbp.train(
+                model, loss_fn, opt, prepared.X_train, prepared.T_train,
+                epochs=epochs, batch_size=batch_size, seed=seed,
+                fuse=False if no_fuse else None, lr_schedule=lr_schedule,
+                early_stopping=stopping, grad_norms=grad_norms, **common,
+            )  # fmt: skip
     except fastbp.DivergenceError as exc:
         hint = "" if exc.before_training else f", for example --lr {lr / 10:g}"
         raise InputError(f"{exc}{hint}") from None
@@ -410,8 +488,12 @@ def train(
 
     if problem.name == "xor" and not quiet:
         _print_truth_table(model, problem, out)
+    if not quiet:
+        _print_run_notes(result, grad_norms, out)
     if save is not None:
         prepared.save(save, model)
+    if plot is not None:
+        _plot(result, plot, metric_key, problem.name)
     path = "(fused)" if result.fused else f"(layer path: {result.layer_path_reason})"
     summary = (
         f"{result.samples_per_s:,.0f} samples/s, {result.steps_per_s:,.0f} steps/s, "
@@ -451,21 +533,101 @@ def train(
             "batch_size": batch_size,
             "seed": seed,
             "dtype": dtype,
+            "lr_schedule": lr_schedule,
+            "early_stopping": early_stopping,
+            "stop_reason": result.stop_reason,
+            "best_epoch": result.best_epoch,
+            "history": result.history,
         }
-        # Strict JSON: an undefined figure (R^2 of one row) is null, not NaN.
-        clean = {
-            key: None if isinstance(v, float) and not math.isfinite(v) else v
-            for key, v in record.items()
-        }
-        click.echo(json.dumps(clean, allow_nan=False))
+        if grad_norms:
+            record["grad_norms"] = result.grad_norms
+        click.echo(json.dumps(_strict(record), allow_nan=False))
+
+
+def _strict(value):
+    """value for strict JSON: an undefined figure (R^2 of one row) is null,
+    not NaN, in nested lists and dicts too."""
+    if isinstance(value, dict):
+        return {key: _strict(v) for key, v in value.items()}
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _check_plotting(path: str) -> None:
+    """--plot: matplotlib installed and the extension one it writes, checked
+    before training so a long run does not end in an error."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise InputError(
+            "--plot needs matplotlib: pip install 'fastbp[plot]'"
+        ) from None
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    if ext not in kinds:
+        raise InputError(
+            f"--plot: {path}: unknown image type {ext or '(none)'!r}; use one of "
+            f"{', '.join(sorted(kinds))}"
+        )
+
+
+def _stopping(early_stopping, lr_schedule, patience, tol, has_val):
+    """The EarlyStopping rule of --early-stopping (on the validation metric,
+    or the training loss without validation rows) or of the adaptive
+    schedule (which lowers the rate at a plateau), or None."""
+    if not (early_stopping or lr_schedule == "adaptive"):
+        return None
+    monitor = "val_metric" if has_val else "train_loss"
+    return EarlyStopping(patience, tol, monitor, restore_best=early_stopping)
+
+
+def _print_run_notes(result, grad_norms: bool, out) -> None:
+    """The gradient-norm table (--grad-norms) and why training stopped early."""
+    if grad_norms:
+        _print_grad_norms(result, out)
+    if result.stop_reason:
+        best = f"; kept epoch {result.best_epoch}" if result.best_epoch else ""
+        click.echo(
+            f"stopped after epoch {result.epochs}: {result.stop_reason}{best}",
+            file=out,
+        )
+
+
+def _plot(result, path: str, metric_key: str, name: str) -> None:
+    from .plot import plot_history
+
+    plot_history(result.history, path, metric_name=metric_key, title=name)
+
+
+def _print_grad_norms(result, out) -> None:
+    """Per-layer mean weight-gradient norms, for up to 10 epochs spread over
+    the run (the first and last always)."""
+    norms = result.grad_norms
+    if not norms:
+        return
+    n = len(norms)
+    shown = sorted({round(i * (n - 1) / 9) for i in range(10)}) if n > 10 else range(n)
+    layers = len(norms[0])
+    click.echo("mean weight-gradient norm per layer (input side first):", file=out)
+    header = "epoch " + " ".join(f"{'W' + str(j + 1):>9}" for j in range(layers))
+    click.echo(header, file=out)
+    for e in shown:
+        cells = " ".join(f"{v:9.2e}" for v in norms[e])
+        click.echo(f"{e + 1:5d} {cells}", file=out)
 
 
 def _build(widths, activation, loss, optimizer, lr, momentum, seed, dtype):
     """(model, loss, optimizer) from the registry's names: an MLP of widths
-    with the activation between layers; SGD takes the momentum."""
+    with the activation between layers; SGD takes the momentum; the
+    optimizer is None for lbfgs (full-batch, no optimizer object)."""
     import fastbp
 
     model = fastbp.mlp(widths, activation, rng=seed, dtype=dtype)
+    if optimizer == "lbfgs":
+        return model, LOSSES[loss].cls(), None
     extra = {"momentum": momentum} if optimizer == "sgd" else {}
     opt = OPTIMIZERS[optimizer].cls(model.parameters(), lr=lr, **extra)
     return model, LOSSES[loss].cls(), opt
@@ -474,7 +636,8 @@ def _build(widths, activation, loss, optimizer, lr, momentum, seed, dtype):
 def _train_streamed(
     data, data_format, target, task, hidden, activation, loss, optimizer, lr,
     momentum, epochs, batch_size, seed, val_split, dtype, threads, save,
-    shuffle_buffer, no_fuse, quiet, as_json, out, **_,
+    shuffle_buffer, no_fuse, quiet, as_json, out, lr_schedule, early_stopping,
+    patience, tol, grad_norms, plot, **_,
 ) -> None:  # fmt: skip
     """fastbp train --stream: scan pass, then epochs read from disk."""
     import fastbp
@@ -513,6 +676,10 @@ def _train_streamed(
             batch_size=batch_size, shuffle_buffer=shuffle_buffer, seed=seed,
             metric=metric, fuse=False if no_fuse else None, threads=threads,
             callback=progress if progress.enabled else None,
+            lr_schedule=lr_schedule, grad_norms=grad_norms,
+            early_stopping=_stopping(
+                early_stopping, lr_schedule, patience, tol, stats.n_val > 0
+            ),
         )  # fmt: skip
     except fastbp.DivergenceError as exc:
         hint = "" if exc.before_training else f", for example --lr {lr / 10:g}"
@@ -521,9 +688,13 @@ def _train_streamed(
         raise InputError(str(exc)) from None
     finally:
         progress.close()
+    if not quiet:
+        _print_run_notes(result, grad_norms, out)
     if save is not None:
         stats.save(save, model, loss)
     metric_key = "r2" if metric == "r2" else "accuracy"
+    if plot is not None:
+        _plot(result, plot, metric_key, data)
     train_loss = result.loss[-1] if result.loss else math.nan
     val_metric = result.val_metric[-1] if result.val_metric else None
     path = "(fused)" if result.fused else f"(layer path: {result.layer_path_reason})"
@@ -552,12 +723,15 @@ def _train_streamed(
             f"val_{metric_key}": val_metric,
             "architecture": widths,
             "shuffle_buffer": shuffle_buffer,
+            "lr_schedule": lr_schedule,
+            "early_stopping": early_stopping,
+            "stop_reason": result.stop_reason,
+            "best_epoch": result.best_epoch,
+            "history": result.history,
         }
-        clean = {
-            key: None if isinstance(v, float) and not math.isfinite(v) else v
-            for key, v in record.items()
-        }
-        click.echo(json.dumps(clean, allow_nan=False))
+        if grad_norms:
+            record["grad_norms"] = result.grad_norms
+        click.echo(json.dumps(_strict(record), allow_nan=False))
 
 
 def _print_truth_table(model, problem, stream) -> None:

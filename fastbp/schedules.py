@@ -38,6 +38,7 @@ __all__ = [
     "StepDecay",
     "Cosine",
     "EarlyStopping",
+    "EpochControl",
     "SCHEDULES",
     "schedule",
 ]
@@ -187,3 +188,69 @@ class EarlyStopping:
     @property
     def higher_is_better(self) -> bool:
         return self.monitor == "val_metric"
+
+
+class EpochControl:
+    """What a training loop does between epochs, the same for in-memory
+    (:func:`fastbp.train`) and streamed training: before each epoch, set
+    ``optimizer.lr`` from the schedule; after it, apply the early-stopping
+    rule (an adaptive schedule lowers the rate at a plateau instead of
+    stopping); at the end, put back the best epoch's weights.
+
+    ``optimizer`` needs an ``lr`` attribute when a schedule is given;
+    ``model`` is a fastbp Sequential (its ``flat_data`` holds the weights).
+    """
+
+    def __init__(self, optimizer, model, lr_schedule=None, early_stopping=None):
+        self.optimizer, self.model = optimizer, model
+        self.schedule, self.rule = lr_schedule, early_stopping
+        self.base_lr = getattr(optimizer, "lr", None)
+        self.best, self.best_epoch, self.count = None, None, 0
+        keep = early_stopping is not None and early_stopping.restore_best
+        self.best_weights = model.flat_data.copy() if keep else None
+
+    @property
+    def per_epoch(self) -> bool:
+        """True when something must run between every two epochs."""
+        return self.schedule is not None or self.rule is not None
+
+    def before(self, epoch: int, samples_seen: int) -> None:
+        """Set the learning rate of ``epoch`` (from 1)."""
+        if self.schedule is not None:
+            self.optimizer.lr = self.schedule.rate(epoch, self.base_lr, samples_seen)
+
+    def after(self, result) -> bool:
+        """Takes the epoch just finished (``result``: a TrainResult); True
+        when training must stop, with ``result.stop_reason`` set."""
+        rule = self.rule
+        if rule is None:
+            return False
+        value = getattr(
+            result, rule.monitor if rule.monitor != "train_loss" else "loss"
+        )
+        score = value[-1] if rule.higher_is_better else -value[-1]
+        best = -math.inf if self.best is None else self.best
+        self.count = self.count + 1 if score < best + rule.tol else 0
+        if score > best:
+            self.best, self.best_epoch = score, result.epochs
+            if self.best_weights is not None:
+                self.best_weights[...] = self.model.flat_data
+        if self.count <= rule.patience:
+            return False
+        self.count = 0
+        lowered = self.schedule.plateau(self.optimizer.lr) if self.schedule else None
+        if lowered is not None:
+            self.optimizer.lr = lowered
+            return False
+        result.stop_reason = (
+            f"{rule.monitor} did not improve by more than tol={rule.tol:g} for "
+            f"{rule.patience} consecutive epochs"
+        )
+        return True
+
+    def finish(self, result) -> None:
+        """Put the best epoch's weights back (restore_best); sets
+        ``result.best_epoch``."""
+        if self.best_weights is not None and self.best_epoch is not None:
+            self.model.flat_data[...] = self.best_weights
+            result.best_epoch = self.best_epoch

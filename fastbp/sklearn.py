@@ -41,13 +41,13 @@ Where it differs, on purpose:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.optimize
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
@@ -63,7 +63,7 @@ from .layers import GELU, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
 from .losses import BinaryCrossEntropyLoss, CrossEntropyLoss, SquaredErrorLoss
 from .optim import SGD, Adam
 from .schedules import SCHEDULES, EarlyStopping, schedule
-from .train import DivergenceError, loss_and_gradient, train
+from .train import DivergenceError, lbfgs, loss_and_gradient, train
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -376,7 +376,7 @@ class _BaseMLP(BaseEstimator):
                 restore_best=bool(self.early_stopping),
             )
         callback = self._report if self.verbose else None
-        try:
+        with _non_finite_as_value_error(name):
             result = train(
                 model,
                 self._loss(),
@@ -397,11 +397,6 @@ class _BaseMLP(BaseEstimator):
                 lr_schedule=lr_schedule,
                 early_stopping=stopping,
             )
-        except DivergenceError as exc:
-            raise ValueError(
-                f"{name}: {exc}. Solver produced non-finite parameter weights: "
-                "scale the inputs or lower learning_rate_init"
-            ) from None
         self._store(model)
         self._optimizer_state = (opt.state.copy(), opt.step_count)
         self.n_iter_ = result.epochs  # per call, as scikit-learn counts
@@ -458,50 +453,37 @@ class _BaseMLP(BaseEstimator):
 
     def _fit_lbfgs(self, X, Y, weights):
         model = self._network()
-        loss = self._loss()
-        theta = model.flat_data
-        curve = []
-
-        def value_and_grad(x):
-            theta[...] = x
-            value, grad = loss_and_gradient(
-                model, loss, X, Y, sample_weight=weights, l2=float(self.alpha)
-            )
-            return value, grad
-
-        def record(intermediate_result):
-            curve.append(float(intermediate_result.fun))
-
-        res = scipy.optimize.minimize(
-            value_and_grad,
-            theta.astype(np.float64),
-            method="L-BFGS-B",
-            jac=True,
-            callback=record,
-            options={
-                "maxfun": self.max_fun,
-                "maxiter": self.max_iter,
-                "gtol": self.tol,
-            },
-        )
-        if not np.all(np.isfinite(res.x)):
-            raise ValueError(
-                f"{type(self).__name__}: Solver produced non-finite parameter "
-                "weights: scale the inputs"
-            )
-        theta[...] = res.x
+        with _non_finite_as_value_error(type(self).__name__):
+            result = self._run_lbfgs(model, X, Y, weights)
         self._store(model)
-        if res.status != 0:
+        if result.stop_reason is not None:
             warnings.warn(
-                f"lbfgs failed to converge after {res.nit} iteration(s) "
-                f"(status={res.status}): {res.message}. Increase max_iter or "
-                "scale the data.",
+                f"lbfgs failed to converge after {result.epochs} iteration(s): "
+                f"{result.stop_reason}. Increase max_iter or scale the data.",
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        self.n_iter_ = int(res.nit)
-        self.loss_ = float(res.fun)
-        self.loss_curve_ = curve
+        self.n_iter_ = result.epochs
+        self.loss_ = float(
+            loss_and_gradient(
+                model, self._loss(), X, Y, sample_weight=weights, l2=float(self.alpha)
+            )[0]
+        )
+        self.loss_curve_ = result.loss
+
+    def _run_lbfgs(self, model, X, Y, weights):
+        return lbfgs(
+            model,
+            self._loss(),
+            X,
+            Y,
+            max_iter=self.max_iter,
+            max_fun=self.max_fun,
+            tol=self.tol,
+            sample_weight=weights,
+            l2=float(self.alpha),
+            threads=self.n_threads,
+        )
 
     # --- model files -----------------------------------------------------
 
@@ -573,6 +555,18 @@ class _BaseMLP(BaseEstimator):
         )
         est._adopt(predictor, meta, sigmoid_out)
         return est
+
+
+@contextlib.contextmanager
+def _non_finite_as_value_error(name: str):
+    """fastbp's DivergenceError as the ValueError scikit-learn raises."""
+    try:
+        yield
+    except DivergenceError as exc:
+        raise ValueError(
+            f"{name}: {exc}. Solver produced non-finite parameter weights: "
+            "scale the inputs or lower learning_rate_init"
+        ) from None
 
 
 def _stochastic(est) -> bool:

@@ -62,6 +62,7 @@ from .layers import Sequential
 from .losses import Loss
 from .optim import Optimizer
 from .problem import LOSS_NAMES, TASKS, Prepared, Problem
+from .schedules import EarlyStopping, Schedule
 from .train import (
     FusedRunner,
     LayerRunner,
@@ -70,6 +71,7 @@ from .train import (
     check_initial_loss,
     choose_path,
     divergence_error,
+    epoch_control,
 )
 
 __all__ = [
@@ -867,14 +869,20 @@ def train_stream(
     fuse: bool | None = None,
     threads: int | None = None,
     callback: Callable[[int, TrainResult], None] | None = None,
+    lr_schedule: Schedule | str | None = None,
+    early_stopping: EarlyStopping | None = None,
+    grad_norms: bool = False,
 ) -> TrainResult:
     """Train ``model`` on a streamed table, reading it again every epoch.
 
     Parameters
     ----------
     model, loss, optimizer, epochs, batch_size, metric, fuse, threads,
-    callback : as in :func:`fastbp.train`; targets are coded for ``loss`` as
+    callback, lr_schedule, early_stopping, grad_norms : as in
+        :func:`fastbp.train`; targets are coded for ``loss`` as
         :meth:`StreamStats.coding` says (class indices for cross-entropy).
+        Early stopping on a validation figure needs held-out rows
+        (``stats.n_val`` > 0).
     source : callable returning an iterator of pyarrow.RecordBatch
         The same rows, in the same order, as :func:`scan` read.
     stats : StreamStats
@@ -931,13 +939,17 @@ def train_stream(
             f"{loss_name!r} on this target needs {n_outputs}"
         )
     metric = default_metric if metric is None else metric
+    control = epoch_control(
+        model, optimizer, lr_schedule, early_stopping, epochs, stats.n_val > 0,
+        "train_stream",
+    )  # fmt: skip
     plan, result = choose_path(model, loss, optimizer, metric, fuse, "train_stream")
     use_fused = plan is not None
 
     def runner(X, T, bs):
         if use_fused:
-            return FusedRunner(plan, X, T, bs)
-        return LayerRunner(model, loss, optimizer, X, T, bs)
+            return FusedRunner(plan, X, T, bs, grad_norms=grad_norms)
+        return LayerRunner(model, loss, optimizer, X, T, bs, grad_norms=grad_norms)
 
     reader = _Reader(stats, loss_name, n_outputs)
     labels = loss_name == "ce"
@@ -958,7 +970,8 @@ def train_stream(
         result.compile_seconds = time.perf_counter() - start
         checked = False
         for epoch in range(1, epochs + 1):
-            parts: list[tuple[float, int]] = []
+            control.before(epoch, result.samples)
+            parts: list[tuple[float, int, NDArray]] = []
             start = time.perf_counter()
             for X, T, held_out in reader.chunks(source):
                 if held_out.any():
@@ -976,15 +989,22 @@ def train_stream(
                     checked = True
                 parts.append(_train_block(runner, block, bs, epoch, model, optimizer))
             result.train_seconds += time.perf_counter() - start
-            rows = sum(m for _, m in parts)
+            rows = sum(m for _, m, _ in parts)
             # One block (the whole epoch in one buffer) reports train's figure.
             value = (
-                parts[0][0] if len(parts) == 1 else sum(v * m for v, m in parts) / rows
+                parts[0][0]
+                if len(parts) == 1
+                else sum(v * m for v, m, _ in parts) / rows
             )
             result.loss.append(float(value))
+            result.lr.append(float(getattr(optimizer, "lr", math.nan)))
             result.epochs = epoch
-            result.steps += sum(-(-m // bs) for _, m in parts)
+            steps = [-(-m // bs) for _, m, _ in parts]
+            result.steps += sum(steps)
             result.samples += rows
+            if grad_norms:  # each block's per-step mean, weighed by its steps
+                norms = sum(k * n for k, (_, _, n) in zip(steps, parts, strict=True))
+                result.grad_norms.append((norms / sum(steps)).tolist())
             if stats.n_val:
                 sums = _ValidationSums(loss, metric)
                 for X, T, held_out in reader.chunks(source):
@@ -999,14 +1019,21 @@ def train_stream(
                 result.val_metric.append(v_metric)
             if callback is not None:
                 callback(epoch, result)
+            if control.after(result):
+                break
+        control.finish(result)
     return result
 
 
-def _train_block(runner, block, bs, epoch, model, optimizer) -> tuple[float, int]:
-    """(per-sample loss, rows) of one block trained; DivergenceError when its
-    loss or the weights after it are not finite."""
+def _train_block(
+    runner, block, bs, epoch, model, optimizer
+) -> tuple[float, int, NDArray]:
+    """(per-sample loss, rows, per-layer mean weight-gradient norms (empty
+    when not tracked)) of one block trained; DivergenceError when its loss or
+    the weights after it are not finite."""
     X, T, perms = block
-    value = float(runner(X, T, bs)(perms)[0])
+    run = runner(X, T, bs)
+    value = float(run(perms)[0])
     if not (math.isfinite(value) and all_finite(model.flat_data)):
         raise divergence_error(epoch, optimizer)
-    return value, X.shape[0]
+    return value, X.shape[0], run.norms[0] if run.norms.size else run.norms

@@ -44,12 +44,13 @@ from .layers import Linear, Sequential, uses_builtin_kernels
 from .losses import Loss
 from .optim import Optimizer
 from .parts import part_of
-from .schedules import EarlyStopping, Schedule, schedule
+from .schedules import EarlyStopping, EpochControl, Schedule, schedule
 
 __all__ = [
     "train",
     "evaluate",
     "loss_and_gradient",
+    "lbfgs",
     "TrainResult",
     "DivergenceError",
     "FusedPlan",
@@ -60,6 +61,7 @@ __all__ = [
     "batch_loss_share",
     "check_initial_loss",
     "divergence_error",
+    "epoch_control",
 ]
 
 #: The fused path runs this many training steps per call at most, so progress
@@ -365,6 +367,109 @@ def loss_and_gradient(
     )
 
 
+def lbfgs(
+    model: Sequential,
+    loss: Loss,
+    X: object,
+    T: object,
+    *,
+    max_iter: int = 200,
+    max_fun: int = 15000,
+    tol: float = 1e-4,
+    sample_weight: object | None = None,
+    l2: float = 0.0,
+    val: tuple[object, object] | None = None,
+    metric: str | None = None,
+    threads: int | None = None,
+    callback: Callable[[int, TrainResult], None] | None = None,
+) -> TrainResult:
+    """Full-batch training with L-BFGS: ``scipy.optimize.minimize(method=
+    "L-BFGS-B")`` fed by :func:`loss_and_gradient` (one compiled pass over
+    all rows per evaluation), the best solver for small data sets.
+
+    Stops after ``max_iter`` iterations, ``max_fun`` loss evaluations, or
+    when the largest gradient component is below ``tol`` (scipy's gtol).
+    The model ends with the solver's final weights. Returns a TrainResult
+    with one entry per iteration in ``loss`` (and ``val_loss``/``val_metric``
+    when val is given); ``epochs`` counts iterations, ``steps`` loss
+    evaluations, ``stop_reason`` is scipy's message when it did not converge
+    (None when it did). Arguments as :func:`train`.
+
+    Raises DivergenceError when the solver's weights are not finite.
+    """
+    import scipy.optimize
+
+    max_iter = positive_int(max_iter, "lbfgs", "max_iter")
+    max_fun = positive_int(max_fun, "lbfgs", "max_fun")
+    tol = _non_negative(tol, "tol")
+    if not isinstance(model, Sequential):
+        raise TypeError(f"lbfgs: model must be a fastbp Sequential, got {model!r}")
+    if not isinstance(loss, Loss):
+        raise TypeError(f"lbfgs: loss must be a fastbp Loss, got {loss!r}")
+    plan = fused_plan(model, loss, None)
+    if isinstance(plan, str):
+        raise ValueError(f"lbfgs: {plan}")
+    X, T = _coerce(model, loss, X, T, "training")
+    if val is not None:
+        val = _coerce(model, loss, val[0], val[1], "validation")
+    if metric is None:
+        metric = "accuracy" if loss.target == "labels" else "r2"
+    if metric not in METRICS:
+        raise ValueError(f"lbfgs: metric must be one of {sorted(METRICS)}")
+    weights = _sample_weight(sample_weight, X.shape[0])
+    l2 = _non_negative(l2, "l2")
+    values, labels = _values_and_labels(X, T)
+    theta = model.flat_data
+    result = TrainResult(metric_name=metric, fused=True)
+
+    def value_and_grad(x):
+        theta[...] = x
+        result.steps += 1
+        return fused_loss_and_gradient(
+            X, values, labels, plan.model, plan.loss, weights, l2
+        )
+
+    def record(intermediate_result):
+        result.loss.append(float(intermediate_result.fun))
+        result.epochs += 1
+        result.samples += X.shape[0]
+        if val is not None:
+            theta[...] = intermediate_result.x
+            v_loss, v_metric = _evaluate(model, loss, *val, metric)
+            result.val_loss.append(v_loss)
+            result.val_metric.append(v_metric)
+        if callback is not None:
+            callback(result.epochs, result)
+
+    with thread_limit(threads):
+        check_initial_loss(model, loss, X, T, X.shape[0])
+        start = time.perf_counter()
+        value_and_grad(theta.astype(np.float64))  # compiles, or loads the cache
+        result.compile_seconds = time.perf_counter() - start
+        result.steps = 0
+        start = time.perf_counter()
+        res = scipy.optimize.minimize(
+            value_and_grad,
+            theta.astype(np.float64),
+            method="L-BFGS-B",
+            jac=True,
+            callback=record,
+            options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
+        )
+        result.train_seconds = time.perf_counter() - start
+    if not np.all(np.isfinite(res.x)):
+        raise DivergenceError(
+            "L-BFGS diverged: its weights became NaN or infinite; scale the data",
+            result.epochs,
+        )
+    theta[...] = res.x
+    if res.status != 0:
+        result.stop_reason = (
+            f"L-BFGS-B did not converge (status={res.status}): {res.message}"
+        )
+    return result
+
+
 class FusedRunner:
     """Runs epochs of a :class:`FusedPlan` on fixed data (what train uses).
 
@@ -554,26 +659,9 @@ def train(
         metric = "accuracy" if loss.target == "labels" else "r2"
     weights = _sample_weight(sample_weight, X.shape[0])
     l2 = _non_negative(l2, "l2")
-    if isinstance(lr_schedule, str):
-        lr_schedule = schedule(lr_schedule, epochs=epochs)
-    if lr_schedule is not None and not isinstance(lr_schedule, Schedule):
-        raise TypeError(
-            f"train: lr_schedule must be a Schedule or a name, got {lr_schedule!r}"
-        )
-    base_lr = getattr(optimizer, "lr", None)
-    if lr_schedule is not None and base_lr is None:
-        raise ValueError(
-            f"train: lr_schedule needs an optimizer with lr, got {optimizer!r}"
-        )
-    if early_stopping is not None:
-        if not isinstance(early_stopping, EarlyStopping):
-            raise TypeError(
-                "train: early_stopping must be a fastbp.schedules.EarlyStopping"
-            )
-        if early_stopping.monitor != "train_loss" and val is None:
-            raise ValueError(
-                f"train: early stopping on {early_stopping.monitor} needs val data"
-            )
+    control = epoch_control(
+        model, optimizer, lr_schedule, early_stopping, epochs, val is not None, "train"
+    )
     plan, result = choose_path(model, loss, optimizer, metric, fuse, "train")
     use_fused = plan is not None
     if weights is not None and not use_fused:
@@ -584,7 +672,6 @@ def train(
     n = X.shape[0]
     batch_size = min(batch_size, n)
     steps_per_epoch = -(-n // batch_size)
-    watch = _Watch(early_stopping, model) if early_stopping is not None else None
 
     with thread_limit(threads):
         check_initial_loss(model, loss, X, T, batch_size)
@@ -597,15 +684,14 @@ def train(
         result.compile_seconds = time.perf_counter() - start
 
         per_call = 1
-        if use_fused and val is None and lr_schedule is None and watch is None:
+        if use_fused and val is None and not control.per_epoch:
             per_call = max(1, STEPS_PER_CALL // steps_per_epoch)
             if callback is not None:  # report progress about 20 times
                 per_call = min(per_call, max(1, epochs // 20))
         done = 0
         while done < epochs:
             count = min(per_call, epochs - done)
-            if lr_schedule is not None:
-                optimizer.lr = lr_schedule.rate(done + 1, base_lr, result.samples)
+            control.before(done + 1, result.samples)
             perms = (
                 np.stack([rng.permutation(n) for _ in range(count)])
                 if shuffle
@@ -620,7 +706,7 @@ def train(
                 losses[-1] = np.nan
             finished = losses[np.isfinite(losses)]
             result.loss.extend(float(v) for v in finished)
-            if base_lr is not None:
+            if hasattr(optimizer, "lr"):
                 result.lr.extend([float(optimizer.lr)] * finished.size)
             if grad_norms:
                 result.grad_norms.extend(run.norms[: finished.size].tolist())
@@ -638,14 +724,9 @@ def train(
                 result.val_metric.append(v_metric)
             if callback is not None:
                 callback(done, result)
-            if watch is not None and watch.plateaued(result):
-                new_lr = lr_schedule.plateau(optimizer.lr) if lr_schedule else None
-                if new_lr is None:
-                    result.stop_reason = watch.reason()
-                    break
-                optimizer.lr = new_lr
-        if watch is not None and early_stopping.restore_best:
-            result.best_epoch = watch.restore()
+            if control.after(result):
+                break
+        control.finish(result)
         # Weights can stay finite yet so large that outputs overflow: check the
         # final model on one batch (the epoch losses were taken before updates).
         if not math.isfinite(_evaluate(model, loss, X[:batch_size], T[:batch_size])[0]):
@@ -653,50 +734,40 @@ def train(
     return result
 
 
-class _Watch:
-    """Early stopping's bookkeeping, as scikit-learn's MLPs keep it: the best
-    monitored value, the epochs in a row without improvement by more than
-    tol, and (restore_best) a copy of the best weights."""
-
-    def __init__(self, rule: EarlyStopping, model: Sequential):
-        self.rule, self.model = rule, model
-        self.best, self.best_epoch, self.count = None, None, 0
-        self.best_weights = model.flat_data.copy() if rule.restore_best else None
-
-    def plateaued(self, result: TrainResult) -> bool:
-        """Takes the epoch just finished; True when more than ``patience``
-        epochs in a row have not improved by more than tol."""
-        rule = self.rule
-        value = {
-            "train_loss": result.loss,
-            "val_loss": result.val_loss,
-            "val_metric": result.val_metric,
-        }[rule.monitor][-1]
-        sign = 1.0 if rule.higher_is_better else -1.0
-        score = sign * value  # higher is better
-        best = -math.inf if self.best is None else self.best
-        self.count = self.count + 1 if score < best + rule.tol else 0
-        if score > best:
-            self.best, self.best_epoch = score, result.epochs
-            if self.best_weights is not None:
-                self.best_weights[...] = self.model.flat_data
-        if self.count > rule.patience:
-            self.count = 0
-            return True
-        return False
-
-    def reason(self) -> str:
-        rule = self.rule
-        return (
-            f"{rule.monitor} did not improve by more than tol={rule.tol:g} for "
-            f"{rule.patience} consecutive epochs"
+def epoch_control(
+    model: Sequential,
+    optimizer: Optimizer,
+    lr_schedule: Schedule | str | None,
+    early_stopping: EarlyStopping | None,
+    epochs: int,
+    has_val: bool,
+    who: str,
+) -> EpochControl:
+    """The EpochControl of a training run, its arguments checked (TypeError
+    or ValueError naming who): a schedule object or name, an optimizer with
+    ``lr`` for it, validation data for early stopping on a validation
+    figure."""
+    if isinstance(lr_schedule, str):
+        lr_schedule = schedule(lr_schedule, epochs=epochs)
+    if lr_schedule is not None and not isinstance(lr_schedule, Schedule):
+        raise TypeError(
+            f"{who}: lr_schedule must be a Schedule or a name, got {lr_schedule!r}"
         )
-
-    def restore(self) -> int | None:
-        """Puts the best epoch's weights back; returns that epoch."""
-        if self.best_epoch is not None:
-            self.model.flat_data[...] = self.best_weights
-        return self.best_epoch
+    if lr_schedule is not None and getattr(optimizer, "lr", None) is None:
+        raise ValueError(
+            f"{who}: lr_schedule needs an optimizer with lr, got {optimizer!r}"
+        )
+    if early_stopping is not None:
+        if not isinstance(early_stopping, EarlyStopping):
+            raise TypeError(
+                f"{who}: early_stopping must be a fastbp.schedules.EarlyStopping"
+            )
+        if early_stopping.monitor != "train_loss" and not has_val:
+            raise ValueError(
+                f"{who}: early stopping on {early_stopping.monitor} needs "
+                "validation data"
+            )
+    return EpochControl(optimizer, model, lr_schedule, early_stopping)
 
 
 def _sample_weight(sample_weight: object | None, n: int) -> NDArray | None:
