@@ -482,8 +482,8 @@ def train(
     train_loss, train_metric = fastbp.evaluate(
         model, loss_fn, prepared.X_train, prepared.T_train, metric
     )
-    val_loss = result.val_loss[-1] if result.val_loss else None
-    val_metric = result.val_metric[-1] if result.val_metric else None
+    val_loss = result.kept(result.val_loss)
+    val_metric = result.kept(result.val_metric)
     metric_key = "r2" if metric == "r2" else "accuracy"
 
     if problem.name == "xor" and not quiet:
@@ -696,7 +696,7 @@ def _train_streamed(
     if plot is not None:
         _plot(result, plot, metric_key, data)
     train_loss = result.loss[-1] if result.loss else math.nan
-    val_metric = result.val_metric[-1] if result.val_metric else None
+    val_metric = result.kept(result.val_metric)
     path = "(fused)" if result.fused else f"(layer path: {result.layer_path_reason})"
     click.echo(
         f"{result.samples_per_s:,.0f} samples/s, {result.steps_per_s:,.0f} "
@@ -719,7 +719,7 @@ def _train_streamed(
             "epochs": result.epochs,
             "steps": result.steps,
             "train_loss": train_loss,
-            "val_loss": result.val_loss[-1] if result.val_loss else None,
+            "val_loss": result.kept(result.val_loss),
             f"val_{metric_key}": val_metric,
             "architecture": widths,
             "shuffle_buffer": shuffle_buffer,

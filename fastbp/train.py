@@ -122,6 +122,14 @@ class TrainResult:
     #: Why training ended before ``epochs`` (early stopping), else None.
     stop_reason: str | None = None
 
+    def kept(self, values: list[float]) -> float | None:
+        """The entry of a per-epoch list (``val_loss``, ``val_metric``...)
+        for the weights the model ends with: the best epoch's after early
+        stopping restored them, else the last; None for an empty list."""
+        if not values:
+            return None
+        return values[self.best_epoch - 1] if self.best_epoch else values[-1]
+
     @property
     def history(self) -> list[dict]:
         """One dict per epoch: epoch, train_loss, val_loss, val_metric, lr

@@ -128,6 +128,21 @@ def mse_backward(Y, T, mean):
     return 2.0 * (Y - T) / Y.size if mean else Y - T
 
 
+def squared_error(Y, T):
+    """0.5 * sum((Y - T)**2) / n_samples, and its gradient (Y - T) / n_samples."""
+    Y, T = _f64(Y, T)
+    return float(0.5 * np.sum((Y - T) ** 2) / Y.shape[0]), (Y - T) / Y.shape[0]
+
+
+def binary_cross_entropy(Z, T):
+    """sum(T * -log(p) + (1 - T) * -log(1 - p)) / n_samples with p =
+    1 / (1 + exp(-Z)), and its gradient (p - T) / n_samples."""
+    Z, T = _f64(Z, T)
+    p = 1.0 / (1.0 + np.exp(-Z))
+    value = -np.sum(T * np.log(p) + (1 - T) * np.log1p(-p)) / Z.shape[0]
+    return float(value), (p - T) / Z.shape[0]
+
+
 def logsumexp(Z):
     """log(sum(exp(Z[i]))) per row, with the row maximum subtracted first."""
     (Z,) = _f64(Z)

@@ -80,11 +80,18 @@ def _with(make, **scalars):
     return lambda rng, dt: {**make(rng, dt), **scalars}
 
 
-def _mse(rng, dt, backward=False):
-    args = dict(Y=_randn(rng, (3, 4), dt), T=_randn(rng, (3, 4), dt), mean=True)
+def _mse(rng, dt, backward=False, mean=True):
+    args = dict(Y=_randn(rng, (3, 4), dt), T=_randn(rng, (3, 4), dt))
+    if mean is not None:
+        args["mean"] = mean
     if backward:
         args["dY"] = _nans((3, 4), dt)
     return args
+
+
+def _bce(rng, dt):
+    T = (rng.random((3, 4)) > 0.5).astype(dt)
+    return dict(Z=_randn(rng, (3, 4), dt, 3.0), T=T, dZ=_nans((3, 4), dt))
 
 
 def _logits(rng, dt, out=None):
@@ -190,6 +197,18 @@ CASES = {
             "dZ": ref.softmax_cross_entropy_backward(a["Z"], a["labels"]),
         },
     ),
+    "squared_error_backward": Case(
+        lambda rng, dt: _mse(rng, dt, backward=True, mean=None),
+        lambda a: dict(
+            zip(("return", "dY"), ref.squared_error(a["Y"], a["T"]), strict=True)
+        ),
+    ),
+    "binary_cross_entropy_backward": Case(
+        _bce,
+        lambda a: dict(
+            zip(("return", "dZ"), ref.binary_cross_entropy(a["Z"], a["T"]), strict=True)
+        ),
+    ),
     "sgd_update": Case(_sgd, _sgd_expect),
     "adam_update": Case(_adam, _adam_expect),
     "all_finite": Case(
@@ -210,6 +229,8 @@ IN_PLACE = {
     ("mse_backward", "dY", "Y"),
     ("softmax_forward", "P", "Z"),
     ("softmax_cross_entropy_backward", "dZ", "Z"),
+    ("squared_error_backward", "dY", "Y"),
+    ("binary_cross_entropy_backward", "dZ", "Z"),
 }
 
 # Helpers ---------------------------------------------------------------------

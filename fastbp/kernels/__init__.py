@@ -34,6 +34,10 @@ softmax_cross_entropy_forward   mean_i logsumexp(Z[i]) - Z[i, labels[i]]
   (Z, labels)
 softmax_cross_entropy_backward  dZ = (softmax(Z) - onehot(labels)) / N
   (Z, labels, dZ)
+squared_error_backward          dY = (Y - T) / N; returns 0.5*sum((Y-T)**2)/N
+  (Y, T, dY)
+binary_cross_entropy_backward   dZ = (sigmoid(Z) - T) / N; returns
+  (Z, T, dZ)                    sum(log(1 + exp(Z)) - T*Z) / N
 sgd_update(param, grad, buf,    torch.optim.SGD step, in place
   lr, momentum, weight_decay,
   nesterov)
@@ -62,6 +66,7 @@ calls the submodule kernels directly.
 from .api import (
     adam_update,
     all_finite,
+    binary_cross_entropy_backward,
     dense_backward,
     dense_backward_params,
     dense_forward,
@@ -80,6 +85,7 @@ from .api import (
     softmax_cross_entropy_backward,
     softmax_cross_entropy_forward,
     softmax_forward,
+    squared_error_backward,
     tanh_backward,
     tanh_forward,
 )
@@ -104,6 +110,8 @@ __all__ = [
     "softmax_forward",
     "softmax_cross_entropy_forward",
     "softmax_cross_entropy_backward",
+    "squared_error_backward",
+    "binary_cross_entropy_backward",
     "sgd_update",
     "adam_update",
     "all_finite",

@@ -71,6 +71,8 @@ __all__ = [
     "softmax_forward",
     "softmax_cross_entropy_forward",
     "softmax_cross_entropy_backward",
+    "squared_error_backward",
+    "binary_cross_entropy_backward",
     "sgd_update",
     "adam_update",
     "all_finite",
@@ -445,6 +447,18 @@ softmax_cross_entropy_backward = _public(
     _losses.softmax_cross_entropy_backward,
     _in("Z", (_N, _C)),
     _labels("labels", (_N,)),
+    _out("dZ", "Z", may_be="Z"),
+)
+squared_error_backward = _public(
+    _losses.squared_error_backward,
+    _in("Y", (_N, "n_outputs")),
+    _in("T", "Y"),
+    _out("dY", "Y", may_be="Y"),
+)
+binary_cross_entropy_backward = _public(
+    _losses.binary_cross_entropy_backward,
+    _in("Z", (_N, "n_outputs")),
+    _in("T", "Z"),
     _out("dZ", "Z", may_be="Z"),
 )
 
