@@ -411,9 +411,12 @@ def train(
     if loss == "ce" and problem.task != "classification":
         raise InputError("--loss ce needs a classification target; use --loss mse")
     try:
+        # A table's X is read for this run only: reuse it for the training
+        # rows rather than holding two copies (xor's truth table needs its X).
         prepared = problem.prepare(
-            loss=loss, val_fraction=val_split, seed=seed, dtype=dtype
-        )
+            loss=loss, val_fraction=val_split, seed=seed, dtype=dtype,
+            copy=data == "xor",
+        )  # fmt: skip
     except DataError as exc:  # a value whose square overflows the dtype
         raise _data_error(exc) from None
     except ValueError as exc:  # val_fraction leaves no training rows

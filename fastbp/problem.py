@@ -236,6 +236,7 @@ class Problem:
         val_fraction: float = 0.0,
         seed: int | None = 0,
         dtype: DTypeLike = np.float32,
+        copy: bool = True,
     ) -> Prepared:
         """Arrays ready for ``fastbp.train``.
 
@@ -252,6 +253,12 @@ class Problem:
             Seeds the split.
         dtype : float32 or float64
             Of the feature arrays and float targets.
+        copy : bool
+            True leaves the problem's X as it is. False reuses its memory for
+            the training rows (when X already has ``dtype``): they are moved
+            to the front of X and standardized there, so the peak is X plus
+            the validation rows, not two X; the problem's X is then spent
+            (``fastbp train`` does this). Both give the same arrays.
 
         The standardizer (when ``standardize``) is fitted on the training
         rows only, so validation rows do not leak into it.
@@ -289,15 +296,24 @@ class Problem:
 
         if self.task == "regression":
             self._check_squares(targets, None, dtype, "target")
+        X_val = rows(val_idx)  # before the in-place path moves rows
+        if copy or self.X.dtype != dtype or not self.X.flags.writeable:
+            X_train = rows(train_idx)
+        else:
+            X_train = _compact(self.X, train_idx)
+            with np.errstate(over="ignore"):
+                if scaler:
+                    scaler.transform_(X_train)
+            self._check_squares(X_train, train_idx, dtype, "features")
         return Prepared(
             problem=self,
             loss=loss,
             metric=metric,
             n_outputs=n_outputs,
             scaler=scaler,
-            X_train=rows(train_idx),
+            X_train=X_train,
             T_train=np.ascontiguousarray(targets[train_idx]),
-            X_val=rows(val_idx),
+            X_val=X_val,
             T_val=np.ascontiguousarray(targets[val_idx]),
             dtype=dtype,
         )
@@ -352,6 +368,17 @@ class Problem:
         if n_classes == 2:  # one output, target 0/1, thresholded at 0.5
             return self.y.astype(dtype).reshape(-1, 1), 1, "binary_accuracy"
         return np.eye(n_classes, dtype=dtype)[self.y], n_classes, "accuracy"
+
+
+def _compact(X: NDArray, idx: NDArray, chunk: int = 1 << 15) -> NDArray:
+    """X[idx] for sorted idx, built in place in X's first len(idx) rows and
+    returned as a view of them. Row i comes from row idx[i] >= i, so each
+    chunk reads rows not yet overwritten; the extra memory is one chunk."""
+    n = len(idx)
+    for s in range(0, n, chunk):
+        e = min(s + chunk, n)
+        X[s:e] = X[idx[s:e]]
+    return X[:n]
 
 
 @dataclass(frozen=True, eq=False)

@@ -322,12 +322,14 @@ def _read_columns(path, fmt, compression, header, numeric, text, dtype, progress
     C-contiguous (n_rows, len(numeric)) array of dtype, and each ``text``
     column's stripped cells, read record batch by record batch.
 
-    Parquet and Feather files state their row count, so X is allocated once
-    and each batch is cast straight into its rows: memory beyond X is one
-    batch. CSV's count is known only at the end: per-batch blocks are joined
-    then, so the peak is two X (still less than one float64 copy of a float32
-    X's table). Raises _NotFast naming the column and data row when a value is
-    not a usable number.
+    Each batch is cast straight into its rows of X: memory beyond X is one
+    batch. Parquet and Feather files state their row count, so X is
+    allocated once. CSV's count is known only at the end, so X grows: its
+    capacity doubles with ``ndarray.resize``, which reallocates in place
+    (for large arrays the C library remaps the pages, copying nothing), and
+    the rows never written cost no memory; at the end X is cut to the rows
+    read. Raises _NotFast naming the column and data row when a value is not
+    a usable number.
     """
     import pyarrow as pa
 
@@ -336,20 +338,21 @@ def _read_columns(path, fmt, compression, header, numeric, text, dtype, progress
         types = {header[j]: pa.float64() for j in numeric}
         types.update({header[j]: pa.string() for j in text})
     names = [header[j] for j in numeric]
-    parts, texts, offset = [], [[] for _ in text], 0
+    texts, offset, k = [[] for _ in text], 0, len(numeric)
     try:
         n_rows = _row_count(path, fmt)
-        X = None if n_rows is None else np.empty((n_rows, len(numeric)), dtype)
+        X = np.empty((n_rows or 0, k), dtype)
         for batch in _batches(path, fmt, compression, types, progress=progress):
             rows = batch.num_rows
-            if X is None:
-                part = np.empty((rows, len(numeric)), dtype)
-                parts.append(part)
-            elif offset + rows <= n_rows:
-                part = X[offset : offset + rows]
-            else:
-                raise _NotFast(f"{path}: more rows than its metadata states")
+            if offset + rows > X.shape[0]:
+                if n_rows is not None:
+                    raise _NotFast(f"{path}: more rows than its metadata states")
+                X.resize(
+                    (max(2 * X.shape[0], offset + rows, 1 << 16), k), refcheck=False
+                )
+            part = X[offset : offset + rows]
             reason = _fill(part, [batch.column(j) for j in numeric], names, offset)
+            del part  # no view may outlive a resize
             if reason:
                 raise _NotFast(f"{path}, {reason}")
             for cells, j in zip(texts, text, strict=True):
@@ -362,10 +365,12 @@ def _read_columns(path, fmt, compression, header, numeric, text, dtype, progress
         raise _NotFast(f"{path}: cannot read as {fmt} ({first})") from None
     if offset == 0:
         raise _NotFast(f"{path}: no data rows")
-    if X is None:
-        X = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    if n_rows is None:
+        X.resize((offset, k), refcheck=False)
     elif offset != n_rows:
         raise _NotFast(f"{path}: fewer rows than its metadata states")
+    # Hand the freed batches back to the system: pyarrow's pool keeps them.
+    pa.default_memory_pool().release_unused()
     return X, [pa.concat_arrays(cells) for cells in texts]
 
 

@@ -251,3 +251,31 @@ def test_predictor_reads_a_file_whose_meta_lacks_keys(tmp_path):
     save_model(tmp_path / "m.npz", two_class_model(), meta={"task": "regression"})
     predictor = Predictor.load(tmp_path / "m.npz")
     assert predictor.feature_names == ("x1", "x2", "x3") and predictor.scaler is None
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+@pytest.mark.parametrize("val_fraction", [0.0, 0.3])
+def test_prepare_in_place_gives_the_copying_arrays(task, val_fraction):
+    rng = np.random.default_rng(0)
+    X = rng.normal(3.0, 2.0, size=(100_003, 3)).astype(np.float32)
+    y = (X[:, 0] > 3) if task == "classification" else X[:, 1] * 2.0
+    make = lambda: Problem.from_arrays(X.copy(), y, task=task)  # noqa: E731
+    kept = make().prepare(val_fraction=val_fraction, seed=4, dtype=np.float64)
+    problem = make()
+    spent = problem.prepare(
+        val_fraction=val_fraction, seed=4, dtype=np.float64, copy=False
+    )
+    for name in ("X_train", "T_train", "X_val", "T_val"):
+        np.testing.assert_array_equal(getattr(spent, name), getattr(kept, name))
+    # The training rows live in the problem's own X, moved to its front.
+    assert np.shares_memory(spent.X_train, problem.X)
+    assert spent.X_train.flags.c_contiguous
+    np.testing.assert_array_equal(spent.scaler.mean, kept.scaler.mean)
+
+
+def test_prepare_in_place_needs_the_dtype_else_copies():
+    X = np.arange(12.0).reshape(6, 2)  # float64, prepared as float32
+    problem = Problem.from_arrays(X, np.arange(6.0), task="regression")
+    prepared = problem.prepare(copy=False, dtype=np.float32)
+    assert prepared.X_train.dtype == np.float32
+    assert not np.shares_memory(prepared.X_train, problem.X)

@@ -257,3 +257,17 @@ def test_from_file_gives_float32_features_without_copies(tmp_path):
     assert not np.shares_memory(prepared.X_train, problem.X)
     csv = Problem.from_csv(write(make_table(), tmp_path, "csv"))
     np.testing.assert_array_equal(csv.X, problem.X)
+
+
+def test_a_csv_of_many_record_batches_grows_x_in_place_exactly(tmp_path):
+    # 300,001 rows: several 64k-row batches, so X is resized more than once
+    # and cut to the row count at the end.
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(300_001, 3)).round(4)
+    path = tmp_path / "many.csv"
+    np.savetxt(path, values, delimiter=",", header="a,b,y", comments="", fmt="%.4f")
+    data = read_table(path, dtype=np.float64)
+    assert data.X.shape == (300_001, 2) and data.X.flags.c_contiguous
+    assert data.X.flags.owndata
+    np.testing.assert_array_equal(data.X, values[:, :2])
+    np.testing.assert_array_equal(np.ravel(data.y), values[:, 2])
