@@ -25,8 +25,9 @@ are trained (the rest wait), and what is left is trained in a random order at
 the end of the epoch. A row can therefore be trained much later than it was
 read, but never earlier. When the buffer holds every training row, nothing is
 trained before the end of the pass, and the epoch's order is
-``default_rng(seed).permutation(n_train)``, exactly as :func:`fastbp.train`
-draws it: streamed and in-memory training then give the same model.
+``epoch_order(shuffle_key(seed), epoch, n_train)``, exactly as
+:func:`fastbp.train` draws it: streamed and in-memory training then give the
+same model.
 
 Memory is one record batch, its arrays in float64 and the training dtype, and
 about ``3 * (shuffle_buffer + batch_size)`` rows of the training dtype; none of
@@ -72,6 +73,8 @@ from .train import (
     choose_path,
     divergence_error,
     epoch_control,
+    epoch_order,
+    shuffle_key,
 )
 
 __all__ = [
@@ -804,11 +807,12 @@ class _ShufflePool:
         self.k = k - e
         return X_out, T_out, np.empty((1, 0), np.int64)
 
-    def drain(self) -> Iterator[tuple[NDArray, NDArray, NDArray]]:
-        """The rows left, with a random order as perms (1, k)."""
+    def drain(self, key: int, epoch: int) -> Iterator[tuple[NDArray, NDArray, NDArray]]:
+        """The rows left, in the order ``epoch_order(key, epoch, k)`` as
+        perms (1, k): fastbp.train's order when they are all the rows."""
         k, self.k = self.k, 0
         if k:
-            yield self.X[:k], self.T[:k], self.rng.permutation(k).reshape(1, k)
+            yield self.X[:k], self.T[:k], epoch_order(key, epoch, k).reshape(1, k)
 
 
 class _ValidationSums:
@@ -955,6 +959,7 @@ def train_stream(
     labels = loss_name == "ce"
     bs = min(batch_size, stats.n_train)
     rng = np.random.default_rng(seed)
+    key = shuffle_key(seed)
     pool = _ShufflePool(
         shuffle_buffer,
         bs,
@@ -983,7 +988,7 @@ def train_stream(
                     parts.append(
                         _train_block(runner, block, bs, epoch, model, optimizer)
                     )
-            for block in pool.drain():
+            for block in pool.drain(key, epoch - 1):
                 if not checked:
                     check_initial_loss(model, loss, block[0], block[1], bs)
                     checked = True

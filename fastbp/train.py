@@ -14,8 +14,10 @@ history and honest timing.
   and ``optimizer.step()`` from Python for each mini-batch; it runs any Layer,
   Loss and Optimizer, and ``TrainResult.layer_path_reason`` says why it ran.
 
-Both draw each epoch's row order from ``numpy.random.default_rng(seed)``, so
-they visit the data identically, and both stop with the same
+Both visit the rows of epoch e (from 0) in the order :func:`epoch_order`
+gives for (shuffle_key(seed), e), drawn inside the fused kernel (no Python
+per epoch) and by the same compiled function on the layer path, so they
+visit the data identically, and both stop with the same
 :class:`DivergenceError` at the same epoch.
 """
 
@@ -36,6 +38,7 @@ from .kernels.epoch import (
     FusedLoss,
     FusedModel,
     FusedOptimizer,
+    shuffle_rows,
     train_epochs,
 )
 from .kernels.epoch import loss_and_gradient as fused_loss_and_gradient
@@ -62,6 +65,8 @@ __all__ = [
     "check_initial_loss",
     "divergence_error",
     "epoch_control",
+    "epoch_order",
+    "shuffle_key",
 ]
 
 #: The fused path runs this many training steps per call at most, so progress
@@ -481,9 +486,11 @@ def lbfgs(
 class FusedRunner:
     """Runs epochs of a :class:`FusedPlan` on fixed data (what train uses).
 
-    ``runner(perms)`` trains one epoch per row of perms (an (n_epochs,
-    n_samples) int64 array of row orders, or (n_epochs, 0) for the stored
-    order) and returns the per-epoch losses, NaN from a diverged epoch on.
+    ``runner(perms, key=-1, first_epoch=0)`` trains one epoch per row of
+    perms (an (n_epochs, n_samples) int64 array of row orders, or
+    (n_epochs, 0): then the orders :func:`epoch_order` gives for key and
+    epochs first_epoch, first_epoch + 1, ..., or the stored order when key is
+    -1) and returns the per-epoch losses, NaN from a diverged epoch on.
     X and T must already be checked and cast as train() does.
     """
 
@@ -508,7 +515,7 @@ class FusedRunner:
         """Zero epochs: compiles (or loads from the cache), changes nothing."""
         self(np.empty((0, 0), np.int64))
 
-    def __call__(self, perms: NDArray) -> NDArray:
+    def __call__(self, perms: NDArray, key: int = -1, first_epoch: int = 0) -> NDArray:
         plan = self.plan
         out = np.full(perms.shape[0], np.nan)
         n_layers = plan.model.layout.shape[0]
@@ -526,6 +533,8 @@ class FusedRunner:
             self.sample_weight,
             self.l2,
             self.norms if self.track_norms else None,
+            key,
+            first_epoch,
         )
         return out
 
@@ -623,7 +632,8 @@ def train(
         a loss whose ``target`` is "values" (MSE), (n_samples,) integer labels
         for "labels" (cross-entropy)
     epochs, batch_size : int >= 1; the last batch of an epoch may be shorter
-    shuffle : draw a new row order each epoch from ``default_rng(seed)``
+    shuffle : visit the rows of epoch e (from 0) in the order
+        ``epoch_order(shuffle_key(seed), e, n_samples)``
     seed : int or None
     val : (X_val, T_val) or None; evaluated after every epoch
     metric : "accuracy", "binary_accuracy", "logit_accuracy", "r2" or None
@@ -676,7 +686,7 @@ def train(
         raise ValueError(
             f"train: sample_weight needs the fused path ({result.layer_path_reason})"
         )
-    rng = np.random.default_rng(seed)
+    key = shuffle_key(seed) if shuffle else -1
     n = X.shape[0]
     batch_size = min(batch_size, n)
     steps_per_epoch = -(-n // batch_size)
@@ -700,13 +710,8 @@ def train(
         while done < epochs:
             count = min(per_call, epochs - done)
             control.before(done + 1, result.samples)
-            perms = (
-                np.stack([rng.permutation(n) for _ in range(count)])
-                if shuffle
-                else np.empty((count, 0), np.int64)
-            )
             start = time.perf_counter()
-            losses = run(perms)
+            losses = run(np.empty((count, 0), np.int64), key, done)
             result.train_seconds += time.perf_counter() - start
             if not all_finite(model.flat_data):
                 # The last update of the chunk blew the weights up: its loss,
@@ -740,6 +745,22 @@ def train(
         if not math.isfinite(_evaluate(model, loss, X[:batch_size], T[:batch_size])[0]):
             raise divergence_error(result.epochs, optimizer)
     return result
+
+
+def shuffle_key(seed: int | None) -> int:
+    """The shuffle key of a seed, in [0, 2**63): a hash of the seed
+    (``numpy.random.SeedSequence``), or fresh entropy for None."""
+    state = np.random.SeedSequence(seed).generate_state(1, np.uint64)[0]
+    return int(state >> np.uint64(1))
+
+
+def epoch_order(key: int, epoch: int, n: int) -> NDArray:
+    """The row order (a permutation of 0..n-1, int64) that training visits
+    in epoch ``epoch`` (from 0) for shuffle key ``key``: the same function
+    the fused kernel runs (:func:`fastbp.kernels.epoch.shuffle_rows`)."""
+    order = np.empty(n, np.int64)
+    shuffle_rows(order, key, epoch)
+    return order
 
 
 def epoch_control(
@@ -870,10 +891,14 @@ class LayerRunner:
         optimizer.state[...] = state
         optimizer.step_count = count
 
-    def __call__(self, perms: NDArray) -> NDArray:
+    def __call__(self, perms: NDArray, key: int = -1, first_epoch: int = 0) -> NDArray:
         model, loss, optimizer = self.model, self.loss, self.optimizer
         X, T, bs = self.X, self.T, self.batch_size
         n = X.shape[0]
+        if perms.shape[1] == 0 and key >= 0:
+            perms = np.stack(
+                [epoch_order(key, first_epoch + e, n) for e in range(perms.shape[0])]
+            ).reshape(perms.shape[0], n)
         out = np.full(perms.shape[0], np.nan)
         self.norms = np.zeros(
             (perms.shape[0], len(self.weights) if self.track_norms else 0)

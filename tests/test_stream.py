@@ -223,7 +223,7 @@ def test_shuffle_pool_trains_each_row_once():
         for X, _, perms in pool.add(ids[s : s + 130], ids[s : s + 130]):
             assert perms.shape == (1, 0) and X.shape[0] % 8 == 0
             seen.append(X[:, 0].copy())
-    for X, _, perms in pool.drain():
+    for X, _, perms in pool.drain(key=3, epoch=0):
         seen.append(X[perms[0], 0])
     order = np.concatenate(seen)
     np.testing.assert_array_equal(np.sort(order), np.arange(1000))

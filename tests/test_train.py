@@ -26,6 +26,7 @@ from fastbp import (
     evaluate,
     train,
 )
+from fastbp.train import epoch_order, shuffle_key
 
 #: fused vs layer path: same arithmetic, only summation order may differ.
 PATH_TOL = dict(rtol=1e-12, atol=1e-14)
@@ -55,12 +56,12 @@ def naive_train(weights, acts, loss, opt, X, T, *, epochs, batch_size, shuffle, 
     params = [p.copy() for pair in weights for p in pair]
     state1 = [np.zeros_like(p) for p in params]
     state2 = [np.zeros_like(p) for p in params]
-    rng = np.random.default_rng(seed)
+    key = shuffle_key(seed)  # fastbp.train's documented row order
     n = X.shape[0]
     bs = min(batch_size, n)
     t_step, history = 0, []
-    for _ in range(epochs):
-        order = rng.permutation(n) if shuffle else np.arange(n)
+    for epoch in range(epochs):
+        order = epoch_order(key, epoch, n) if shuffle else np.arange(n)
         total = 0.0
         for s in range(0, n, bs):
             idx = order[s : s + bs]
@@ -796,3 +797,50 @@ def test_train_target_width_mismatch(fuse, shape):
             epochs=2,
             fuse=fuse,
         )
+
+
+# --- the row order -------------------------------------------------------------
+
+
+def test_epoch_order_is_a_seeded_permutation_fresh_each_epoch():
+    key = shuffle_key(7)
+    assert key == shuffle_key(7) and 0 <= key < 2**63 and key != shuffle_key(8)
+    orders = [epoch_order(key, e, 1000) for e in range(4)]
+    for order in orders:
+        assert order.dtype == np.int64
+        np.testing.assert_array_equal(np.sort(order), np.arange(1000))
+    assert all(
+        not np.array_equal(a, b) for a, b in zip(orders[:-1], orders[1:], strict=True)
+    )
+    np.testing.assert_array_equal(epoch_order(key, 2, 1000), orders[2])
+    assert not np.array_equal(epoch_order(shuffle_key(8), 0, 1000), orders[0])
+    assert epoch_order(key, 0, 1).tolist() == [0] and epoch_order(key, 0, 0).size == 0
+
+
+def test_epoch_order_is_uniform():
+    # Where row 0 lands over 6000 epochs of 6 rows: each place ~1000 times.
+    key = shuffle_key(1)
+    places = np.bincount(
+        [int(np.flatnonzero(epoch_order(key, e, 6) == 0)[0]) for e in range(6000)],
+        minlength=6,
+    )
+    chi2 = float(np.sum((places - 1000.0) ** 2 / 1000.0))
+    assert chi2 < 20.5  # 5 degrees of freedom: p < 0.001 to fail by chance
+
+
+def test_fused_training_visits_rows_in_epoch_order():
+    # One-row batches of SGD without momentum: the weights after an epoch
+    # depend on the order, so drawing it in the kernel must match epoch_order.
+    rng = np.random.default_rng(0)
+    X, T = rng.normal(size=(9, 2)), rng.normal(size=(9, 1))
+    fused = fastbp.mlp([2, 3, 1], "tanh", rng=0, dtype=np.float64)
+    train(fused, MSELoss(), SGD(fused.parameters(), lr=0.1), X, T, epochs=3,
+          batch_size=1, seed=5)  # fmt: skip
+    by_hand = fastbp.mlp([2, 3, 1], "tanh", rng=0, dtype=np.float64)
+    opt, loss = SGD(by_hand.parameters(), lr=0.1), MSELoss()
+    for e in range(3):
+        for i in epoch_order(shuffle_key(5), e, 9):
+            loss.forward(by_hand.forward(X[i : i + 1]), T[i : i + 1])
+            by_hand.backward(loss.backward())
+            opt.step()
+    np.testing.assert_allclose(fused.flat_data, by_hand.flat_data, rtol=1e-13)

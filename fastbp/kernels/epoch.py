@@ -59,6 +59,7 @@ __all__ = [
     "FusedOptimizer",
     "train_epochs",
     "loss_and_gradient",
+    "shuffle_rows",
 ]
 
 FusedModel = namedtuple("FusedModel", ["theta", "grad", "layout", "act_hyper"])
@@ -216,6 +217,36 @@ def _norm(a, start, size):
     return np.sqrt(total)
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@kernel(inline="always")
+def _mix(z):
+    """splitmix64's finalizer: a bijection of uint64 that scrambles bits."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@kernel
+def shuffle_rows(order, key, epoch):
+    """order[:] = the row order of ``epoch`` for shuffle ``key``: a
+    Fisher-Yates shuffle of 0..n-1 whose i-th draw is the counter-based
+    value mix(base + i * golden), base = mix(key ^ mix((epoch + 1) * golden))
+    (splitmix64), reduced modulo i + 1 (a bias below n / 2**64). The same
+    (key, epoch) always gives the same order, in any process, with no state
+    carried between epochs.
+    """
+    n = order.shape[0]
+    for i in range(n):
+        order[i] = i
+    base = _mix(np.uint64(key) ^ _mix(np.uint64(epoch + 1) * _GOLDEN))
+    for i in range(n - 1, 0, -1):
+        r = _mix(base + np.uint64(i) * _GOLDEN)
+        j = np.int64(r % np.uint64(i + 1))
+        order[i], order[j] = order[j], order[i]
+
+
 @kernel
 def _buffers(layout, rows, dtype):
     """Work buffers for batches of up to ``rows`` rows: (hoff, h, z, d0, d1);
@@ -248,6 +279,8 @@ def _train_epochs(
     sample_weight,
     l2,
     grad_norms,
+    shuffle_key,
+    first_epoch,
 ):
     """train_epochs without the checks: every length is trusted."""
     theta, grad, layout, act_hyper = model
@@ -268,7 +301,9 @@ def _train_epochs(
     weighted = sample_weight.shape[0] > 0
     wbuf = np.empty(batch_size if weighted else 0, np.float64)
     norms = np.zeros(n_layers if grad_norms.shape[0] > 0 else 0)
-    shuffle = perms.shape[1] > 0
+    drawn = perms.shape[1] == 0 and shuffle_key >= 0  # orders made here
+    shuffle = perms.shape[1] > 0 or drawn
+    order = np.empty(n_samples if drawn else 0, np.int64)
     # The optimizer's state rows, viewed once (SGD has one: it is passed twice).
     state0, state1 = state[0], state[state.shape[0] - 1]
 
@@ -276,11 +311,16 @@ def _train_epochs(
         total = 0.0
         norms[:] = 0.0
         steps = 0
+        if drawn:
+            shuffle_rows(order, shuffle_key, first_epoch + e)
+            rows = order
+        else:
+            rows = perms[e]
         for s in range(0, n_samples, batch_size):
             m = min(batch_size, n_samples - s)
             if shuffle:
                 for r in range(m):
-                    i = perms[e, s + r]
+                    i = rows[s + r]
                     for q in range(n_in):
                         xbuf[r * n_in + q] = x[i * n_in + q]
                     if use_labels:
@@ -580,6 +620,8 @@ def train_epochs(
     sample_weight=None,
     l2=0.0,
     grad_norms=None,
+    shuffle_key=-1,
+    first_epoch=0,
 ):
     """Train for ``perms.shape[0]`` epochs; returns the optimizer step count.
 
@@ -592,7 +634,8 @@ def train_epochs(
         Cross-entropy class labels in [0, out_features) (any empty int64 array
         for MSE).
     perms : ndarray of shape (n_epochs, n_samples) or (n_epochs, 0), int64
-        The row order of each epoch; an empty second axis means no shuffling.
+        The row order of each epoch; an empty second axis means the orders
+        are drawn here from shuffle_key, or no shuffling when it is -1.
     model : FusedModel; theta updated in place, grad is scratch.
     loss : FusedLoss
     optimizer : FusedOptimizer; its state is updated in place.
@@ -613,6 +656,10 @@ def train_epochs(
         When given, overwritten with each epoch's mean over steps of the
         Frobenius norm of every layer's weight gradient (penalty included).
         None (or an empty array) costs nothing.
+    shuffle_key, first_epoch : int
+        With perms of 0 columns and shuffle_key in [0, 2**63), epoch e (from
+        0) is trained in the order :func:`shuffle_rows` gives for
+        (shuffle_key, first_epoch + e), drawn inside the kernel.
 
     Training stops early at the first non-finite batch loss; that epoch's
     entry is then NaN and later entries are not written.
@@ -635,6 +682,11 @@ def train_epochs(
         grad_norms,
         "train_epochs",
     )
+    for name, value in (("shuffle_key", shuffle_key), ("first_epoch", first_epoch)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise TypeError(f"train_epochs: {name} must be an integer")
+    if not (-1 <= shuffle_key < 2**63) or first_epoch < 0:
+        raise _fail("shuffle_key must be -1 or in [0, 2**63), first_epoch >= 0")
     return _train_epochs(
         X,
         T,
@@ -646,6 +698,8 @@ def train_epochs(
         int(batch_size),
         epoch_loss,
         *extras,
+        int(shuffle_key),
+        int(first_epoch),
     )
 
 
