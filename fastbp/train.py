@@ -438,8 +438,9 @@ def lbfgs(
     def value_and_grad(x):
         theta[...] = x
         result.steps += 1
+        # Checked by the warm-up call below; trusted on every later one.
         return fused_loss_and_gradient(
-            X, values, labels, plan.model, plan.loss, weights, l2
+            X, values, labels, plan.model, plan.loss, weights, l2, check=False
         )
 
     def record(intermediate_result):
@@ -457,9 +458,9 @@ def lbfgs(
     with thread_limit(threads):
         check_initial_loss(model, loss, X, T, X.shape[0])
         start = time.perf_counter()
-        value_and_grad(theta.astype(np.float64))  # compiles, or loads the cache
+        # Checks the arguments once and compiles (or loads the cache).
+        fused_loss_and_gradient(X, values, labels, plan.model, plan.loss, weights, l2)
         result.compile_seconds = time.perf_counter() - start
-        result.steps = 0
         start = time.perf_counter()
         res = scipy.optimize.minimize(
             value_and_grad,

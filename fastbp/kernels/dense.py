@@ -68,7 +68,16 @@ def _row(flat, offset, i, width):
 
 @kernel
 def _bias_activate(y, yo, b, n, m, act, p):
-    """Y = act(Y + b) in place, one pass over the rows; b is a 1-D (m,) array."""
+    """Y = act(Y + b) in place, one pass over the rows; b is a 1-D (m,) array.
+    ReLU, the common case, is fused into the bias loop: one read and one
+    write per element."""
+    if act == ACT_RELU:
+        zero = y.dtype.type(0.0)
+        for i in range(n):
+            y_i = _row(y, yo, i, m)
+            for j in range(m):
+                y_i[j] = max(y_i[j] + b[j], zero)
+        return
     for i in range(n):
         y_i = _row(y, yo, i, m)
         for j in range(m):

@@ -703,7 +703,9 @@ def train_epochs(
     )
 
 
-def loss_and_gradient(X, T, labels, model, loss, sample_weight=None, l2=0.0):
+def loss_and_gradient(
+    X, T, labels, model, loss, sample_weight=None, l2=0.0, check=True
+):
     """The loss over the whole data set and its gradient, for full-batch
     solvers such as L-BFGS; the model is not changed.
 
@@ -711,8 +713,15 @@ def loss_and_gradient(X, T, labels, model, loss, sample_weight=None, l2=0.0):
     loss over all rows plus 0.5 * l2 * sum(||W||**2) / (the total weight),
     g an (n_parameters,) float64 array, dL/dtheta. Rows are processed in
     chunks of at most 4096, so memory does not grow with the data; model.grad
-    is used as scratch.
+    is used as scratch. check=False skips the argument checks, for a solver
+    that calls it many times with arguments it checked once (the first call).
     """
+    if not check:  # the caller checked these arguments once already
+        if sample_weight is None:
+            sample_weight = np.empty(0, np.float64)
+        return _loss_and_gradient(
+            X, T, labels, model, loss, sample_weight, float(l2), 4096
+        )
     _check_data(X, T, labels, model, loss)
     extras = _check_extras(
         X.shape[0],
