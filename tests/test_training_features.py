@@ -6,15 +6,13 @@ References are independent: repeated rows for weights, finite differences for
 gradients, plain NumPy for penalties and norms, closed forms for schedules.
 """
 
-import json
 import math
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from test_cli import IRIS, invoke, train_json
 
 import fastbp
-from fastbp.cli import main
 from fastbp.gradcheck import numerical_gradient
 from fastbp.losses import BinaryCrossEntropyLoss, SquaredErrorLoss
 from fastbp.schedules import (
@@ -305,20 +303,8 @@ def test_deep_sigmoid_gradients_vanish_and_relu_ones_do_not():
 # --- the command line -----------------------------------------------------------
 
 
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def train_json(*args):
-    result = invoke("train", *args, "--json", "--quiet")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def iris():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parent.parent / "examples" / "iris.csv"
+    return IRIS
 
 
 def test_cli_history_lists_every_epoch():
