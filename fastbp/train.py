@@ -47,7 +47,7 @@ from .layers import Linear, Sequential, uses_builtin_kernels
 from .losses import Loss
 from .optim import Optimizer
 from .parts import part_of
-from .schedules import EarlyStopping, EpochControl, Schedule, schedule
+from .schedules import Constant, EarlyStopping, EpochControl, Schedule, schedule
 
 __all__ = [
     "train",
@@ -779,6 +779,8 @@ def epoch_control(
     figure."""
     if isinstance(lr_schedule, str):
         lr_schedule = schedule(lr_schedule, epochs=epochs)
+    if isinstance(lr_schedule, Constant):
+        lr_schedule = None  # nothing to set: epochs may run many per call
     if lr_schedule is not None and not isinstance(lr_schedule, Schedule):
         raise TypeError(
             f"{who}: lr_schedule must be a Schedule or a name, got {lr_schedule!r}"

@@ -381,3 +381,24 @@ def test_cli_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path):
     assert "--plot needs matplotlib: pip install 'fastbp[plot]'" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize("name, calls", [("constant", 1), ("cosine", 40)])
+def test_only_a_changing_schedule_runs_one_epoch_per_call(monkeypatch, name, calls):
+    # The command line always passes a schedule name; "constant" must keep
+    # the fused path's many epochs per call (one call here, 40 epochs).
+    from fastbp.train import FusedRunner
+
+    seen = []
+    original = FusedRunner.__call__
+
+    def counting(self, perms, *args):
+        seen.append(perms.shape[0])
+        return original(self, perms, *args)
+
+    monkeypatch.setattr(FusedRunner, "__call__", counting)
+    X, T = data("values")
+    m = model()
+    opt = fastbp.SGD(m.parameters(), lr=0.01)
+    fastbp.train(m, fastbp.MSELoss(), opt, X, T, epochs=40, lr_schedule=name)
+    assert seen[1:] == [40 // calls] * calls  # seen[0]: the zero-epoch warm-up

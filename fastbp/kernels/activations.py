@@ -66,7 +66,7 @@ def grad_from_input(act):
     return act == ACT_GELU
 
 
-@kernel(inline="always")
+@kernel
 def activate_flat(x, y, act, p):
     """y = act(x) on 1-D contiguous arrays (often one row's slice); y may be x."""
     one = y.dtype.type(1.0)
@@ -97,7 +97,7 @@ def activate_flat(x, y, act, p):
             y[j] = x[j]
 
 
-@kernel(inline="always")
+@kernel
 def activate_backward_flat(a, dy, dx, act, p):
     """dx = dy * act'(x) on 1-D arrays; dx may be dy.
 

@@ -51,6 +51,10 @@ def _matrix(flat, offset, rows, cols):
     return flat[offset : offset + rows * cols].reshape((rows, cols))
 
 
+#: Offset 0 as an int64, not a literal: a literal 0 argument makes Numba compile
+#: a callee once more, specialized on it (seconds per kernel, for nothing).
+_0 = np.int64(0)
+
 # The private kernels below work on flat (1-D) buffers, each matrix given by an
 # offset and its sizes n (rows of X and Y), k (in_features), m (out_features),
 # so that the fused training step never reshapes: inside a compiled loop a
@@ -161,7 +165,7 @@ def dense_act_forward(X, W, b, Y, act, p):
     _check_forward(X, W, b, Y)
     n, k = X.shape
     dense_forward_flat(
-        _flat(X), 0, _flat(W), 0, b, _flat(Y), 0, n, k, W.shape[1], act, p
+        _flat(X), _0, _flat(W), _0, b, _flat(Y), _0, n, k, W.shape[1], act, p
     )
 
 
@@ -265,7 +269,7 @@ def dense_backward_params(X, dY, dW, db):
     _check_backward(X, dY, dW, db)
     n, k = X.shape
     dense_backward_params_flat(
-        _flat(X), 0, _flat(dY), 0, _flat(dW), 0, db, n, k, dY.shape[1]
+        _flat(X), _0, _flat(dY), _0, _flat(dW), _0, db, n, k, dY.shape[1]
     )
 
 
@@ -297,5 +301,5 @@ def dense_backward(X, W, dY, dW, db, dX):
     n, k = X.shape
     m = dY.shape[1]
     flat_dY = _flat(dY)
-    dense_backward_params_flat(_flat(X), 0, flat_dY, 0, _flat(dW), 0, db, n, k, m)
-    dense_backward_input_flat(flat_dY, 0, _flat(W), 0, _flat(dX), 0, n, k, m)
+    dense_backward_params_flat(_flat(X), _0, flat_dY, _0, _flat(dW), _0, db, n, k, m)
+    dense_backward_input_flat(flat_dY, _0, _flat(W), _0, _flat(dX), _0, n, k, m)

@@ -71,7 +71,7 @@ L_IN, L_OUT, L_W, L_B, L_ACT = range(5)
 LAYOUT_COLUMNS = 5
 
 
-@kernel(inline="always")
+@kernel
 def _weighted_loss(loss, out, t, to, labels, lo, sw, swo, dout, m, c):
     """The loss of one batch with row weights sw[swo:swo + m], and its gradient
     into dout; returns (loss, total weight W).
@@ -96,7 +96,7 @@ def _weighted_loss(loss, out, t, to, labels, lo, sw, swo, dout, m, c):
             labels,
             lo + r,
             row,
-            1,
+            np.int64(1),
             c,
         )
         wr = sw[swo + r]
@@ -143,7 +143,7 @@ def _train_step(
         if grad_from_input(act):
             size = m * n_out
             dense_forward_flat(
-                a, ao, theta, w, bias, z, ho, m, k, n_out, ACT_IDENTITY, p
+                a, ao, theta, w, bias, z, ho, m, k, n_out, np.int64(ACT_IDENTITY), p
             )
             activate_flat(z[ho : ho + size], h[ho : ho + size], act, p)
         else:
@@ -181,14 +181,15 @@ def _train_step(
             a, ao = h, hoff[layer - 1]
         b = layout[layer, L_B]
         dense_backward_params_flat(
-            a, ao, d0, 0, grad, w, grad[b : b + n_out], m, k, n_out
+            a, ao, d0, np.int64(0), grad, w, grad[b : b + n_out], m, k, n_out
         )
         if decay != 0.0:
             value += _add_decay(theta, grad, w, k * n_out, decay)
         if norms.shape[0] > 0:
             norms[layer] += _norm(grad, w, k * n_out)
         if layer > 0:
-            dense_backward_input_flat(d0, 0, theta, w, d1, 0, m, k, n_out)
+            zero = np.int64(0)
+            dense_backward_input_flat(d0, zero, theta, w, d1, zero, m, k, n_out)
             d0, d1 = d1, d0
     return value
 
@@ -252,7 +253,9 @@ def _buffers(layout, rows, dtype):
     """Work buffers for batches of up to ``rows`` rows: (hoff, h, z, d0, d1);
     see _train_step."""
     n_layers = layout.shape[0]
-    widest = max(layout[:, L_IN].max(), layout[:, L_OUT].max())
+    widest = 0
+    for layer in range(n_layers):  # a loop: column .max() costs a compile
+        widest = max(widest, layout[layer, L_IN], layout[layer, L_OUT])
     hoff = np.zeros(n_layers + 1, np.int64)
     keep_z = False
     for layer in range(n_layers):

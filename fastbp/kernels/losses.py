@@ -293,7 +293,7 @@ def loss_takes_labels(code):
     return code == LOSS_CROSS_ENTROPY
 
 
-@kernel(inline="always")
+@kernel
 def loss_backward_flat(code, hyper, out, t, to, labels, lo, dout, n, c):
     """Loss ``code`` of the flat (n * c,) output and its gradient into dout.
 

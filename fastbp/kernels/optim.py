@@ -138,7 +138,7 @@ def adam_flat(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
         p[i] -= step_size * m[i] / (np.sqrt(v[i]) * inv_sqrt_bc2 + e)
 
 
-@kernel(inline="always")
+@kernel
 def optimizer_step_flat(code, hyper, theta, grad, state0, state1, step):
     """One update of optimizer ``code`` on the flat parameters theta, in place.
 
