@@ -63,6 +63,7 @@ __all__ = [
     "choose_path",
     "batch_loss_share",
     "check_initial_loss",
+    "check_data_range",
     "divergence_error",
     "epoch_control",
     "epoch_order",
@@ -188,9 +189,11 @@ def binary_accuracy(y: NDArray, t: NDArray) -> float:
 def r2(y: NDArray, t: NDArray) -> float:
     """Coefficient of determination 1 - SS_res / SS_tot, averaged over outputs."""
     y64, t64 = y.astype(np.float64), t.astype(np.float64)
-    ss_res = np.sum((t64 - y64) ** 2, axis=0)
-    ss_tot = np.sum((t64 - t64.mean(axis=0)) ** 2, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # A diverging model's outputs overflow these sums: its R^2 is NaN or
+    # -inf, reported as such, not as a NumPy warning.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ss_res = np.sum((t64 - y64) ** 2, axis=0)
+        ss_tot = np.sum((t64 - t64.mean(axis=0)) ** 2, axis=0)
         per_output = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)
     return float(np.mean(per_output))
 
@@ -692,6 +695,9 @@ def train(
     batch_size = min(batch_size, n)
     steps_per_epoch = -(-n // batch_size)
 
+    check_data_range(model.dtype, X, T, "training")
+    if val is not None:
+        check_data_range(model.dtype, *val, "validation")
     with thread_limit(threads):
         check_initial_loss(model, loss, X, T, batch_size)
         if use_fused:
@@ -829,6 +835,30 @@ def divergence_error(epoch: int, optimizer: Optimizer) -> DivergenceError:
         "try a smaller learning rate" + (f" than {lr:g}" if lr is not None else ""),
         epoch,
     )
+
+
+def check_data_range(dtype: np.dtype, X: NDArray, T: NDArray, what: str) -> None:
+    """DivergenceError (before_training) naming the row and column of the
+    first value of X, or of float targets T, whose square overflows dtype:
+    the loss of such data is infinite before any step, whatever the learning
+    rate. One pass of max/min over each array, no copy."""
+    limit = math.sqrt(float(np.finfo(dtype).max))
+    for name, A in (("X", X), ("targets", T)):
+        if A.size == 0 or A.dtype.kind != "f":
+            continue
+        if max(float(A.max()), -float(A.min())) <= limit:
+            continue
+        flat = int(np.argmax(np.abs(A.reshape(len(A), -1)) > limit))
+        row, col = divmod(flat, A.size // len(A))
+        value = float(A.reshape(-1)[flat])
+        raise DivergenceError(
+            f"{what} {name}, row {row}, column {col}: {value:.3g} is too large "
+            f"for {dtype} arithmetic (its square overflows, so the loss is "
+            "infinite before any training step); scale the data down"
+            + (" or use float64" if dtype == np.float32 else ""),
+            0,
+            before_training=True,
+        )
 
 
 def check_initial_loss(model, loss, X, T, batch_size) -> None:

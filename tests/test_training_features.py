@@ -7,6 +7,7 @@ gradients, plain NumPy for penalties and norms, closed forms for schedules.
 """
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -402,3 +403,32 @@ def test_only_a_changing_schedule_runs_one_epoch_per_call(monkeypatch, name, cal
     opt = fastbp.SGD(m.parameters(), lr=0.01)
     fastbp.train(m, fastbp.MSELoss(), opt, X, T, epochs=40, lr_schedule=name)
     assert seen[1:] == [40 // calls] * calls  # seen[0]: the zero-epoch warm-up
+
+
+@pytest.mark.parametrize("where", ["training", "validation"])
+def test_a_value_whose_square_overflows_is_named_before_training(where):
+    # Row 300 is far past the first batch, which is all the untrained loss
+    # used to be checked on; training then blamed the learning rate.
+    X, T = data("values", n=400)
+    X = X.astype(np.float32)
+    T = T.astype(np.float32)
+    bad = X.copy()
+    bad[300, 2] = 3e19  # its square overflows float32
+    m = fastbp.mlp([4, 6, 3], "tanh", rng=0)
+    opt = fastbp.SGD(m.parameters(), lr=0.01)
+    args = (bad, T) if where == "training" else (X, T)
+    val = (bad, T) if where == "validation" else None
+    with pytest.raises(fastbp.DivergenceError) as e:
+        fastbp.train(m, fastbp.MSELoss(), opt, *args, epochs=1, val=val)
+    assert e.value.before_training and e.value.epoch == 0
+    assert f"{where} X, row 300, column 2: 3e+19" in str(e.value)
+    assert "use float64" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_r2_of_overflowing_outputs_is_nan_without_warnings():
+    from fastbp.train import r2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = r2(np.array([[1e308], [-1e308]]), np.array([[0.0], [1.0]]))
+    assert not math.isfinite(value)
