@@ -66,7 +66,7 @@ def grad_from_input(act):
     return act == ACT_GELU
 
 
-@kernel
+@kernel(inline="always")
 def activate_flat(x, y, act, p):
     """y = act(x) on 1-D contiguous arrays (often one row's slice); y may be x."""
     one = y.dtype.type(1.0)
@@ -97,7 +97,7 @@ def activate_flat(x, y, act, p):
             y[j] = x[j]
 
 
-@kernel
+@kernel(inline="always")
 def activate_backward_flat(a, dy, dx, act, p):
     """dx = dy * act'(x) on 1-D arrays; dx may be dy.
 
@@ -131,6 +131,26 @@ def activate_backward_flat(a, dy, dx, act, p):
     else:
         for j in range(a.shape[0]):
             dx[j] = dy[j]
+
+
+# Called, not inlined, by the fused training step: one compiled copy of the
+# activation branches instead of one per call site keeps its compile time
+# down. Each inlines the loops above with its arrays known to be the same or
+# apart, so LLVM vectorizes them without a runtime overlap check (a call
+# passing one array as both x and y would fall back to scalar loops).
+
+
+@kernel
+def activate_into(x, y, act, p):
+    """y = act(x), x and y distinct 1-D arrays."""
+    activate_flat(x, y, act, p)
+
+
+@kernel
+def activate_backward_inplace(a, d, act, p):
+    """d = d * act'(a) in place (a: the output, or the input where
+    grad_from_input(act))."""
+    activate_backward_flat(a, d, d, act, p)
 
 
 @kernel

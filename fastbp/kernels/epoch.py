@@ -40,8 +40,8 @@ from .activations import (
     ACT_CODES,
     ACT_IDENTITY,
     ACT_MAX_HYPER,
-    activate_backward_flat,
-    activate_flat,
+    activate_backward_inplace,
+    activate_into,
     grad_from_input,
     hyper_row,
 )
@@ -145,7 +145,7 @@ def _train_step(
             dense_forward_flat(
                 a, ao, theta, w, bias, z, ho, m, k, n_out, np.int64(ACT_IDENTITY), p
             )
-            activate_flat(z[ho : ho + size], h[ho : ho + size], act, p)
+            activate_into(z[ho : ho + size], h[ho : ho + size], act, p)
         else:
             dense_forward_flat(a, ao, theta, w, bias, h, ho, m, k, n_out, act, p)
         a, ao = h, ho
@@ -172,9 +172,9 @@ def _train_step(
             size, ho = m * n_out, hoff[layer]
             dl, p = d0[:size], hyper_row(act_hyper, layer)
             if grad_from_input(act):
-                activate_backward_flat(z[ho : ho + size], dl, dl, act, p)
+                activate_backward_inplace(z[ho : ho + size], dl, act, p)
             else:
-                activate_backward_flat(h[ho : ho + size], dl, dl, act, p)
+                activate_backward_inplace(h[ho : ho + size], dl, act, p)
         if layer == 0:
             a, ao = x, xo
         else:
