@@ -52,6 +52,7 @@ from .dense import (
 )
 from .losses import LOSS_HYPER, loss_backward_flat, loss_is_summed, loss_takes_labels
 from .optim import OPT_SIGNATURES, optimizer_step_flat
+from .util import all_finite
 
 __all__ = [
     "FusedModel",
@@ -366,10 +367,16 @@ def _train_epochs(
             step += 1
             steps += 1
             optimizer_step_flat(opt_code, opt_hyper, theta, grad, state0, state1, step)
-        epoch_loss[e] = total / n_samples
         if norms.shape[0] > 0:
             for layer in range(n_layers):
                 grad_norms[e, layer] = norms[layer] / steps
+        # The epoch's last update can blow the weights up with every loss of
+        # the epoch finite (each is taken before its update): that epoch
+        # diverged, as the layer path finds by checking after each epoch.
+        if not all_finite(theta):
+            epoch_loss[e] = np.nan
+            return step
+        epoch_loss[e] = total / n_samples
     return step
 
 
