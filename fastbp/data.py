@@ -584,6 +584,10 @@ def _stratified(perm: NDArray, labels: NDArray, n_val: int) -> NDArray:
 _SQUARE_SAFE = 1e100
 
 
+#: Rows a Standardizer converts to float64 at a time.
+_BLOCK_ROWS = 1 << 14
+
+
 class Standardizer:
     """Per-feature z-scores: (X - mean) / std, with statistics from training rows.
 
@@ -660,11 +664,12 @@ class Standardizer:
 
     def transform_(self, X: NDArray) -> NDArray:
         """(X - mean) / std in place, X a float array (n_samples, n_features);
-        returns X. The arithmetic is float64, rounded once into X's dtype."""
+        returns X. The arithmetic is float64, rounded once into X's dtype,
+        a block of rows at a time."""
         self._check_fitted(X)
-        for j in range(X.shape[1]):
-            col = X[:, j].astype(np.float64)
-            X[:, j] = (col - self.mean[j]) / self.std[j]
+        for s in range(0, X.shape[0], _BLOCK_ROWS):
+            block = X[s : s + _BLOCK_ROWS]
+            block[...] = (block.astype(np.float64) - self.mean) / self.std
         return X
 
     def _check_fitted(self, X: NDArray) -> None:

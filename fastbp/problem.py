@@ -279,7 +279,11 @@ class Problem:
         with np.errstate(over="ignore"):  # reported by _check_squares
             targets, n_outputs, metric = self._targets(loss, dtype)
         scaler = (
-            Standardizer().fit(self.X, rows=train_idx) if self.standardize else None
+            Standardizer().fit(
+                self.X, rows=None if len(train_idx) == self.n_samples else train_idx
+            )
+            if self.standardize
+            else None
         )
 
         def rows(idx: NDArray) -> NDArray:
@@ -375,6 +379,8 @@ def _compact(X: NDArray, idx: NDArray, chunk: int = 1 << 15) -> NDArray:
     returned as a view of them. Row i comes from row idx[i] >= i, so each
     chunk reads rows not yet overwritten; the extra memory is one chunk."""
     n = len(idx)
+    if n == len(X):  # sorted distinct indices of every row: X itself
+        return X
     for s in range(0, n, chunk):
         e = min(s + chunk, n)
         X[s:e] = X[idx[s:e]]
