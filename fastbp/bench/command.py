@@ -38,7 +38,7 @@ def _out_folder(ctx: click.Context, param: click.Parameter, value: str | None):
     "case_names",
     multiple=True,
     help="Run only these cases (repeatable): xor-2-8-1, 32-64-1, "
-    "784-256-10, 1024-1024-1024-10.",
+    "deep-32-64x10-1, tabular-20-256-256-1, 784-256-10, 1024-1024-1024-10.",
 )
 @click.option(
     "--budget",

@@ -30,6 +30,10 @@ import numpy as np
 CASES = {
     "xor-2-8-1": ((2, 8, 1), 4),
     "32-64-1": ((32, 64, 1), 64),
+    # Ten hidden layers of 64: many small products per step.
+    "deep-32-64x10-1": ((32, *([64] * 10), 1), 64),
+    # A tabular network: 20 features, two hidden layers of 256.
+    "tabular-20-256-256-1": ((20, 256, 256, 1), 256),
     "784-256-10": ((784, 256, 10), 128),
     "1024-1024-1024-10": ((1024, 1024, 1024, 10), 256),
 }
