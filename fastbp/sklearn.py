@@ -655,33 +655,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         dtype="float32",
         n_threads=None,
     ):
-        super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes,
-            activation=activation,
-            solver=solver,
-            alpha=alpha,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init,
-            power_t=power_t,
-            max_iter=max_iter,
-            shuffle=shuffle,
-            random_state=random_state,
-            tol=tol,
-            verbose=verbose,
-            warm_start=warm_start,
-            momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun,
-            dtype=dtype,
-            n_threads=n_threads,
-        )
+        params = dict(locals())  # every parameter, by name, as scikit-learn wants
+        del params["self"], params["class_weight"]
+        _BaseMLP.__init__(self, **params)
         self.class_weight = class_weight
 
     def __sklearn_tags__(self):
@@ -885,33 +861,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         dtype="float32",
         n_threads=None,
     ):
-        super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes,
-            activation=activation,
-            solver=solver,
-            alpha=alpha,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init,
-            power_t=power_t,
-            max_iter=max_iter,
-            shuffle=shuffle,
-            random_state=random_state,
-            tol=tol,
-            verbose=verbose,
-            warm_start=warm_start,
-            momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun,
-            dtype=dtype,
-            n_threads=n_threads,
-        )
+        params = dict(locals())  # every parameter, by name, as scikit-learn wants
+        del params["self"], params["loss"]
+        _BaseMLP.__init__(self, **params)
         self.loss = loss
 
     def __sklearn_tags__(self):
