@@ -896,7 +896,10 @@ def train_stream(
         Rows the approximate shuffle draws from (see the module notes); at
         least the training row count gives ``fastbp.train``'s exact order.
     seed : int or None
-        Seeds the shuffle (``numpy.random.default_rng(seed)``).
+        Seeds the shuffle: the buffer's draws come from
+        ``numpy.random.default_rng(seed)``, the order of the rows left at
+        the end of an epoch from ``epoch_order(shuffle_key(seed), epoch, k)``
+        (all of them when the buffer holds every training row).
 
     Returns
     -------
