@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import sys
 import time
 import warnings
@@ -562,19 +561,16 @@ def _strict(value):
 def _check_plotting(path: str) -> None:
     """--plot: matplotlib installed and the extension one it writes, checked
     before training so a long run does not end in an error."""
+    from .plot import check_image_path
+
     try:
-        from matplotlib.backend_bases import FigureCanvasBase
+        check_image_path(path)
     except ImportError:
         raise InputError(
             "--plot needs matplotlib: pip install 'fastbp[plot]'"
         ) from None
-    kinds = FigureCanvasBase.get_supported_filetypes()
-    ext = os.path.splitext(path)[1].lstrip(".").lower()
-    if ext not in kinds:
-        raise InputError(
-            f"--plot: {path}: unknown image type {ext or '(none)'!r}; use one of "
-            f"{', '.join(sorted(kinds))}"
-        )
+    except ValueError as exc:
+        raise InputError(f"--plot: {exc}") from None
 
 
 def _stopping(early_stopping, lr_schedule, patience, tol, has_val):

@@ -16,7 +16,7 @@ from numbers import Integral
 
 from .io import atomic_file
 
-__all__ = ["plot_history"]
+__all__ = ["plot_history", "check_image_path"]
 
 _MISSING = "plotting needs matplotlib: pip install 'fastbp[plot]'"
 #: Pixels per inch of raster output; a panel is _PANEL inches (width, height).
@@ -77,22 +77,14 @@ def plot_history(
     """
     epochs, series = _columns(history)
     try:
-        from matplotlib.backend_bases import FigureCanvasBase
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
-        raise ImportError(_MISSING) from None
+        ext = check_image_path(path)
+    except ValueError as exc:
+        raise ValueError(f"plot_history: {exc}") from None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     target = os.fspath(path)
-    ext = os.path.splitext(target)[1].lower().lstrip(".")
-    supported = FigureCanvasBase.get_supported_filetypes()
-    if ext not in supported:
-        raise ValueError(
-            f"plot_history: cannot write {target!r}: unknown extension "
-            f"{'.' + ext if ext else '(none)'}; supported: "
-            + ", ".join("." + e for e in sorted(supported))
-        )
 
     if _any(series["val_metric"]):
         right, right_label = series["val_metric"], metric_name or "validation metric"
@@ -138,6 +130,28 @@ def plot_history(
 
     with atomic_file(target) as f:
         fig.savefig(f, format=ext, dpi=_DPI)
+
+
+def check_image_path(path: str | os.PathLike) -> str:
+    """The image format of path's extension ("png", "svg", ...): ImportError
+    (one line) when matplotlib is missing, ValueError naming path and the
+    supported extensions when matplotlib cannot write it. What
+    :func:`plot_history` checks first, for callers (the command line) that
+    check before a long run."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise ImportError(_MISSING) from None
+    target = os.fspath(path)
+    ext = os.path.splitext(target)[1].lower().lstrip(".")
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if ext not in supported:
+        raise ValueError(
+            f"cannot write {target!r}: unknown image type "
+            f"{ext or '(none)'!r}; supported: "
+            + ", ".join("." + e for e in sorted(supported))
+        )
+    return ext
 
 
 def _columns(history: Sequence[dict]) -> tuple[list[int], dict[str, list[float]]]:
