@@ -264,7 +264,7 @@ class _BaseMLP(BaseEstimator):
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)
         X = _dense(X).astype(self.dtype, copy=False)
         n, n_features = X.shape
-        weights = self._weights(sample_weight, y if Y.ndim else None, n)
+        weights = self._weights(sample_weight, Y)
         rs = check_random_state(self.random_state)
         layer_units = [n_features, *sizes, self._n_outputs(Y)]
         if first_pass:
@@ -300,7 +300,10 @@ class _BaseMLP(BaseEstimator):
             self._fit_stochastic(X, Y, weights, rs, incremental)
         return self
 
-    def _weights(self, sample_weight, y, n) -> NDArray | None:
+    def _weights(self, sample_weight, Y) -> NDArray | None:
+        """sample_weight checked, as a float64 (n,) array (a scalar spread
+        over the n rows of the coded targets Y), or None."""
+        n = len(Y)
         if sample_weight is None:
             return None
         w = np.asarray(sample_weight, dtype=np.float64)
@@ -726,7 +729,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     f"`y` has classes not in `self.classes_`. `self.classes_` has "
                     f"{self.classes_}. 'y' has {classes}."
                 )
-        self._y_raw = y
         indicator = self._binarizer.transform(y)
         if self._binarizer.y_type_ == "multiclass":
             return X, np.argmax(indicator, axis=1).astype(np.int64)
@@ -747,25 +749,26 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _metric(self) -> str:
         return "accuracy" if self.out_activation_ == "softmax" else "logit_accuracy"
 
-    def _weights(self, sample_weight, y, n):
-        weights = super()._weights(sample_weight, y, n)
+    def _weights(self, sample_weight, Y):
+        """sample_weight times class_weight's weight of each row's class,
+        read from the coded targets Y (class indices, or one 0/1 column for
+        two classes)."""
+        weights = super()._weights(sample_weight, Y)
         if self.class_weight is None:
             return weights
-        y = self._y_raw
         if self._binarizer.y_type_.startswith("multilabel"):
             raise ValueError("class_weight is not supported for multi-label targets")
-        if isinstance(self.class_weight, str) and self.class_weight != "balanced":
+        cw = self.class_weight
+        if not (isinstance(cw, dict) or (isinstance(cw, str) and cw == "balanced")):
             raise ValueError(
                 f"class_weight must be None, 'balanced' or a dict, got "
                 f"{self.class_weight!r}"
             )
-        if not isinstance(self.class_weight, str | dict):
-            raise ValueError(
-                f"class_weight must be None, 'balanced' or a dict, got "
-                f"{self.class_weight!r}"
-            )
-        per_class = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
-        cw = per_class[np.searchsorted(self.classes_, y)]
+        index = Y if Y.ndim == 1 else Y[:, 0].astype(np.int64)
+        per_class = compute_class_weight(
+            self.class_weight, classes=self.classes_, y=self.classes_[index]
+        )
+        cw = per_class[index]
         return cw if weights is None else weights * cw
 
     def _adopt(self, predictor, meta, sigmoid_out) -> None:
@@ -900,7 +903,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         y = np.asarray(y, dtype=self.dtype)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        self._y_ndim = y.ndim
         return X, y.reshape(len(y), -1)
 
     def _n_outputs(self, Y) -> int:
