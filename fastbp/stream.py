@@ -1005,7 +1005,8 @@ def train_stream(
                 else sum(v * m for v, m, _ in parts) / rows
             )
             result.loss.append(float(value))
-            result.lr.append(float(getattr(optimizer, "lr", math.nan)))
+            if hasattr(optimizer, "lr"):  # as fastbp.train records it
+                result.lr.append(float(optimizer.lr))
             result.epochs = epoch
             steps = [-(-m // bs) for _, m, _ in parts]
             result.steps += sum(steps)
