@@ -725,7 +725,7 @@ def train(
                 # measured before the update, could not show it.
                 losses[-1] = np.nan
             finished = losses[np.isfinite(losses)]
-            result.loss.extend(float(v) for v in finished)
+            result.loss.extend(finished.tolist())  # floats, ~10 ns each
             if hasattr(optimizer, "lr"):
                 result.lr.extend([float(optimizer.lr)] * finished.size)
             if grad_norms:
