@@ -27,18 +27,15 @@ problem.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import stat
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from numbers import Integral
 from typing import IO
 
 import numpy as np
 
-from ._files import open_input
+from ._files import NpzEntries, atomic_file, first_line, open_npz
 from ._version import __version__
 from .layers import Sequential
 
@@ -135,36 +132,6 @@ def save_model(
     _write_atomic(os.fspath(path), lambda f: np.savez(f, **arrays))
 
 
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike) -> Iterator[IO[bytes]]:
-    """A binary file to write ``path`` through, atomically: the data goes to a
-    temporary file beside path, which replaces path (synced, with path's
-    permissions or the umask's) when the block ends normally. If the block
-    raises, the temporary file is removed and path is untouched, so a reader
-    sees the old file or the whole new one, never a partial file."""
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    mode = _new_file_mode(target)
-    tmp = tempfile.NamedTemporaryFile(
-        dir=directory,
-        prefix=f".{os.path.basename(target)}.",
-        suffix=".tmp",
-        delete=False,
-    )
-    try:
-        with tmp:
-            yield tmp
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp.name, mode)  # NamedTemporaryFile creates it 0o600
-        os.replace(tmp.name, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp.name)
-        raise
-    _fsync_directory(directory)
-
-
 def _write_atomic(target: str, write: Callable[[IO[bytes]], None]) -> None:
     """write(file) through :func:`atomic_file`."""
     with atomic_file(target) as f:
@@ -175,81 +142,6 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write text (UTF-8) to path atomically: a reader sees the old file or the
     whole new one, never a partial file."""
     _write_atomic(os.fspath(path), lambda f: f.write(text.encode("utf-8")))
-
-
-def _new_file_mode(target: str) -> int:
-    """The existing target's permissions, else 0o666 less the umask."""
-    with contextlib.suppress(OSError):
-        return stat.S_IMODE(os.stat(target).st_mode)
-    umask = 0o022
-    # Reading the umask with os.umask() would change it process-wide for a moment.
-    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("Umask:"):
-                umask = int(line.split()[1], 8)
-    return 0o666 & ~umask
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make the rename durable where the OS allows syncing a directory."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _reason(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
-class _Reader:
-    """Typed access to the entries of an open NpzFile, ModelFileError on misuse."""
-
-    def __init__(self, npz: np.lib.npyio.NpzFile, path: str) -> None:
-        self.npz = npz
-        self.path = path
-
-    def fail(self, problem: str) -> ModelFileError:
-        return ModelFileError(f"{self.path}: {problem}")
-
-    def array(self, key: str) -> np.ndarray:
-        if key not in self.npz.files:
-            raise self.fail(f"missing entry {key!r}")
-        try:
-            arr = self.npz[key]
-        except ValueError as exc:
-            if "allow_pickle" in str(exc):
-                raise self.fail(
-                    f"entry {key!r} holds pickled Python objects, which fastbp "
-                    "never loads"
-                ) from None
-            raise self.fail(f"entry {key!r} is unreadable ({_reason(exc)})") from None
-        except Exception as exc:
-            raise self.fail(f"entry {key!r} is unreadable ({_reason(exc)})") from None
-        if not isinstance(arr, np.ndarray):  # a zip member that is not .npy data
-            raise self.fail(f"entry {key!r} is not a NumPy array")
-        return arr
-
-    def text(self, key: str) -> str:
-        arr = self.array(key)
-        if arr.ndim != 0 or arr.dtype.kind != "U":
-            raise self.fail(
-                f"entry {key!r} must be a text scalar, got {arr.dtype} array of "
-                f"shape {arr.shape}"
-            )
-        return str(arr[()])
-
-    def json(self, key: str) -> object:
-        text = self.text(key)
-        try:
-            return json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise self.fail(f"entry {key!r} is not valid JSON ({exc})") from None
 
 
 def load_model(path: str | os.PathLike) -> tuple[Sequential, dict]:
@@ -276,44 +168,13 @@ def load_model(path: str | os.PathLike) -> tuple[Sequential, dict]:
         non-finite, or an object (pickle) array. Nothing is ever unpickled.
     """
     path = os.fspath(path)
-    f = open_input(path, ModelFileError, "a model file", mode="rb")
-    with f:
-        if f.read(2) != b"PK":
-            raise ModelFileError(
-                f"{path}: not a fastbp model file (not a .npz/zip archive)"
-            )
-        f.seek(0)
-        try:
-            npz = np.load(f, allow_pickle=False)
-        except Exception as exc:
-            raise ModelFileError(
-                f"{path}: corrupt or truncated .npz archive ({_reason(exc)})"
-            ) from None
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise ModelFileError(
-                f"{path}: not a fastbp model file (not a .npz archive)"
-            )
-        with npz:
-            return _read_model(_Reader(npz, path))
+    with open_npz(path, ModelFileError, "a fastbp model file") as r:
+        return _read_model(r)
 
 
-def _read_model(r: _Reader) -> tuple[Sequential, dict]:
-    if "format" not in r.npz.files:
-        raise r.fail("not a fastbp model file (an .npz archive without 'format')")
-    if r.text("format") != FORMAT:
-        raise r.fail(
-            f"not a fastbp model file (format {r.text('format')!r}, expected "
-            f"{FORMAT!r})"
-        )
-    version = r.array("format_version")
-    if version.ndim != 0 or version.dtype.kind not in "iu":
-        raise r.fail("entry 'format_version' must be an integer scalar")
-    if int(version) != FORMAT_VERSION:
-        raise r.fail(
-            f"format version {int(version)} is not supported (fastbp "
-            f"{__version__} reads version {FORMAT_VERSION})"
-        )
-    for key in r.npz.files:
+def _read_model(r: NpzEntries) -> tuple[Sequential, dict]:
+    r.header(FORMAT, FORMAT_VERSION, "a fastbp model file")
+    for key in r.files:
         if key not in _HEADER_KEYS and key != "meta" and not key.startswith(_PARAM):
             raise r.fail(f"unexpected entry {key!r}")
     r.text("fastbp_version")
@@ -322,9 +183,7 @@ def _read_model(r: _Reader) -> tuple[Sequential, dict]:
         raise r.fail(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     arch = r.json("architecture")
     stored = {
-        key[len(_PARAM) :]: r.array(key)
-        for key in r.npz.files
-        if key.startswith(_PARAM)
+        key[len(_PARAM) :]: r.array(key) for key in r.files if key.startswith(_PARAM)
     }
     # Precise shape errors come after building; this only stops a forged file
     # from making us allocate a model far larger than the file.
@@ -337,7 +196,7 @@ def _read_model(r: _Reader) -> tuple[Sequential, dict]:
     try:
         model = Sequential.from_architecture(arch, dtype=dtype, rng=0)
     except Exception as exc:
-        raise r.fail(f"invalid architecture ({_reason(exc)})") from None
+        raise r.fail(f"invalid architecture ({first_line(exc)})") from None
     expected = dict(model.named_parameters())
     extra = sorted(set(stored) - set(expected))
     if extra:
