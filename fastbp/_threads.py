@@ -1,7 +1,8 @@
 """Thread caps for training: Numba's pool and every BLAS loaded in-process.
 
-Matrix products inside kernels go to SciPy's OpenBLAS, which keeps its own
-thread pool (NumPy bundles a second OpenBLAS with another). ``thread_limit(n)``
+Matrix products inside kernels go to NumPy's own OpenBLAS (see
+``fastbp/kernels/blas.py``), or, where NumPy's BLAS is not one the kernels can
+call, to SciPy's, which keeps a second thread pool. ``thread_limit(n)``
 caps Numba and every BLAS library for the duration of a ``with`` block and
 restores the previous counts in ``finally``, even when training raises. The
 BLAS libraries are found and limited by threadpoolctl, which knows OpenBLAS,
@@ -18,9 +19,13 @@ import numba
 
 
 def _load_kernel_blas() -> None:
-    """Load the BLAS that ``np.dot`` inside kernels calls (SciPy's), so that
-    threadpoolctl sees it even before the first kernel has run."""
-    import scipy.linalg.cython_blas  # noqa: F401
+    """Load the BLAS the kernels call, so that threadpoolctl sees it even
+    before the first kernel has run: NumPy's is loaded already; SciPy's, the
+    fallback, is loaded here."""
+    from .kernels.blas import GEMM
+
+    if GEMM.startswith("numba"):
+        import scipy.linalg.cython_blas  # noqa: F401
 
 
 def blas_threads() -> list[int]:

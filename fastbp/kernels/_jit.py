@@ -25,7 +25,8 @@ So every kernel is cached under
     $XDG_CACHE_HOME/fastbp, else ~/.cache/fastbp
 
 in a sub-directory named after :data:`SOURCE_STAMP`, one hash of the Numba
-version, ``_config.py`` and every file in ``fastbp/kernels``. Editing any of
+version, the BLAS the kernels call (``blas.GEMM``), ``_config.py`` and every
+file in ``fastbp/kernels``. Editing any of
 them moves every kernel to a fresh directory, so nothing stale is ever loaded.
 When no candidate is writable the kernels still work, compiled afresh in every
 process (a warning says so).
@@ -69,6 +70,7 @@ from numba.core import errors, types
 from numba.extending import overload
 
 from .._config import FASTMATH
+from .blas import GEMM
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 _KERNEL_DIR = Path(__file__).resolve().parent
@@ -76,6 +78,7 @@ _KERNEL_DIR = Path(__file__).resolve().parent
 
 def _source_hash() -> str:
     digest = hashlib.sha256(numba.__version__.encode())
+    digest.update(GEMM.encode())  # the BLAS compiled kernels call (blas.py)
     sources = [_PACKAGE_DIR / "_config.py", *sorted(_KERNEL_DIR.glob("*.py"))]
     for path in sources:
         digest.update(path.name.encode())
@@ -108,7 +111,8 @@ def _writable_cache_dir(stamp: str) -> Path | None:
     return None
 
 
-#: Hash of the Numba version, ``_config.py`` and every kernel source file.
+#: Hash of the Numba version, the kernels' BLAS, ``_config.py`` and every kernel
+#: source file.
 SOURCE_STAMP = _source_hash()
 #: Directory holding the compiled kernels, or None when caching is off. Numba
 #: puts each source directory's files in a sub-directory of it.

@@ -6,9 +6,9 @@ forward pass is a plain ``X @ W`` with no transpose.
 Each product picks its implementation by size: below
 ``_config.DENSE_BLAS_MIN_MACS`` multiply-adds a serial loop in i-k-j order,
 whose innermost loop runs along the contiguous last axis of the output and is
-vectorized by LLVM; from there on ``np.dot`` inside njit, i.e. SciPy's BLAS
-(GEMM with transpose flags, so ``X.T`` and ``W.T`` cost no copy), which brings
-its own threads. Bias, activation and the column sums are serial loops fused
+vectorized by LLVM; from there on NumPy's own BLAS GEMM (blas.py; with
+transpose flags, so ``X.T`` and ``W.T`` cost no copy), which brings its own
+threads. Bias, activation and the column sums are serial loops fused
 into one pass over the output.
 """
 
@@ -17,6 +17,7 @@ import numpy as np
 from .._config import DENSE_BLAS_MIN_MACS
 from ._jit import kernel, same_dtype
 from .activations import ACT_IDENTITY, ACT_RELU, activate_flat, no_hyper
+from .blas import gemm_nn, gemm_nt, gemm_tn
 
 __all__ = [
     "dense_forward",
@@ -43,12 +44,6 @@ def _check_forward(X, W, b, Y):
         raise ValueError("dense: b.shape[0] must equal W.shape[1] (out_features)")
     if Y.shape[0] != n_samples or Y.shape[1] != W.shape[1]:
         raise ValueError("dense: Y must have shape (X.shape[0], W.shape[1])")
-
-
-@kernel(inline="always")
-def _matrix(flat, offset, rows, cols):
-    """A (rows, cols) C-contiguous view of flat[offset:offset + rows * cols]."""
-    return flat[offset : offset + rows * cols].reshape((rows, cols))
 
 
 #: Offset 0 as an int64, not a literal: a literal 0 argument makes Numba compile
@@ -116,7 +111,7 @@ def dense_forward_flat(x, xo, w, wo, b, y, yo, n, k, m, act, p):
     applied to each output row while it is still in cache.
     """
     if _use_blas(n, k, m):
-        np.dot(_matrix(x, xo, n, k), _matrix(w, wo, k, m), _matrix(y, yo, n, m))
+        gemm_nn(x, xo, w, wo, y, yo, n, k, m)
         _bias_activate(y, yo, b, n, m, act, p)
     else:
         _dense_forward_loop(x, xo, w, wo, b, y, yo, n, k, m, act, p)
@@ -215,7 +210,7 @@ def _dense_backward_params_loop(x, xo, dy, dyo, dw, dwo, n, k, m):
 def dense_backward_params_flat(x, xo, dy, dyo, dw, dwo, db, n, k, m):
     """dW = X.T @ dY and db = column sums of dY (db a 1-D (m,) array)."""
     if _use_blas(n, k, m):
-        np.dot(_matrix(x, xo, n, k).T, _matrix(dy, dyo, n, m), _matrix(dw, dwo, k, m))
+        gemm_tn(x, xo, dy, dyo, dw, dwo, n, k, m)
     else:
         _dense_backward_params_loop(x, xo, dy, dyo, dw, dwo, n, k, m)
     _column_sums(dy, dyo, db, n, m)
@@ -239,7 +234,7 @@ def _dense_backward_input_loop(dy, dyo, w, wo, dx, dxo, n, k, m):
 def dense_backward_input_flat(dy, dyo, w, wo, dx, dxo, n, k, m):
     """dX = dY @ W.T on flat buffers."""
     if _use_blas(n, k, m):
-        np.dot(_matrix(dy, dyo, n, m), _matrix(w, wo, k, m).T, _matrix(dx, dxo, n, k))
+        gemm_nt(dy, dyo, w, wo, dx, dxo, n, k, m)
     else:
         _dense_backward_input_loop(dy, dyo, w, wo, dx, dxo, n, k, m)
 
