@@ -28,7 +28,7 @@ back at the end.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 
 __all__ = [
     "Schedule",
@@ -54,6 +54,29 @@ class Schedule:
     def plateau(self, current: float) -> float | None:
         """The rate after a plateau (see EarlyStopping), or None to stop."""
         return None
+
+    def config(self) -> dict:
+        """What the schedule is, as JSON data: ``{"type": class name, ...its
+        settings}`` (the dataclass fields, less those :meth:`state` holds).
+        Two schedules with equal configs give the same rates from the same
+        state."""
+        settings = {}
+        if is_dataclass(self):
+            state = self.state()
+            settings = {
+                f.name: getattr(self, f.name)
+                for f in fields(self)
+                if f.name not in state
+            }
+        return {"type": type(self).__name__, **settings}
+
+    def state(self) -> dict:
+        """What the schedule has learned while training, as JSON data (empty
+        for a schedule that is a pure function of the epoch)."""
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        """Take back what :meth:`state` returned (resuming a run)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,12 @@ class Adaptive(Schedule):
             return None
         self.current = current / self.factor
         return self.current
+
+    def state(self) -> dict:
+        return {"current": self.current}
+
+    def load_state(self, state: dict) -> None:
+        self.current = state["current"]
 
 
 @dataclass(frozen=True)
@@ -189,6 +218,15 @@ class EarlyStopping:
     def higher_is_better(self) -> bool:
         return self.monitor == "val_metric"
 
+    def config(self) -> dict:
+        """The rule's settings as JSON data (an infinite patience as "inf")."""
+        return {
+            "patience": "inf" if self.patience == math.inf else self.patience,
+            "tol": self.tol,
+            "monitor": self.monitor,
+            "restore_best": self.restore_best,
+        }
+
 
 class EpochControl:
     """What a training loop does between epochs, the same for in-memory
@@ -247,6 +285,38 @@ class EpochControl:
             f"{rule.patience} consecutive epochs"
         )
         return True
+
+    def config(self) -> dict:
+        """The schedule's and the early-stopping rule's settings, as JSON data
+        (None for either that is absent)."""
+        return {
+            "lr_schedule": None if self.schedule is None else self.schedule.config(),
+            "early_stopping": None if self.rule is None else self.rule.config(),
+        }
+
+    def state(self) -> dict:
+        """What the control carries from epoch to epoch, as JSON data: the
+        initial rate, the best score and its epoch, the epochs without
+        improvement, the schedule's state. The best epoch's weights are
+        ``best_weights`` (None without restore_best)."""
+        return {
+            "base_lr": self.base_lr,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "count": self.count,
+            "schedule": None if self.schedule is None else self.schedule.state(),
+        }
+
+    def load_state(self, state: dict, best_weights=None) -> None:
+        """Take back :meth:`state` and ``best_weights`` (an array of
+        ``model.flat_data``'s shape, or None), resuming a run where it was."""
+        self.base_lr = state["base_lr"]
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.count = state["count"]
+        if self.schedule is not None and state["schedule"] is not None:
+            self.schedule.load_state(state["schedule"])
+        if self.best_weights is not None and best_weights is not None:
+            self.best_weights[...] = best_weights
 
     def finish(self, result) -> None:
         """Put the best epoch's weights back (restore_best); sets
