@@ -50,6 +50,14 @@ from numpy.typing import DTypeLike, NDArray
 
 from ._threads import thread_limit
 from ._validate import as_dtype, positive_int
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointFile,
+    Checkpointing,
+    capture,
+    describe_run,
+)
 from .data import (
     MAX_INFERRED_CLASSES,
     DataError,
@@ -74,6 +82,7 @@ from .train import (
     divergence_error,
     epoch_control,
     epoch_order,
+    linear_layers,
     shuffle_key,
 )
 
@@ -876,13 +885,17 @@ def train_stream(
     lr_schedule: Schedule | str | None = None,
     early_stopping: EarlyStopping | None = None,
     grad_norms: bool = False,
+    checkpoint: str | os.PathLike | CheckpointFile | None = None,
+    checkpoint_every: int = 1,
+    resume: str | os.PathLike | Checkpoint | None = None,
 ) -> TrainResult:
     """Train ``model`` on a streamed table, reading it again every epoch.
 
     Parameters
     ----------
     model, loss, optimizer, epochs, batch_size, metric, fuse, threads,
-    callback, lr_schedule, early_stopping, grad_norms : as in
+    callback, lr_schedule, early_stopping, grad_norms, checkpoint,
+    checkpoint_every, resume : as in
         :func:`fastbp.train`; targets are coded for ``loss`` as
         :meth:`StreamStats.coding` says (class indices for cross-entropy).
         Early stopping on a validation figure needs held-out rows
@@ -899,7 +912,9 @@ def train_stream(
         Seeds the shuffle: the buffer's draws come from
         ``numpy.random.default_rng(seed)``, the order of the rows left at
         the end of an epoch from ``epoch_order(shuffle_key(seed), epoch, k)``
-        (all of them when the buffer holds every training row).
+        (all of them when the buffer holds every training row). A
+        checkpoint stores the generator's state (the buffer is empty between
+        epochs), so a resumed run draws what the uninterrupted one would.
 
     Returns
     -------
@@ -961,8 +976,32 @@ def train_stream(
     reader = _Reader(stats, loss_name, n_outputs)
     labels = loss_name == "ce"
     bs = min(batch_size, stats.n_train)
+    saving = Checkpointing(checkpoint, checkpoint_every, resume, "train_stream")
+    key = saving.shuffle_key(shuffle_key(seed), seed)
+    run_info = None  # described only when checkpointing (the runs must match)
+    if saving.active:
+        run_info = describe_run(
+            model, loss, optimizer, control,
+            {
+                "mode": "streamed", "batch_size": bs, "rows": stats.n_train,
+                "validation_rows": stats.n_val, "l2": 0.0, "sample_weight": False,
+                "shuffle": True, "seed": seed, "shuffle_key": key,
+                "shuffle_buffer": shuffle_buffer,
+            },
+        )  # fmt: skip
+    done = saving.start(
+        run_info, epochs, model, optimizer, control, result,
+        len(linear_layers(model)) if grad_norms else 0,
+    )  # fmt: skip
     rng = np.random.default_rng(seed)
-    key = shuffle_key(seed)
+    if done:
+        try:
+            rng.bit_generator.state = saving.resumed.rng_state
+        except (TypeError, ValueError, KeyError):
+            raise CheckpointError(
+                f"{saving.resumed.path}: the shuffle buffer's generator state "
+                "is malformed"
+            ) from None
     pool = _ShufflePool(
         shuffle_buffer,
         bs,
@@ -977,7 +1016,8 @@ def train_stream(
         runner(pool.X[:1], pool.T[:1], bs).warm_up()
         result.compile_seconds = time.perf_counter() - start
         checked = False
-        for epoch in range(1, epochs + 1):
+        first = epochs + 1 if saving.finished(epochs) else done + 1
+        for epoch in range(first, epochs + 1):
             control.before(epoch, result.samples)
             parts: list[tuple[float, int, NDArray]] = []
             start = time.perf_counter()
@@ -1028,7 +1068,15 @@ def train_stream(
                 result.val_metric.append(v_metric)
             if callback is not None:
                 callback(epoch, result)
-            if control.after(result):
+            stop = control.after(result)
+            saving.after_epoch(
+                epoch, epochs, stop,
+                lambda: capture(
+                    run_info, model, optimizer, control, result,
+                    rng.bit_generator.state,
+                ),
+            )  # fmt: skip
+            if stop:
                 break
         control.finish(result)
     return result

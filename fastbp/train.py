@@ -24,6 +24,7 @@ visit the data identically, and both stop with the same
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from numpy.typing import NDArray
 
 from ._threads import thread_limit
 from ._validate import check_array, positive_int
+from .checkpoint import Checkpoint, CheckpointFile, Checkpointing, capture, describe_run
 from .kernels.activations import ACT_IDENTITY, NO_HYPER
 from .kernels.epoch import (
     FusedLoss,
@@ -127,6 +129,10 @@ class TrainResult:
     best_epoch: int | None = None
     #: Why training ended before ``epochs`` (early stopping), else None.
     stop_reason: str | None = None
+    #: Epochs done before this call: those of the checkpoint it resumed, else
+    #: 0. The history and counters (steps, samples, train_seconds) cover all
+    #: epochs, those before included.
+    start_epoch: int = 0
 
     def kept(self, values: list[float]) -> float | None:
         """The entry of a per-epoch list (``val_loss``, ``val_metric``...)
@@ -622,6 +628,9 @@ def train(
     lr_schedule: Schedule | str | None = None,
     early_stopping: EarlyStopping | None = None,
     grad_norms: bool = False,
+    checkpoint: str | os.PathLike | CheckpointFile | None = None,
+    checkpoint_every: int = 1,
+    resume: str | os.PathLike | Checkpoint | None = None,
 ) -> TrainResult:
     """Train ``model`` on (X, T) with mini-batches; returns a TrainResult.
 
@@ -659,10 +668,31 @@ def train(
     early_stopping : an :class:`fastbp.schedules.EarlyStopping`, or None
     grad_norms : record each layer's mean weight-gradient norm per epoch in
         ``result.grad_norms`` (computed inside the fused kernel)
+    checkpoint : a path, a :class:`fastbp.checkpoint.CheckpointFile` or
+        None: write a checkpoint (:mod:`fastbp.checkpoint`; weights,
+        optimizer and schedule state, shuffle key, history) there, atomically,
+        after every ``checkpoint_every``-th epoch (counted from the run's
+        first) and after the last one trained
+    checkpoint_every : int >= 1
+    resume : a checkpoint's path, a :class:`fastbp.checkpoint.Checkpoint`
+        or None: continue that run. ``epochs`` stays the total: epochs
+        ``epochs_done + 1`` to ``epochs`` are trained, and the result equals
+        a run never interrupted (history included; ``result.start_epoch``
+        says where this call began). Pass a model, loss and optimizer built
+        as for the first run (fresh, with its initial lr) and the same data
+        and settings: anything the checkpoint records that differs is a
+        :class:`fastbp.checkpoint.CheckpointError` (a ValueError) naming it,
+        as is a checkpoint with more than ``epochs`` epochs. A checkpoint
+        with exactly ``epochs``, or whose run early stopping ended, trains
+        nothing: the model gets its final weights (the best epoch's, with
+        restore_best) and the result its history. With seed=None the
+        checkpoint's shuffle key is used.
 
     Raises
     ------
     DivergenceError when the training loss becomes NaN or infinite.
+    CheckpointError (a ValueError) for a checkpoint that cannot be read or
+    does not match the run.
     """
     epochs = positive_int(epochs, "train", "epochs")
     batch_size = positive_int(batch_size, "train", "batch_size")
@@ -690,10 +720,26 @@ def train(
         raise ValueError(
             f"train: sample_weight needs the fused path ({result.layer_path_reason})"
         )
-    key = shuffle_key(seed) if shuffle else -1
+    saving = Checkpointing(checkpoint, checkpoint_every, resume, "train")
+    key = saving.shuffle_key(shuffle_key(seed) if shuffle else -1, seed)
     n = X.shape[0]
     batch_size = min(batch_size, n)
     steps_per_epoch = -(-n // batch_size)
+    run_info = None  # described only when checkpointing (the runs must match)
+    if saving.active:
+        run_info = describe_run(
+            model, loss, optimizer, control,
+            {
+                "mode": "in-memory", "batch_size": batch_size, "rows": n,
+                "validation_rows": 0 if val is None else len(val[0]), "l2": l2,
+                "sample_weight": weights is not None, "shuffle": key >= 0,
+                "seed": seed, "shuffle_key": key,
+            },
+        )  # fmt: skip
+    done = saving.start(
+        run_info, epochs, model, optimizer, control, result,
+        len(linear_layers(model)) if grad_norms else 0,
+    )  # fmt: skip
 
     check_data_range(model.dtype, X, T, "training")
     if val is not None:
@@ -713,9 +759,8 @@ def train(
             per_call = max(1, STEPS_PER_CALL // steps_per_epoch)
             if callback is not None:  # report progress about 20 times
                 per_call = min(per_call, max(1, epochs // 20))
-        done = 0
-        while done < epochs:
-            count = min(per_call, epochs - done)
+        while done < epochs and not saving.finished(epochs):
+            count = saving.chunk(done, min(per_call, epochs - done))
             control.before(done + 1, result.samples)
             start = time.perf_counter()
             losses = run(np.empty((count, 0), np.int64), key, done)
@@ -744,7 +789,12 @@ def train(
                 result.val_metric.append(v_metric)
             if callback is not None:
                 callback(done, result)
-            if control.after(result):
+            stop = control.after(result)
+            saving.after_epoch(
+                done, epochs, stop,
+                lambda: capture(run_info, model, optimizer, control, result),
+            )  # fmt: skip
+            if stop:
                 break
         control.finish(result)
         # Weights can stay finite yet so large that outputs overflow: check the

@@ -24,6 +24,7 @@ FLOORS = {
     "gradcheck": 50,
     "io": 50,
     "data": 50,
+    "checkpoint": 45,
     "tables": 55,
     "outputs": 55,
     "plot": 55,
