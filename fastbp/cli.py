@@ -317,6 +317,29 @@ main.add_command(bench)
     "row count shuffles exactly as in-memory training does.",
 )
 @click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    callback=_output_file,
+    help="Write a checkpoint (weights, optimizer and schedule state, shuffle "
+    "state, history) to this file every --checkpoint-every epochs and after "
+    "the last, atomically: an interrupted write leaves the previous one.",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="K",
+    help="Epochs between checkpoints (with --checkpoint). [1]",
+)
+@click.option(
+    "--resume",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Continue the run of this checkpoint up to --epochs epochs in all, "
+    "as if it had never stopped; give the options of the run that wrote it.",
+)
+@click.option(
     "--no-fuse",
     is_flag=True,
     help="Use the layer-by-layer path instead of the fused epoch kernel.",
@@ -354,6 +377,9 @@ def train(
     save,
     stream,
     shuffle_buffer,
+    checkpoint,
+    checkpoint_every,
+    resume,
     no_fuse,
     quiet,
     as_json,
@@ -361,6 +387,7 @@ def train(
     """Train an MLP on XOR or a table and report throughput."""
     import fastbp
 
+    from .checkpoint import CheckpointError
     from .data import DataError
     from .problem import Problem, available_bytes, training_bytes
     from .train import lbfgs
@@ -384,9 +411,16 @@ def train(
             ("--early-stopping", early_stopping),
             ("--lr-schedule", lr_schedule != "constant"),
             ("--stream", stream),
+            ("--checkpoint", checkpoint is not None),
+            ("--resume", resume is not None),
         ):
             if given:
                 raise InputError(f"{flag} does not apply to --optimizer lbfgs")
+    if checkpoint_every is not None and checkpoint is None:
+        raise InputError("--checkpoint-every needs --checkpoint PATH")
+    checkpoint_every = checkpoint_every or 1
+    # Read (and checked) before the data: a bad file fails at once.
+    resume = _read_checkpoint(resume)
     if stream:
         if data in ("xor", "-"):
             raise InputError(f"--stream needs a file to read again, not {data!r}")
@@ -447,6 +481,7 @@ def train(
             f"{loss}, {opt if opt is not None else 'L-BFGS-B'!r}, {dtype}",
             file=out,
         )
+        _print_resuming(resume, epochs, out)
     progress = EpochProgress(
         epochs, enabled=not quiet, stream=out, rows_per_epoch=len(prepared.X_train)
     )
@@ -471,11 +506,15 @@ def train(
                 model, loss_fn, opt, prepared.X_train, prepared.T_train,
                 epochs=epochs, batch_size=batch_size, seed=seed,
                 fuse=False if no_fuse else None, lr_schedule=lr_schedule,
-                early_stopping=stopping, grad_norms=grad_norms, **common,
+                early_stopping=stopping, grad_norms=grad_norms,
+                checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                resume=resume, **common,
             )  # fmt: skip
     except fastbp.DivergenceError as exc:
         hint = "" if exc.before_training else f", for example --lr {lr / 10:g}"
         raise InputError(f"{exc}{hint}") from None
+    except CheckpointError as exc:
+        raise InputError(f"--resume: {exc}") from None
     finally:
         progress.close()
     wall = time.perf_counter() - wall
@@ -492,6 +531,7 @@ def train(
         _print_truth_table(model, problem, out)
     if not quiet:
         _print_run_notes(result, grad_norms, out)
+        _print_checkpoint_notes(result, checkpoint, out)
     if save is not None:
         prepared.save(save, model)
     if plot is not None:
@@ -522,6 +562,7 @@ def train(
             "compile_seconds": result.compile_seconds,
             "wall_seconds": wall,
             "epochs": result.epochs,
+            "start_epoch": result.start_epoch,
             "steps": result.steps,
             "train_loss": train_loss,
             "val_loss": val_loss,
@@ -583,6 +624,42 @@ def _stopping(early_stopping, lr_schedule, patience, tol, has_val):
     return EarlyStopping(patience, tol, monitor, restore_best=early_stopping)
 
 
+def _read_checkpoint(path: str | None):
+    """--resume: the checkpoint read and checked (one-line error), or None."""
+    if path is None:
+        return None
+    from .checkpoint import Checkpoint, CheckpointError
+
+    try:
+        return Checkpoint.load(path)
+    except CheckpointError as exc:
+        raise InputError(f"--resume: {exc}") from None
+
+
+def _print_resuming(resumed, epochs: int, out) -> None:
+    """Where a resumed run starts (nothing when not resuming, or when the
+    checkpoint has more epochs than asked for: an error follows)."""
+    if resumed is None or resumed.epochs_done > epochs:
+        return
+    if resumed.stop_reason is not None:
+        left = f"its run stopped after epoch {resumed.epochs_done}; nothing to train"
+    elif resumed.epochs_done >= epochs:
+        left = "nothing to train"
+    else:
+        left = f"training epochs {resumed.epochs_done + 1}-{epochs}"
+    click.echo(
+        f"resuming {resumed.path}: {resumed.epochs_done} of {epochs} epochs "
+        f"done, {left}",
+        file=out,
+    )
+
+
+def _print_checkpoint_notes(result, checkpoint, out) -> None:
+    """Where the last checkpoint went."""
+    if checkpoint is not None and result.epochs > result.start_epoch:
+        click.echo(f"checkpoint: epoch {result.epochs} in {checkpoint}", file=out)
+
+
 def _print_run_notes(result, grad_norms: bool, out) -> None:
     """The gradient-norm table (--grad-norms) and why training stopped early."""
     if grad_norms:
@@ -636,11 +713,12 @@ def _train_streamed(
     data, data_format, target, task, hidden, activation, loss, optimizer, lr,
     momentum, epochs, batch_size, seed, val_split, dtype, threads, save,
     shuffle_buffer, no_fuse, quiet, as_json, out, lr_schedule, early_stopping,
-    patience, tol, grad_norms, plot, **_,
+    patience, tol, grad_norms, plot, checkpoint, checkpoint_every, resume, **_,
 ) -> None:  # fmt: skip
     """fastbp train --stream: scan pass, then epochs read from disk."""
     import fastbp
 
+    from .checkpoint import CheckpointError
     from .data import DataError
     from .stream import file_source, scan, train_stream
 
@@ -666,6 +744,7 @@ def _train_streamed(
             f"{opt!r}, {dtype}, shuffle buffer {shuffle_buffer}",
             file=out,
         )
+        _print_resuming(resume, epochs, out)
     progress = EpochProgress(
         epochs, enabled=not quiet, stream=out, rows_per_epoch=stats.n_train
     )
@@ -679,16 +758,21 @@ def _train_streamed(
             early_stopping=_stopping(
                 early_stopping, lr_schedule, patience, tol, stats.n_val > 0
             ),
+            checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+            resume=resume,
         )  # fmt: skip
     except fastbp.DivergenceError as exc:
         hint = "" if exc.before_training else f", for example --lr {lr / 10:g}"
         raise InputError(f"{exc}{hint}") from None
     except DataError as exc:
         raise InputError(str(exc)) from None
+    except CheckpointError as exc:
+        raise InputError(f"--resume: {exc}") from None
     finally:
         progress.close()
     if not quiet:
         _print_run_notes(result, grad_norms, out)
+        _print_checkpoint_notes(result, checkpoint, out)
     if save is not None:
         stats.save(save, model, loss)
     metric_key = "r2" if metric == "r2" else "accuracy"
@@ -716,6 +800,7 @@ def _train_streamed(
             "steps_per_s": result.steps_per_s,
             "train_seconds": result.train_seconds,
             "epochs": result.epochs,
+            "start_epoch": result.start_epoch,
             "steps": result.steps,
             "train_loss": train_loss,
             "val_loss": result.kept(result.val_loss),
