@@ -23,6 +23,8 @@ from ._files import open_input
 __all__ = [
     "DataError",
     "Dataset",
+    "CsvCells",
+    "read_csv_cells",
     "Standardizer",
     "MAX_INFERRED_CLASSES",
     "load_csv",
@@ -236,6 +238,84 @@ def load_csv(
             f"load_csv: task must be 'regression', 'classification' or None, "
             f"got {task!r}"
         )
+    data = read_csv_cells(
+        path, target=target, task=task, dtype=dtype, delimiter=delimiter
+    )
+    path, cells, target_numbers = data.path, data.cells, data.numbers
+    numeric = all(v is not None for v in target_numbers)
+    inferred = task is None
+    if inferred:
+        task = _infer_task(target_numbers, numeric)
+    feature_names, target_name, X = data.feature_names, data.target_name, data.X
+    n = X.shape[0]
+    if task == "regression":  # numeric: read_csv_cells checked it
+        y = np.array(target_numbers, dtype=np.float64).reshape(-1, 1)
+        return Dataset(X, y, feature_names, target_name, task, None, path)
+    y, classes = _labels(cells, numeric)
+    if inferred:
+        warn_many_classes(path, target_name, n, len(classes))
+    if len(classes) < 2:
+        raise DataError(
+            f"{path}, column {target_name!r}: only one class ({classes[0]!r}) in "
+            f"{n} rows; classification needs at least 2"
+            + ("; for a number to predict, use the regression task" if numeric else "")
+        )
+    return Dataset(X, y, feature_names, target_name, task, classes, path)
+
+
+@dataclass(frozen=True, eq=False)
+class CsvCells:
+    """A CSV file's cells as :func:`read_csv_cells` reads them, the target
+    checked but not yet coded (task and labels are :func:`load_csv`'s work).
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, n_features), float64
+        Feature columns in file order, target column removed.
+    cells : list of str, length n_samples
+        The target cells, stripped, as written.
+    numbers : list of float or None, length n_samples
+        Each target cell as a number, None for text.
+    lines : list of int, length n_samples
+        Each data row's line in the file (1-based; the header is line 1).
+    feature_names : tuple of str
+    target_name : str
+    path : str
+    """
+
+    X: NDArray
+    cells: list[str]
+    numbers: list[float | None]
+    lines: list[int]
+    feature_names: tuple[str, ...]
+    target_name: str
+    path: str
+
+
+def read_csv_cells(
+    path: str | os.PathLike,
+    *,
+    target: str | int | None = None,
+    task: str | None = None,
+    dtype: DTypeLike = np.float64,
+    delimiter: str = ",",
+) -> CsvCells:
+    """Read a CSV file with a header row as :func:`load_csv` reads it, with
+    every check on a cell, but without coding the target.
+
+    Parameters are :func:`load_csv`'s; ``task`` matters only as "regression",
+    which makes a text target cell an error naming its line.
+
+    Returns
+    -------
+    CsvCells
+
+    Raises
+    ------
+    DataError
+        As :func:`load_csv`, except for the checks that need the whole target
+        column (a single class).
+    """
     path = os.fspath(path)
     limit = _largest(dtype, "load_csv")
     rows = _read_table(path, delimiter=delimiter)
@@ -256,32 +336,22 @@ def load_csv(
         value = _cell_number(cell, line, target_name, path, limit, text_ok=True)
         cells.append(cell)
         target_numbers.append(value)
-
-    numeric = all(v is not None for v in target_numbers)
-    inferred = task is None
-    if inferred:
-        task = _infer_task(target_numbers, numeric)
-    feature_names = tuple(header[j] for j in features)
-    if task == "regression":
-        if not numeric:
-            i = target_numbers.index(None)
-            raise DataError(
-                f"{path}, line {rows[i + 1][0]}, column {target_name!r}: "
-                f"{cells[i]!r} is not a number (the regression target must be "
-                "numeric)"
-            )
-        y = np.array(target_numbers, dtype=np.float64).reshape(-1, 1)
-        return Dataset(X, y, feature_names, target_name, task, None, path)
-    y, classes = _labels(cells, numeric)
-    if inferred:
-        warn_many_classes(path, target_name, n, len(classes))
-    if len(classes) < 2:
+    if task == "regression" and None in target_numbers:
+        i = target_numbers.index(None)
         raise DataError(
-            f"{path}, column {target_name!r}: only one class ({classes[0]!r}) in "
-            f"{n} rows; classification needs at least 2"
-            + ("; for a number to predict, use the regression task" if numeric else "")
+            f"{path}, line {rows[i + 1][0]}, column {target_name!r}: "
+            f"{cells[i]!r} is not a number (the regression target must be "
+            "numeric)"
         )
-    return Dataset(X, y, feature_names, target_name, task, classes, path)
+    return CsvCells(
+        X,
+        cells,
+        target_numbers,
+        [line for line, _ in rows[1:]],
+        tuple(header[j] for j in features),
+        target_name,
+        path,
+    )
 
 
 def warn_many_classes(path: str, target_name: str, n: int, n_classes: int) -> None:
@@ -581,7 +651,7 @@ def _stratified(perm: NDArray, labels: NDArray, n_val: int) -> NDArray:
 #: Up to this magnitude a column's sum of squared deviations stays finite in
 #: float64 for any feasible row count (1e100 squared is 1e200, far below the
 #: 1.8e308 limit); beyond it, Standardizer.fit scales the column first.
-_SQUARE_SAFE = 1e100
+SQUARE_SAFE = 1e100
 
 
 #: Rows a Standardizer converts to float64 at a time.
@@ -651,7 +721,7 @@ class Standardizer:
             col = X[:, j] if rows is None else X[rows, j]
             col = col.astype(np.float64)
             big = float(np.max(np.abs(col)))
-            if big > _SQUARE_SAFE and math.isfinite(big):
+            if big > SQUARE_SAFE and math.isfinite(big):
                 scale = math.ldexp(1.0, math.frexp(big)[1] - 1)
                 col = col / scale  # magnitudes now below 2
                 mean[j], std[j] = col.mean() * scale, col.std() * scale

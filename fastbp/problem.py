@@ -79,6 +79,10 @@ class Problem:
     default_loss : {"mse", "ce"}
         The loss used when none is asked for: cross-entropy for
         classification, MSE for regression and for XOR (one output unit).
+    first_row : int
+        Data rows of the file before X's first row: 0, or a shard's offset
+        (:func:`fastbp.shard.load_shard`), so that messages name the whole
+        file's data row.
     """
 
     X: NDArray
@@ -90,6 +94,7 @@ class Problem:
     name: str
     standardize: bool = True
     default_loss: str = "mse"
+    first_row: int = 0
 
     @property
     def n_samples(self) -> int:
@@ -237,6 +242,8 @@ class Problem:
         seed: int | None = 0,
         dtype: DTypeLike = np.float32,
         copy: bool = True,
+        scaler: Standardizer | None = None,
+        val_rows: NDArray | None = None,
     ) -> Prepared:
         """Arrays ready for ``fastbp.train``.
 
@@ -259,6 +266,13 @@ class Problem:
             to the front of X and standardized there, so the peak is X plus
             the validation rows, not two X; the problem's X is then spent
             (``fastbp train`` does this). Both give the same arrays.
+        scaler : Standardizer, optional
+            Fitted statistics to standardize with (when ``standardize``)
+            instead of fitting them here: a shard's problem gets the whole
+            file's (:func:`fastbp.shard.load_shard`).
+        val_rows : ndarray of bool, shape (n_samples,), optional
+            The validation rows, instead of the seeded split (``val_fraction``
+            and ``seed`` are then not used).
 
         The standardizer (when ``standardize``) is fitted on the training
         rows only, so validation rows do not leak into it.
@@ -272,19 +286,37 @@ class Problem:
                 "for regression"
             )
         dtype = as_dtype(dtype, "prepare")
-        stratify = self.y if self.task == "classification" else None
-        train_idx, val_idx = train_val_split(
-            self.n_samples, val_fraction, seed, stratify=stratify
-        )
+        if val_rows is None:
+            stratify = self.y if self.task == "classification" else None
+            train_idx, val_idx = train_val_split(
+                self.n_samples, val_fraction, seed, stratify=stratify
+            )
+        else:
+            val_rows = np.asarray(val_rows)
+            if val_rows.dtype != np.bool_ or val_rows.shape != (self.n_samples,):
+                raise ValueError(
+                    f"prepare: val_rows must be a bool array of shape "
+                    f"({self.n_samples},), got {val_rows.dtype} {val_rows.shape}"
+                )
+            train_idx = np.flatnonzero(~val_rows).astype(np.int64)
+            val_idx = np.flatnonzero(val_rows).astype(np.int64)
+        if scaler is not None and (
+            not isinstance(scaler, Standardizer)
+            or scaler.mean is None
+            or scaler.mean.shape != (self.n_features,)
+        ):
+            raise ValueError(
+                f"prepare: scaler must be a fitted Standardizer of "
+                f"{self.n_features} features, got {scaler!r}"
+            )
         with np.errstate(over="ignore"):  # reported by _check_squares
             targets, n_outputs, metric = self._targets(loss, dtype)
-        scaler = (
-            Standardizer().fit(
+        if not self.standardize:
+            scaler = None
+        elif scaler is None:
+            scaler = Standardizer().fit(
                 self.X, rows=None if len(train_idx) == self.n_samples else train_idx
             )
-            if self.standardize
-            else None
-        )
 
         def rows(idx: NDArray) -> NDArray:
             # One gather per side, standardized in place, then rounded once
@@ -342,7 +374,7 @@ class Problem:
         where = (
             f"row {row}, column {column!r}"
             if self.name in ("arrays", "xor")
-            else f"{self.name}, data row {row + 1}, column {column!r}"
+            else f"{self.name}, data row {self.first_row + row + 1}, column {column!r}"
         )
         advice = "use float64 or scale" if dtype == np.float32 else "scale"
         if kind == "target":

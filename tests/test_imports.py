@@ -30,6 +30,7 @@ FLOORS = {
     "plot": 55,
     "sklearn": 65,
     "stream": 62,
+    "shard": 63,
     "losses": 40,
     "optim": 40,
     "layers": 30,
