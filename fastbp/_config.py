@@ -33,10 +33,13 @@ FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 #: threads.
 DENSE_BLAS_MIN_MACS = 1024
 
-# No kernel uses prange. Measured the same day with benchmarks/thresholds.py,
-# the Adam update over a flat parameter vector ran 1.3-1.9x faster split over
-# the 2 threads from 100k parameters up (1M: 930 vs 500 us), but a variant
-# indexing whole arrays ran 2-5x slower under prange at every size, and
-# NUMBA_NOTES §5 measured 25x slowdowns when a prange region follows an
-# OpenBLAS call whose threads still spin. On this 2-core VM the gain is too
-# fragile for the risk; the matrix products get both cores through BLAS.
+#: train_epochs(parallel=True) cuts a batch into one chunk per Numba thread,
+#: trained at once (kernels/epoch.py: parallel_step), but never into chunks
+#: of fewer than PARALLEL_MIN_ROWS rows. It is off by default: measured
+#: 2026-11-25 on the 2-core reference VM (2 threads, fastbp bench cases),
+#: batch-parallel vs one thread with threaded BLAS ran 0.99x (ten 64-wide
+#: layers, batch 64), 1.00x (20-256-256-1, 256), 0.74x (784-256-10, 128),
+#: 0.71x (1024-1024-1024-10, 256) and 0.28x (32-64-1, 64): halving the rows
+#: halves each product's efficiency, and two chunks run concurrently ran
+#: 8-40 % slower each than one alone.
+PARALLEL_MIN_ROWS = 16

@@ -1,7 +1,19 @@
-"""Shared test settings: the one tolerance table and a seeded random generator."""
+"""Shared test settings: the one tolerance table and a seeded random generator.
+
+The suite trains hundreds of different small architectures; compiling a
+specialized kernel for each (about 3 s apiece, fastbp.kernels.special) would
+take most of its time, so the generic kernel serves them unless a test asks
+for specialization (tests/test_special.py) or the environment already sets
+FASTBP_SPECIALIZE (CI runs the training tests once more with it set to 1).
+Subprocesses inherit the setting.
+"""
+
+import os
 
 import numpy as np
 import pytest
+
+os.environ.setdefault("FASTBP_SPECIALIZE", "0")
 
 #: How far a kernel result may be from the float64 reference, per array dtype,
 #: as ``numpy.testing.assert_allclose`` arguments. Inputs in the tests are

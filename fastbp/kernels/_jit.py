@@ -192,6 +192,13 @@ def kernel(func=None, **options):
     return decorate if func is None else decorate(func)
 
 
+def uncached_kernel(func=None, **options):
+    """:func:`kernel` without the on-disk cache, for kernels Numba cannot
+    cache (those calling MPI through numba-mpi's run-time pointers), which
+    would otherwise warn on every compilation."""
+    return kernel(func, **{**options, "cache": False})
+
+
 def same_dtype(a, b):
     """Inside a kernel: reject, at compile time, arrays of two different dtypes.
 

@@ -147,6 +147,12 @@ def activate_into(x, y, act, p):
 
 
 @kernel
+def activate_inplace(y, act, p):
+    """y = act(y) in place, y a 1-D array."""
+    activate_flat(y, y, act, p)
+
+
+@kernel
 def activate_backward_inplace(a, d, act, p):
     """d = d * act'(a) in place (a: the output, or the input where
     grad_from_input(act))."""

@@ -31,10 +31,16 @@ buffers are allocated once per call, never per step.
 enters compiled code, so a malformed plan is a ValueError, never a crash.
 """
 
+import functools
+import inspect
+import os
 from collections import namedtuple
 
+import numba
 import numpy as np
+from numba import prange
 
+from .._config import PARALLEL_MIN_ROWS
 from ._jit import kernel
 from .activations import (
     ACT_CODES,
@@ -114,9 +120,7 @@ def _weighted_loss(loss, out, t, to, labels, lo, sw, swo, dout, m, c):
 
 
 @kernel(inline="always")
-def _train_step(
-    x, xo, t, to, labels, lo, sw, swo, m, model, loss, l2, h, hoff, z, d0, d1, norms
-):
+def _train_step(x, xo, t, to, labels, lo, sw, swo, m, model, loss, l2, buffers, norms):
     """Forward, loss and backward for one batch of m rows; returns its loss.
 
     The batch is m rows of the flat input x from offset xo, with float targets
@@ -127,13 +131,15 @@ def _train_step(
     norms is not empty, norms[l] += ||dL/dW_l|| (Frobenius norm, penalty
     included) for every layer l.
 
-    Layer l writes its activations to h at hoff[l], and its pre-activations
+    buffers is work_buffers' (hoff, h, z, d0, d1): layer l writes its
+    activations to h at hoff[l], and its pre-activations
     to z at the same offset when its activation's derivative needs them;
     gradients flow through the ping-pong buffers d0 and d1. Every buffer is
     flat and addressed by offset, so no array view is made per step (see
     dense.py).
     """
     theta, grad, layout, act_hyper = model
+    hoff, h, z, d0, d1 = buffers
     n_layers = layout.shape[0]
     a, ao = x, xo
     for layer in range(n_layers):
@@ -153,17 +159,9 @@ def _train_step(
 
     n_out = layout[n_layers - 1, L_OUT]
     size = m * n_out
-    out, dout = h[ao : ao + size], d0[:size]
-    if sw.shape[0] > 0:
-        value, batch_weight = _weighted_loss(
-            loss, out, t, to, labels, lo, sw, swo, dout, m, n_out
-        )
-    else:
-        batch_weight = float(m)
-        value = loss_backward_flat(
-            loss.code, loss.hyper, out, t, to, labels, lo, dout, m, n_out
-        )
-    decay = l2 / batch_weight if l2 != 0.0 and batch_weight > 0.0 else 0.0
+    value, decay = step_loss(
+        loss, h[ao : ao + size], t, to, labels, lo, sw, swo, d0[:size], m, n_out, l2
+    )
 
     for layer in range(n_layers - 1, -1, -1):
         k, n_out = layout[layer, L_IN], layout[layer, L_OUT]
@@ -184,14 +182,54 @@ def _train_step(
         dense_backward_params_flat(
             a, ao, d0, np.int64(0), grad, w, grad[b : b + n_out], m, k, n_out
         )
-        if decay != 0.0:
-            value += _add_decay(theta, grad, w, k * n_out, decay)
-        if norms.shape[0] > 0:
-            norms[layer] += _norm(grad, w, k * n_out)
+        value += step_penalty(theta, grad, w, k * n_out, decay, norms, layer)
         if layer > 0:
             zero = np.int64(0)
             dense_backward_input_flat(d0, zero, theta, w, d1, zero, m, k, n_out)
             d0, d1 = d1, d0
+    return value
+
+
+@kernel(inline="always")
+def step_loss(loss, out, t, to, labels, lo, sw, swo, dout, m, n_out, l2):
+    """The loss of a batch of m rows with outputs out (m * n_out values) and
+    its gradient into dout; returns (loss, decay), decay = l2 / (the batch's
+    total weight), the factor of the L2 penalty's gradient (0 when off).
+    Targets and row weights as in _train_step."""
+    if sw.shape[0] > 0:
+        value, batch_weight = _weighted_loss(
+            loss, out, t, to, labels, lo, sw, swo, dout, m, n_out
+        )
+    else:
+        batch_weight = float(m)
+        value = loss_backward_flat(
+            loss.code, loss.hyper, out, t, to, labels, lo, dout, m, n_out
+        )
+    decay = l2 / batch_weight if l2 != 0.0 and batch_weight > 0.0 else 0.0
+    return value, decay
+
+
+@kernel(inline="always")
+def step_penalty(theta, grad, w, size, decay, norms, layer):
+    """After a layer's weight gradient grad[w:w + size] is computed: adds the
+    L2 penalty's gradient decay * W to it and, when norms is not empty, its
+    norm to norms[layer]; returns the penalty's share of the loss."""
+    value = 0.0
+    if decay != 0.0:
+        value = _add_decay(theta, grad, w, size, decay)
+    if norms.shape[0] > 0:
+        norms[layer] += _norm(grad, w, size)
+    return value
+
+
+@kernel(inline="always")
+def batch_penalty(theta, grad, layout, decay, norms):
+    """step_penalty for every layer at once, on a gradient summed from
+    chunks (parallel_step, the distributed step); returns the penalty."""
+    value = 0.0
+    for layer in range(layout.shape[0]):
+        w, size = layout[layer, L_W], layout[layer, L_IN] * layout[layer, L_OUT]
+        value += step_penalty(theta, grad, w, size, decay, norms, layer)
     return value
 
 
@@ -250,9 +288,11 @@ def shuffle_rows(order, key, epoch):
 
 
 @kernel
-def _buffers(layout, rows, dtype):
+def work_buffers(layout, rows, n_parameters, dtype, stats):
     """Work buffers for batches of up to ``rows`` rows: (hoff, h, z, d0, d1);
-    see _train_step."""
+    see _train_step. (n_parameters and stats, the (k,) float64 array a
+    kernel's caller reads figures from, are unused here: the work buffers of
+    the parallel and distributed steps, which replace these, need them.)"""
     n_layers = layout.shape[0]
     widest = 0
     for layer in range(n_layers):  # a loop: column .max() costs a compile
@@ -267,6 +307,113 @@ def _buffers(layout, rows, dtype):
     d0 = np.empty(rows * widest, dtype)
     d1 = np.empty(rows * widest, dtype)
     return hoff, h, z, d0, d1
+
+
+@kernel
+def chunk_buffers(layout, rows, n_parameters, dtype, stats, n_chunks):
+    """Buffers for parallel_step, batches of up to ``rows`` rows cut into
+    n_chunks chunks: (hoff, h, z, d0, d1, grads, values, weights), the first
+    five as work_buffers' for one chunk with one row per chunk, grads
+    (n_chunks, n_parameters), values and weights (n_chunks,)."""
+    size = (rows + n_chunks - 1) // n_chunks
+    hoff, h, z, d0, d1 = work_buffers(layout, size, n_parameters, dtype, stats)
+    return (
+        hoff,
+        np.empty((n_chunks, h.shape[0]), dtype),
+        np.empty((n_chunks, z.shape[0]), dtype),
+        np.empty((n_chunks, d0.shape[0]), dtype),
+        np.empty((n_chunks, d1.shape[0]), dtype),
+        np.empty((n_chunks, n_parameters), dtype),
+        np.empty(n_chunks),
+        np.empty(n_chunks),
+    )
+
+
+@kernel
+def chunk_step(
+    x, xo, t, to, labels, lo, sw, swo, rows, model, loss, h, hoff, z, d0, d1
+):
+    """One chunk of parallel_step: _train_step on its rows (no penalty, no
+    norms); returns (loss, weight), its weight the row count or the sum of its
+    sample weights; (0, 0) for an empty chunk. A call of its own, so that
+    Numba's parallel analysis sees a call, not the whole step."""
+    if rows == 0:
+        return 0.0, 0.0
+    no_norms = np.zeros(0)
+    buffers = (hoff, h, z, d0, d1)
+    value = _train_step(
+        x, xo, t, to, labels, lo, sw, swo, rows, model, loss, 0.0, buffers, no_norms
+    )
+    weight = 0.0
+    if sw.shape[0] > 0:
+        for r in range(swo, swo + rows):
+            weight += sw[r]
+    else:
+        weight = float(rows)
+    return value, weight
+
+
+@kernel(parallel=True)
+def parallel_step(x, xo, t, to, labels, lo, sw, swo, m, model, loss, l2, chunks, norms):
+    """_train_step on a batch of m rows cut into chunks of consecutive rows,
+    one per thread, each with its own buffers and gradient; returns the
+    batch's loss.
+
+    Chunk c's loss L_c and gradient g_c are means over its weight W_c (its
+    row count, or its sample weights' sum), so the batch's are
+    L = sum_c (W_c / W) L_c and g = sum_c (W_c / W) g_c with W = sum_c W_c
+    (a summed loss just adds up); then the L2 penalty and the gradient norms
+    are applied once, to the whole batch's gradient, as _train_step does.
+    Equal to _train_step up to the rounding of the sums.
+    """
+    theta, grad, layout, act_hyper = model
+    hoff, h, z, d0, d1, grads, values, weights = chunks
+    n_chunks = grads.shape[0]
+    n_layers = layout.shape[0]
+    n_in, n_out = layout[0, L_IN], layout[n_layers - 1, L_OUT]
+    size = (m + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        start = c * size
+        rows = max(0, min(size, m - start))
+        values[c], weights[c] = chunk_step(
+            x,
+            xo + start * n_in,
+            t,
+            to + start * n_out,
+            labels,
+            lo + start,
+            sw,
+            swo + start,
+            rows,
+            FusedModel(theta, grads[c], layout, act_hyper),
+            loss,
+            h[c],
+            hoff,
+            z[c],
+            d0[c],
+            d1[c],
+        )
+    total = 0.0
+    for c in range(n_chunks):
+        total += weights[c]
+    if not loss_is_summed(loss.code, loss.hyper):
+        for c in range(n_chunks):
+            weights[c] = weights[c] / total if total > 0.0 else 0.0
+    else:
+        weights[:] = 1.0
+    value = 0.0
+    for c in range(n_chunks):
+        value += weights[c] * values[c]
+    n_parameters = theta.shape[0]
+    block = 4096
+    for start in prange((n_parameters + block - 1) // block):
+        for i in range(start * block, min(n_parameters, (start + 1) * block)):
+            s = 0.0
+            for c in range(n_chunks):
+                s += weights[c] * grads[c, i]
+            grad[i] = s
+    decay = l2 / total if l2 != 0.0 and total > 0.0 else 0.0
+    return value + batch_penalty(theta, grad, layout, decay, norms)
 
 
 @kernel
@@ -285,6 +432,7 @@ def _train_epochs(
     grad_norms,
     shuffle_key,
     first_epoch,
+    stats,
 ):
     """train_epochs without the checks: every length is trusted."""
     theta, grad, layout, act_hyper = model
@@ -295,7 +443,7 @@ def _train_epochs(
     use_labels = loss_takes_labels(loss.code)
     summed = loss_is_summed(loss.code, loss.hyper)
     dtype = theta.dtype
-    hoff, h, z, d0, d1 = _buffers(layout, batch_size, dtype)
+    buffers = work_buffers(layout, batch_size, theta.shape[0], dtype, stats)
     x, t = X.reshape(X.size), T.reshape(T.size)
     # Shuffled batches are gathered into these; unshuffled ones are read in
     # place from x, t, labels and sample_weight at the batch's offset.
@@ -339,24 +487,7 @@ def _train_epochs(
                 batch = (x, s * n_in, t, s * n_out, labels, s, sample_weight, s)
             xs, xo, ts, to, ls, lo, ws, wo = batch
             value = _train_step(
-                xs,
-                xo,
-                ts,
-                to,
-                ls,
-                lo,
-                ws,
-                wo,
-                m,
-                model,
-                loss,
-                l2,
-                h,
-                hoff,
-                z,
-                d0,
-                d1,
-                norms,
+                xs, xo, ts, to, ls, lo, ws, wo, m, model, loss, l2, buffers, norms
             )
             if not np.isfinite(value):
                 epoch_loss[e] = np.nan
@@ -389,7 +520,8 @@ def _loss_and_gradient(X, T, labels, model, loss, sample_weight, l2, chunk):
     n_out = layout[layout.shape[0] - 1, L_OUT]
     summed = loss_is_summed(loss.code, loss.hyper)
     weighted = sample_weight.shape[0] > 0
-    hoff, h, z, d0, d1 = _buffers(layout, min(chunk, n_samples), theta.dtype)
+    rows = min(chunk, n_samples)
+    buffers = work_buffers(layout, rows, theta.shape[0], theta.dtype, np.zeros(1))
     x, t = X.reshape(X.size), T.reshape(T.size)
     total_weight = 0.0
     if weighted:
@@ -415,11 +547,7 @@ def _loss_and_gradient(X, T, labels, model, loss, sample_weight, l2, chunk):
             model,
             loss,
             0.0,
-            h,
-            hoff,
-            z,
-            d0,
-            d1,
+            buffers,
             no_norms,
         )
         # Each chunk's loss and gradient are means over its weight: weigh
@@ -447,6 +575,27 @@ def _loss_and_gradient(X, T, labels, model, loss, sample_weight, l2, chunk):
                 penalty += v * v
         value += 0.5 * decay * penalty
     return value, acc
+
+
+#: The module-level names the source of _train_epochs uses besides np, kernel
+#: and _train_step: what a module built on epoch_loop_source() imports
+#: (work_buffers goes with _train_step: a module may bring its own pair).
+EPOCH_LOOP_GLOBALS = (
+    "L_OUT",
+    "all_finite",
+    "loss_is_summed",
+    "loss_takes_labels",
+    "optimizer_step_flat",
+    "shuffle_rows",
+)
+
+
+@functools.cache
+def epoch_loop_source() -> str:
+    """The source of the fused epoch loop, _train_epochs, decorator included:
+    special.py compiles it once more around a step specialized for one
+    architecture (the name ``_train_step`` is resolved in that module)."""
+    return inspect.getsource(_train_epochs.py_func)
 
 
 def _fail(problem: str) -> ValueError:
@@ -632,6 +781,11 @@ def train_epochs(
     grad_norms=None,
     shuffle_key=-1,
     first_epoch=0,
+    specialize=None,
+    parallel=False,
+    distributed=False,
+    stats=None,
+    sync_every=1,
 ):
     """Train for ``perms.shape[0]`` epochs; returns the optimizer step count.
 
@@ -670,6 +824,36 @@ def train_epochs(
         With perms of 0 columns and shuffle_key in [0, 2**63), epoch e (from
         0) is trained in the order :func:`shuffle_rows` gives for
         (shuffle_key, first_epoch + e), drawn inside the kernel.
+    specialize : bool or None
+        True runs a kernel generated for this architecture (special.py), False
+        the generic one; None picks the specialized kernel where
+        ``special.eligible`` says it pays, unless the environment variable
+        FASTBP_SPECIALIZE is "0". Both compute the same, to rounding.
+    parallel : bool
+        True cuts each batch into chunks of consecutive rows, one per Numba
+        thread (of at least _config.PARALLEL_MIN_ROWS rows), trained at
+        once, their gradients summed once per step
+        (parallel_step; BLAS runs on one thread meanwhile). False, the
+        default, trains the whole batch on one thread and lets BLAS thread
+        each product: on the 2-core reference VM that was as fast or faster
+        at every benchmark size (0.7-1.0x for parallel; README,
+        "Threads"). The results differ only by the rounding of the sums.
+    distributed : False, True or "sharded"
+        Data-parallel over MPI (kernels/distributed.py, the ``mpi`` extra):
+        this process trains its share of every batch and the gradients are
+        all-reduced over MPI_COMM_WORLD once per step. True: every process
+        makes the same call with the same data and weights, and trains rows
+        [r m / N, (r + 1) m / N) of each batch of m rows. "sharded": each
+        process holds its own rows (its shard) and trains every row of its
+        batches; all processes must run the same number of steps.
+    sync_every : int >= 1
+        With distributed: 1 all-reduces the gradients every step; K > 1 is
+        local SGD, each process updating its own weights from its own rows
+        and the weights averaged over the processes every K optimizer steps
+        (K must divide the steps of an epoch, counted from step 0).
+    stats : ndarray of shape (1,), float64, or None
+        When given, stats[0] gains the seconds spent in all-reduce
+        (distributed); unchanged otherwise.
 
     Training stops early at the first non-finite batch loss; that epoch's
     entry is then NaN and later entries are not written.
@@ -697,20 +881,45 @@ def train_epochs(
             raise TypeError(f"train_epochs: {name} must be an integer")
     if not (-1 <= shuffle_key < 2**63) or first_epoch < 0:
         raise _fail("shuffle_key must be -1 or in [0, 2**63), first_epoch >= 0")
-    return _train_epochs(
-        X,
-        T,
-        labels,
-        perms,
-        model,
-        loss,
-        optimizer,
-        int(batch_size),
-        epoch_loss,
-        *extras,
-        int(shuffle_key),
-        int(first_epoch),
-    )
+    if stats is None:
+        stats = np.zeros(1)
+    _check_array(stats, "stats", 1, np.dtype(np.float64))
+    if stats.shape[0] < 1:
+        raise _fail("stats must have at least one entry")
+    run = _train_epochs
+    if distributed:
+        from . import special
+
+        if isinstance(sync_every, bool) or not isinstance(sync_every, int):
+            raise TypeError("train_epochs: sync_every must be an integer")
+        if sync_every < 1:
+            raise _fail(f"sync_every must be >= 1, got {sync_every}")
+        run = special.distributed(distributed == "sharded", sync_every)
+    elif parallel:
+        from . import special  # generates modules that import this one
+
+        chunks = min(numba.get_num_threads(), int(batch_size) // PARALLEL_MIN_ROWS)
+        run = special.parallel(max(1, chunks))
+    elif specialize or (specialize is None and _specialize_by_default()):
+        from . import special
+
+        if specialize or special.eligible(model.layout):
+            run = special.specialized(model.layout)
+    args = (X, T, labels, perms, model, loss, optimizer, int(batch_size), epoch_loss)
+    tail = (*extras, int(shuffle_key), int(first_epoch), stats)
+    if not (parallel or distributed):
+        return run(*args, *tail)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):  # the threads are Numba's
+        return run(*args, *tail)
+
+
+def _specialize_by_default() -> bool:
+    """False when the environment sets FASTBP_SPECIALIZE=0: every
+    architecture then runs the generic kernel (no per-architecture compile;
+    the test suite runs so, bar the tests that ask for specialization)."""
+    return os.environ.get("FASTBP_SPECIALIZE", "1") != "0"
 
 
 def loss_and_gradient(
