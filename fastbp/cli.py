@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -309,6 +310,22 @@ main.add_command(bench)
     "batch, in memory that does not grow with the file (not for xor or -).",
 )
 @click.option(
+    "--shard",
+    is_flag=True,
+    help="Under mpiexec: each process reads only its share of the file (CSV "
+    "byte ranges, Parquet row groups) and trains on it; statistics are shared. "
+    "Shuffling is per shard, so the model differs from one process's.",
+)
+@click.option(
+    "--sync-every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Under mpiexec: 1 all-reduces the gradients every step (the model of "
+    "one process); K > 1 averages the weights every K steps instead (local "
+    "SGD), for networks whose step is shorter than the all-reduce.",
+)
+@click.option(
     "--shuffle-buffer",
     type=click.IntRange(min=1),
     default=65536,
@@ -377,6 +394,8 @@ def train(
     save,
     stream,
     shuffle_buffer,
+    shard,
+    sync_every,
     checkpoint,
     checkpoint_every,
     resume,
@@ -385,12 +404,114 @@ def train(
     as_json,
 ):
     """Train an MLP on XOR or a table and report throughput."""
+    options = dict(locals())
+    comm, rank = _mpi_world()
+    if comm is None:
+        return _train(**options, comm=None, rank=0)
+    # Under mpiexec every rank runs this command on the same data; rank 0
+    # alone prints and writes files. An error in the arguments or the data
+    # is the same on every rank: rank 0 reports it, the others exit with its
+    # status, silently.
+    for flag, given in (
+        ("--stream", stream),
+        ("--no-fuse", no_fuse),
+        ("--optimizer lbfgs", optimizer == "lbfgs"),
+    ):
+        if given:
+            raise InputError(f"{flag} does not run on several MPI processes")
+    if shard and data in ("xor", "-"):
+        raise InputError(f"--shard needs a file each process can read, not {data!r}")
+    if rank != 0:
+        options.update(quiet=True, save=None, plot=None, as_json=False)
+    if threads is None:  # the cores of this machine, shared by its ranks
+        options["threads"] = _threads_per_rank()
+    try:
+        return _train(**options, comm=comm, rank=rank)
+    except click.ClickException as exc:
+        if rank == 0:
+            raise
+        raise click.exceptions.Exit(exc.exit_code) from None
+
+
+def _mpi_world():
+    """(MPI.COMM_WORLD, this rank) when the command runs under mpiexec (or
+    srun) with 2 or more processes, else (None, 0). The process count is read
+    from the launcher's environment first, so a plain run never imports
+    mpi4py."""
+    size = 1
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"):
+        if os.environ.get(name, "").isdigit():
+            size = max(size, int(os.environ[name]))
+    if size < 2:
+        return None, 0
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise InputError(
+            f"running on {size} MPI processes needs the mpi extra: "
+            "pip install 'fastbp[mpi]'"
+        ) from None
+    world = MPI.COMM_WORLD
+    return (world, world.Get_rank()) if world.Get_size() > 1 else (None, 0)
+
+
+def _threads_per_rank() -> int:
+    """This machine's cores divided by the MPI ranks on it (the launcher's
+    MPI_LOCALNRANKS or OMPI_COMM_WORLD_LOCAL_SIZE), at least 1: ranks that
+    each start a thread per core would fight over the cores, and MPI's
+    polling with them."""
+    local = 1
+    for name in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"):
+        if os.environ.get(name, "").isdigit():
+            local = int(os.environ[name])
+    return max(1, (os.cpu_count() or 1) // max(1, local))
+
+
+def _train(
+    data,
+    data_format,
+    target,
+    task,
+    hidden,
+    activation,
+    loss,
+    optimizer,
+    lr_schedule,
+    early_stopping,
+    patience,
+    tol,
+    grad_norms,
+    plot,
+    lr,
+    momentum,
+    epochs,
+    batch_size,
+    seed,
+    val_split,
+    dtype,
+    threads,
+    save,
+    stream,
+    shuffle_buffer,
+    shard,
+    sync_every,
+    checkpoint,
+    checkpoint_every,
+    resume,
+    no_fuse,
+    quiet,
+    as_json,
+    comm,
+    rank,
+):
+    """fastbp train, after the MPI world (if any) is found; comm is
+    MPI.COMM_WORLD or None, rank this process's rank."""
     import fastbp
 
     from .checkpoint import CheckpointError
     from .data import DataError
     from .problem import Problem, available_bytes, training_bytes
-    from .train import lbfgs
+    from .train import lbfgs, mean_over_ranks
 
     defaults = XOR_DEFAULTS if data == "xor" else CSV_DEFAULTS
     hidden = hidden or _hidden(None, None, defaults["hidden"])
@@ -426,7 +547,21 @@ def train(
             raise InputError(f"--stream needs a file to read again, not {data!r}")
         return _train_streamed(**locals())  # every option, resolved above
 
-    if data == "xor":
+    sharded = shard and comm is not None
+    if sharded:
+        from .shard import global_rows, load_shard
+
+        try:
+            with _warnings_to_stderr():
+                prepared = load_shard(
+                    data, comm, target=target, task=task, loss=loss,
+                    val_fraction=val_split, seed=seed, dtype=dtype,
+                    format=data_format,
+                )  # fmt: skip
+        except (DataError, ValueError) as exc:  # the same on every rank
+            raise _data_error(exc) from None
+        problem = prepared.problem
+    elif data == "xor":
         problem = Problem.xor()
     else:
         try:
@@ -443,17 +578,8 @@ def train(
     loss = loss or problem.default_loss
     if loss == "ce" and problem.task != "classification":
         raise InputError("--loss ce needs a classification target; use --loss mse")
-    try:
-        # A table's X is read for this run only: reuse it for the training
-        # rows rather than holding two copies (xor's truth table needs its X).
-        prepared = problem.prepare(
-            loss=loss, val_fraction=val_split, seed=seed, dtype=dtype,
-            copy=data == "xor",
-        )  # fmt: skip
-    except DataError as exc:  # a value whose square overflows the dtype
-        raise _data_error(exc) from None
-    except ValueError as exc:  # val_fraction leaves no training rows
-        raise InputError(f"--val-split: {exc}") from None
+    if not sharded:  # (load_shard prepared this rank's rows)
+        prepared = _prepare(problem, loss, val_split, seed, dtype, data)
 
     widths = [problem.n_features, *hidden, prepared.n_outputs]
     if optimizer == "lbfgs":  # full batch in chunks of 4096 rows; 3 vectors
@@ -472,8 +598,10 @@ def train(
         widths, activation, loss, optimizer, lr, momentum, seed, dtype
     )
 
+    n_train, n_val = len(prepared.X_train), len(prepared.X_val)
+    if sharded:
+        n_train, n_val = global_rows(comm, prepared)
     if not quiet:
-        n_train, n_val = len(prepared.X_train), len(prepared.X_val)
         click.echo(
             f"fastbp {__version__}: {problem.name}, {n_train} training / "
             f"{n_val} validation rows, {problem.n_features} features, "
@@ -482,6 +610,11 @@ def train(
             file=out,
         )
         _print_resuming(resume, epochs, out)
+    if comm is not None:  # the launcher names a failed process by its pid
+        pids = comm.gather(os.getpid(), root=0)
+        if not quiet:
+            ranks = ", ".join(f"rank {r} pid {pid}" for r, pid in enumerate(pids))
+            click.echo(f"{len(pids)} MPI processes: {ranks}", file=out)
     progress = EpochProgress(
         epochs, enabled=not quiet, stream=out, rows_per_epoch=len(prepared.X_train)
     )
@@ -508,7 +641,8 @@ def train(
                 fuse=False if no_fuse else None, lr_schedule=lr_schedule,
                 early_stopping=stopping, grad_norms=grad_norms,
                 checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                resume=resume, **common,
+                resume=resume, comm=comm, shard=sharded, sync_every=sync_every,
+                **common,
             )  # fmt: skip
     except fastbp.DivergenceError as exc:
         hint = "" if exc.before_training else f", for example --lr {lr / 10:g}"
@@ -523,6 +657,10 @@ def train(
     train_loss, train_metric = fastbp.evaluate(
         model, loss_fn, prepared.X_train, prepared.T_train, metric
     )
+    if sharded:  # this rank's rows are a share: the means over every rank's
+        train_loss, train_metric = mean_over_ranks(
+            comm, len(prepared.X_train), train_loss, train_metric
+        )
     val_loss = result.kept(result.val_loss)
     val_metric = result.kept(result.val_metric)
     metric_key = "r2" if metric == "r2" else "accuracy"
@@ -546,12 +684,16 @@ def train(
         + (f", val {metric_key} {val_metric:.4f}" if val_metric is not None else "")
         + f" {path}"
     )
-    click.echo(summary, file=out)
+    if rank == 0:
+        click.echo(summary, file=out)
     if save is not None and not quiet:
         click.echo(f"saved model to {save}", file=out)
     if as_json:
         record = {
             "data": problem.name,
+            "processes": result.processes,
+            "allreduce_seconds": result.allreduce_seconds,
+            "sync_every": result.sync_every,
             "task": problem.task,
             "fused": result.fused,
             "layer_path_reason": result.layer_path_reason,
@@ -585,6 +727,23 @@ def train(
         if grad_norms:
             record["grad_norms"] = result.grad_norms
         click.echo(json.dumps(_strict(record), allow_nan=False))
+
+
+def _prepare(problem, loss, val_split, seed, dtype, data):
+    """problem.prepare for fastbp train, its errors as one-line InputErrors."""
+    from .data import DataError
+
+    try:
+        # A table's X is read for this run only: reuse it for the training
+        # rows rather than holding two copies (xor's truth table needs its X).
+        return problem.prepare(
+            loss=loss, val_fraction=val_split, seed=seed, dtype=dtype,
+            copy=data == "xor",
+        )  # fmt: skip
+    except DataError as exc:  # a value whose square overflows the dtype
+        raise _data_error(exc) from None
+    except ValueError as exc:  # val_fraction leaves no training rows
+        raise InputError(f"--val-split: {exc}") from None
 
 
 def _strict(value):

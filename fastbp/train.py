@@ -133,6 +133,13 @@ class TrainResult:
     #: 0. The history and counters (steps, samples, train_seconds) cover all
     #: epochs, those before included.
     start_epoch: int = 0
+    #: MPI processes that trained (comm=), 1 otherwise.
+    processes: int = 1
+    #: Seconds this process spent in the gradients' all-reduce (comm=); part
+    #: of train_seconds (local SGD, sync_every > 1: not measured, 0).
+    allreduce_seconds: float = 0.0
+    #: Steps between weight averages under local SGD (1: gradients every step).
+    sync_every: int = 1
 
     def kept(self, values: list[float]) -> float | None:
         """The entry of a per-epoch list (``val_loss``, ``val_metric``...)
@@ -513,8 +520,13 @@ class FusedRunner:
         sample_weight: NDArray | None = None,
         l2: float = 0.0,
         grad_norms: bool = False,
+        distributed: bool | str = False,
+        sync_every: int = 1,
     ):
         self.plan, self.X, self.batch_size = plan, X, batch_size
+        self.distributed, self.sync_every = distributed, sync_every
+        #: stats[0]: seconds spent in all-reduce so far (distributed).
+        self.stats = np.zeros(1)
         self.T, self.labels = _values_and_labels(X, T)
         self.sample_weight, self.l2, self.track_norms = sample_weight, l2, grad_norms
         #: (n_epochs, n_layers) weight-gradient norms of the last call, when
@@ -545,6 +557,9 @@ class FusedRunner:
             self.norms if self.track_norms else None,
             key,
             first_epoch,
+            distributed=self.distributed,
+            stats=self.stats,
+            sync_every=self.sync_every,
         )
         return out
 
@@ -631,6 +646,9 @@ def train(
     checkpoint: str | os.PathLike | CheckpointFile | None = None,
     checkpoint_every: int = 1,
     resume: str | os.PathLike | Checkpoint | None = None,
+    comm: object | None = None,
+    shard: bool = False,
+    sync_every: int = 1,
 ) -> TrainResult:
     """Train ``model`` on (X, T) with mini-batches; returns a TrainResult.
 
@@ -688,6 +706,32 @@ def train(
         restore_best) and the result its history. With seed=None the
         checkpoint's shuffle key is used.
 
+    comm : ``mpi4py.MPI.COMM_WORLD`` or None: data-parallel training over
+        MPI (the ``mpi`` extra; run the program under ``mpiexec -n N``).
+        Every process calls train with the same arguments and data; rank 0's
+        initial weights (and shuffle key) are broadcast, each rank trains
+        its share of every batch (``batch_size`` is the global batch; an
+        uneven split is weighted by rows), and the gradients are all-reduced
+        inside the fused kernel once per step. The model is the one a single
+        process trains, to the rounding of the sums (1e-9 relative in
+        float64, tested). Only rank 0 writes checkpoints given as a path.
+    shard : with comm, (X, T, sample_weight, val) are this process's own
+        share of the data (see :func:`fastbp.shard.load_shard`), not the
+        same data on every rank. ``batch_size`` stays the global batch:
+        each rank trains batches of ceil(batch_size / N) of its own rows,
+        shuffled within its shard (so the model differs from one process's);
+        a rank with fewer rows than the others gets padding rows of weight 0,
+        so every rank takes the same number of steps. Validation loss and
+        metric are the row-weighted means over the ranks' validation rows
+        (for R^2 an approximation), so that every rank decides alike.
+    sync_every : int >= 1, with comm: 1 all-reduces the gradients every step
+        (the model of one process); K > 1 is local SGD: each rank updates
+        its own weights from its own rows and the weights are averaged over
+        the ranks every K steps, one all-reduce per K steps (for networks so
+        small that the all-reduce costs more than the step). K is lowered
+        to the largest divisor of the steps per epoch, so that the ranks
+        agree at every epoch's end; ``result.sync_every`` says which K ran.
+
     Raises
     ------
     DivergenceError when the training loss becomes NaN or infinite.
@@ -720,11 +764,37 @@ def train(
         raise ValueError(
             f"train: sample_weight needs the fused path ({result.layer_path_reason})"
         )
+    processes = _processes(comm, use_fused, result)
+    if processes > 1 and checkpoint is not None:
+        if not isinstance(checkpoint, CheckpointFile):
+            checkpoint = CheckpointFile(checkpoint, is_writer=comm.Get_rank() == 0)
     saving = Checkpointing(checkpoint, checkpoint_every, resume, "train")
     key = saving.shuffle_key(shuffle_key(seed) if shuffle else -1, seed)
+    if processes > 1:  # every rank starts from rank 0's weights and order
+        comm.Bcast(model.flat_data, root=0)
+        key = comm.bcast(key, root=0)
+    sharded = shard and processes > 1
+    epoch_samples = X.shape[0]
+    if sharded:
+        X, T, weights, batch_size, epoch_samples = _pad_shard(
+            comm, X, T, weights, batch_size
+        )
+        if key >= 0:  # each shard its own order
+            key ^= comm.Get_rank()
     n = X.shape[0]
     batch_size = min(batch_size, n)
     steps_per_epoch = -(-n // batch_size)
+    sync_every = positive_int(sync_every, "train", "sync_every")
+    if processes > 1 and sync_every > 1:
+        sync_every = max(
+            k for k in range(1, sync_every + 1) if steps_per_epoch % k == 0
+        )
+        if optimizer.step_count % steps_per_epoch:
+            raise ValueError(
+                "train: sync_every needs an optimizer whose step count is a "
+                "whole number of epochs (a fresh one)"
+            )
+        result.sync_every = sync_every
     run_info = None  # described only when checkpointing (the runs must match)
     if saving.active:
         run_info = describe_run(
@@ -747,7 +817,11 @@ def train(
     with thread_limit(threads):
         check_initial_loss(model, loss, X, T, batch_size)
         if use_fused:
-            run = FusedRunner(plan, X, T, batch_size, weights, l2, grad_norms)
+            distributed = "sharded" if sharded else processes > 1
+            run = FusedRunner(
+                plan, X, T, batch_size, weights, l2, grad_norms, distributed,
+                sync_every if processes > 1 else 1,
+            )  # fmt: skip
         else:
             run = LayerRunner(model, loss, optimizer, X, T, batch_size, l2, grad_norms)
         start = time.perf_counter()
@@ -764,6 +838,8 @@ def train(
             control.before(done + 1, result.samples)
             start = time.perf_counter()
             losses = run(np.empty((count, 0), np.int64), key, done)
+            if result.sync_every > 1:  # each rank's loss is its own rows'
+                losses = comm.allreduce(losses) / processes
             result.train_seconds += time.perf_counter() - start
             if not all_finite(model.flat_data):
                 # The last update of the chunk blew the weights up: its loss,
@@ -777,12 +853,16 @@ def train(
                 result.grad_norms.extend(run.norms[: finished.size].tolist())
             result.epochs = done + finished.size
             result.steps += steps_per_epoch * finished.size
-            result.samples += n * finished.size
+            result.samples += epoch_samples * finished.size
             if finished.size < count:
                 raise divergence_error(result.epochs + 1, optimizer)
             done += count
             if val is not None:
                 v_loss, v_metric = _evaluate(model, loss, *val, metric)
+                if sharded:
+                    v_loss, v_metric = mean_over_ranks(
+                        comm, len(val[0]), v_loss, v_metric
+                    )
                 if not math.isfinite(v_loss):
                     raise divergence_error(done, optimizer)
                 result.val_loss.append(v_loss)
@@ -797,11 +877,70 @@ def train(
             if stop:
                 break
         control.finish(result)
+        if processes > 1:
+            result.processes = processes
+            result.allreduce_seconds = float(run.stats[0])
         # Weights can stay finite yet so large that outputs overflow: check the
         # final model on one batch (the epoch losses were taken before updates).
         if not math.isfinite(_evaluate(model, loss, X[:batch_size], T[:batch_size])[0]):
             raise divergence_error(result.epochs, optimizer)
     return result
+
+
+def _pad_shard(comm, X, T, weights, batch_size):
+    """A shard ready for sharded data-parallel training: (X, T, weights,
+    local batch, rows over all ranks). The local batch is ceil(batch_size /
+    N); X and T gain zero rows of weight 0 up to the largest shard's number
+    of local batches, so every rank runs the same number of steps (each
+    step all-reduces)."""
+    local = -(-batch_size // comm.Get_size())
+    n = X.shape[0]
+    counts = comm.allgather(n)
+    rows = max(-(-c // local) for c in counts) * local
+    if weights is None:
+        weights = np.ones(n)
+    pad = rows - n
+    X = np.concatenate([X, np.zeros((pad, *X.shape[1:]), X.dtype)])
+    T = np.concatenate([T, np.zeros((pad, *T.shape[1:]), T.dtype)])
+    weights = np.concatenate([weights, np.zeros(pad)])
+    return X, T, weights, local, sum(counts)
+
+
+def mean_over_ranks(comm, rows, loss_value, metric_value):
+    """Row-weighted means over the ranks of each rank's (loss, metric)."""
+    figures = comm.allgather((rows, loss_value, metric_value))
+    total = sum(r for r, _, _ in figures)
+    return tuple(
+        sum(r * f[i] for r, *f in figures) / total if total else float("nan")
+        for i in (0, 1)
+    )
+
+
+def _processes(comm: object | None, use_fused: bool, result: TrainResult) -> int:
+    """The number of MPI processes comm spans (1 for None), after checking
+    that it is MPI_COMM_WORLD, which the kernel's all-reduce uses."""
+    if comm is None:
+        return 1
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise ValueError(
+            "train: comm needs mpi4py (pip install 'fastbp[mpi]')"
+        ) from None
+    if not isinstance(comm, MPI.Comm) or comm.Compare(MPI.COMM_WORLD) not in (
+        MPI.IDENT,
+        MPI.CONGRUENT,
+    ):
+        raise ValueError(
+            "train: comm must be mpi4py.MPI.COMM_WORLD (the fused kernel "
+            "all-reduces over MPI_COMM_WORLD)"
+        )
+    size = comm.Get_size()
+    if size > 1 and not use_fused:
+        raise ValueError(
+            f"train: comm needs the fused path ({result.layer_path_reason})"
+        )
+    return size
 
 
 def shuffle_key(seed: int | None) -> int:
