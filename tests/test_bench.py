@@ -168,7 +168,7 @@ def test_suite_quick_run_reports_every_engine_and_writes_files(tmp_path):
     )
     (case,) = result["cases"]
     names = [row["engine"] for row in case["engines"]]
-    assert names[:3] == ["fastbp-fused", "fastbp-layers", "numpy"]
+    assert names[:4] == ["fastbp-fused", "fastbp-train", "fastbp-layers", "numpy"]
     for row in case["engines"]:
         assert row["us_per_step"] > 0
         assert row["samples_per_s"] == pytest.approx(4e6 / row["us_per_step"])

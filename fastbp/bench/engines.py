@@ -10,7 +10,7 @@ import numpy as np
 from ..layers import Linear, mlp
 from ..losses import MSELoss
 from ..optim import SGD
-from ..train import FusedRunner, fused_plan
+from ..train import FusedRunner, fused_plan, train
 from .common import init_params, make_batch
 
 
@@ -55,6 +55,35 @@ class FastbpFusedEngine(_FastbpBase):
 
     def step(self, n):
         return float(self._run(n)[-1]) if n else float("nan")
+
+
+class FastbpTrainEngine(_FastbpBase):
+    """``fastbp.train(...)`` as a user calls it, timed from the outside: one
+    call trains n epochs of the one batch (unshuffled, as the other engines
+    run), argument checks, compile-cache lookup, the initial and final loss
+    checks and the per-epoch history included."""
+
+    name = "fastbp-train"
+
+    def _train(self, n):
+        return train(
+            self.model,
+            self.loss,
+            self.optimizer,
+            self.X,
+            self.T,
+            epochs=n,
+            batch_size=self.batch,
+            shuffle=False,
+        )
+
+    def warmup(self):
+        saved = self.model.flat_data.copy()
+        self._train(1)
+        self.model.flat_data[...] = saved
+
+    def step(self, n):
+        return self._train(n).loss[-1] if n else float("nan")
 
 
 class FastbpLayerEngine(_FastbpBase):

@@ -37,6 +37,7 @@ from .common import CASES, flops_per_step
 #: (module, class, library it needs) of every engine, in report order.
 ENGINES = [
     ("engines", "FastbpFusedEngine", None),
+    ("engines", "FastbpTrainEngine", None),
     ("engines", "FastbpLayerEngine", None),
     ("numpy_scratch", "NumpyEngine", None),
     ("torch_eager", "TorchEngine", "torch"),
