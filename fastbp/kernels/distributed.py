@@ -135,26 +135,10 @@ def _reduced_step(
     rows."""
     theta, grad, layout, act_hyper = model
     hoff, h, z, d0, d1, send, recv, stats = buffers
-    n_layers = layout.shape[0]
-    n_in, n_out = layout[0, 0], layout[n_layers - 1, 1]
     value, weight = chunk_step(
-        x,
-        xo + start * n_in,
-        t,
-        to + start * n_out,
-        labels,
-        lo + start,
-        sw,
-        swo + start,
-        rows,
-        FusedModel(theta, grad, layout, act_hyper),
-        loss,
-        h,
-        hoff,
-        z,
-        d0,
-        d1,
-    )
+        x, xo, t, to, labels, lo, sw, swo, start, rows,
+        FusedModel(theta, grad, layout, act_hyper), loss, h, hoff, z, d0, d1,
+    )  # fmt: skip
     n_parameters = theta.shape[0]
     summed = loss_is_summed(loss.code, loss.hyper)
     scale = 1.0 if summed else weight
@@ -211,25 +195,10 @@ def _local(
 ):
     theta, grad, layout, act_hyper = model
     hoff, h, z, d0, d1, send, recv, stats = buffers
-    n_in, n_out = layout[0, 0], layout[layout.shape[0] - 1, 1]
     value, weight = chunk_step(
-        x,
-        xo + start * n_in,
-        t,
-        to + start * n_out,
-        labels,
-        lo + start,
-        sw,
-        swo + start,
-        rows,
-        FusedModel(theta, grad, layout, act_hyper),
-        loss,
-        h,
-        hoff,
-        z,
-        d0,
-        d1,
-    )
+        x, xo, t, to, labels, lo, sw, swo, start, rows,
+        FusedModel(theta, grad, layout, act_hyper), loss, h, hoff, z, d0, d1,
+    )  # fmt: skip
     if rows == 0:
         grad[:] = 0.0
     decay = l2 / weight if l2 != 0.0 and weight > 0.0 else 0.0

@@ -331,14 +331,19 @@ def chunk_buffers(layout, rows, n_parameters, dtype, stats, n_chunks):
 
 @kernel
 def chunk_step(
-    x, xo, t, to, labels, lo, sw, swo, rows, model, loss, h, hoff, z, d0, d1
+    x, xo, t, to, labels, lo, sw, swo, start, rows, model, loss, h, hoff, z, d0, d1
 ):
-    """One chunk of parallel_step: _train_step on its rows (no penalty, no
-    norms); returns (loss, weight), its weight the row count or the sum of its
-    sample weights; (0, 0) for an empty chunk. A call of its own, so that
-    Numba's parallel analysis sees a call, not the whole step."""
-    if rows == 0:
+    """_train_step on rows [start, start + rows) of the batch at (x, xo),
+    (t, to), (labels, lo), (sw, swo), with no penalty and no norms: one
+    chunk of parallel_step, or one rank's share in distributed.py. Returns
+    (loss, weight), its weight the row count or the sum of its sample
+    weights; (0, 0) for no rows. A call of its own, so that Numba's parallel
+    analysis sees a call, not the whole step."""
+    if rows <= 0:
         return 0.0, 0.0
+    layout = model.layout
+    n_in, n_out = layout[0, L_IN], layout[layout.shape[0] - 1, L_OUT]
+    xo, to, lo, swo = xo + start * n_in, to + start * n_out, lo + start, swo + start
     no_norms = np.zeros(0)
     buffers = (hoff, h, z, d0, d1)
     value = _train_step(
@@ -369,30 +374,13 @@ def parallel_step(x, xo, t, to, labels, lo, sw, swo, m, model, loss, l2, chunks,
     theta, grad, layout, act_hyper = model
     hoff, h, z, d0, d1, grads, values, weights = chunks
     n_chunks = grads.shape[0]
-    n_layers = layout.shape[0]
-    n_in, n_out = layout[0, L_IN], layout[n_layers - 1, L_OUT]
     size = (m + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        start = c * size
-        rows = max(0, min(size, m - start))
         values[c], weights[c] = chunk_step(
-            x,
-            xo + start * n_in,
-            t,
-            to + start * n_out,
-            labels,
-            lo + start,
-            sw,
-            swo + start,
-            rows,
-            FusedModel(theta, grads[c], layout, act_hyper),
-            loss,
-            h[c],
-            hoff,
-            z[c],
-            d0[c],
-            d1[c],
-        )
+            x, xo, t, to, labels, lo, sw, swo, c * size, min(size, m - c * size),
+            FusedModel(theta, grads[c], layout, act_hyper), loss,
+            h[c], hoff, z[c], d0[c], d1[c],
+        )  # fmt: skip
     total = 0.0
     for c in range(n_chunks):
         total += weights[c]
