@@ -101,14 +101,21 @@ def _reduced_buffers(layout, rows, n_parameters, dtype, stats):
     return hoff, h, z, d0, d1, send, recv, stats
 
 
+@uncached_kernel(inline="always")
+def my_share(m):
+    """(first row, row count) of this rank's share of a batch of m rows:
+    rows [r m / N, (r + 1) m / N) for rank r of N."""
+    rank, size = mpi.rank(), mpi.size()
+    start = (rank * m) // size
+    return start, ((rank + 1) * m) // size - start
+
+
 @uncached_kernel
 def mpi_step(x, xo, t, to, labels, lo, sw, swo, m, model, loss, l2, buffers, norms):
     """_train_step for one global batch of m rows shared by the ranks; every
     rank returns the batch's loss and leaves the batch's gradient in
     model.grad (see the module docstring)."""
-    rank, size = mpi.rank(), mpi.size()
-    start = (rank * m) // size
-    rows = ((rank + 1) * m) // size - start
+    start, rows = my_share(m)
     return _reduced_step(
         x, xo, t, to, labels, lo, sw, swo, start, rows, model, loss, l2, buffers, norms
     )
@@ -171,9 +178,7 @@ def local_step(x, xo, t, to, labels, lo, sw, swo, m, model, loss, l2, buffers, n
     makes this rank's gradient NaN, so that the next average spreads it to
     every rank and all stop at the same step (one stopping alone would leave
     the others waiting in the all-reduce); 0 is returned meanwhile."""
-    rank, size = mpi.rank(), mpi.size()
-    start = (rank * m) // size
-    rows = ((rank + 1) * m) // size - start
+    start, rows = my_share(m)
     return _local(
         x, xo, t, to, labels, lo, sw, swo, start, rows, model, loss, l2, buffers, norms
     )
