@@ -103,3 +103,36 @@ def test_products_match_numpy(dtype, n, k, m):
     ):
         scale = max(1.0, float(np.abs(want).max()))
         assert np.abs(got - want).max() <= tol * scale * np.sqrt(k + n + m)
+
+
+USER_JIT = """
+import numpy as np
+from numba import njit
+from fastbp.kernels.dense import dense_forward_flat
+
+@njit
+def mine(x, w, b, y):
+    dense_forward_flat(x, 0, w, 0, b, y, 0, 64, 48, 40, 0, (0.0, 0.0))
+
+rng = np.random.default_rng(1)
+x, w = rng.random(64 * 48), rng.random(48 * 40)
+b, y = np.zeros(40), np.empty(64 * 40)
+mine(x, w, b, y)
+print(abs(y.reshape(64, 40) - x.reshape(64, 48) @ w.reshape(48, 40)).max())
+"""
+
+
+@pytest.mark.parametrize("run", ["compiles", "loads from the cache"])
+def test_kernels_called_from_users_jitted_code(tmp_path, run):
+    """A user's own @njit function calling a kernel, in a fresh process (the
+    BLAS symbols are registered when the kernel is first compiled or loaded,
+    also when another jitted function types it, not at import)."""
+    import os
+
+    env = {**os.environ, "FASTBP_CACHE_DIR": str(tmp_path)}
+    for _ in range(1 if run == "compiles" else 2):
+        proc = subprocess.run(
+            [sys.executable, "-c", USER_JIT], env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert float(proc.stdout) < 1e-12

@@ -70,7 +70,7 @@ from numba.core import errors, types
 from numba.extending import overload
 
 from .._config import FASTMATH
-from .blas import GEMM
+from .blas import GEMM, register_symbols
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 _KERNEL_DIR = Path(__file__).resolve().parent
@@ -146,10 +146,14 @@ def _describe(value) -> str:
 
 
 def _friendly_typing_errors(dispatcher):
-    """Replace Numba's typing traceback with a one-line TypeError.
+    """Replace Numba's typing traceback with a one-line TypeError, and
+    register the BLAS symbols (blas.register_symbols) before the dispatcher
+    compiles or loads a version, whether called from Python or typed inside
+    another jitted function.
 
-    Numba calls ``dispatcher._compile_for_args`` only when no compiled version
-    matches the argument types, so this costs nothing on the hot path.
+    Numba calls ``dispatcher._compile_for_args`` and ``compile`` only when no
+    compiled version matches the argument types, so this costs nothing on
+    the hot path.
     """
     if not hasattr(dispatcher, "_compile_for_args"):
         return dispatcher  # NUMBA_DISABLE_JIT=1: a plain Python function
@@ -168,6 +172,13 @@ def _friendly_typing_errors(dispatcher):
             ) from None
 
     dispatcher._compile_for_args = _compile_for_args
+    compile_signature = dispatcher.compile
+
+    def compile(sig):  # from Python, or when another jitted function types it
+        register_symbols()  # what the machine code links against (blas.py)
+        return compile_signature(sig)
+
+    dispatcher.compile = compile
     return dispatcher
 
 

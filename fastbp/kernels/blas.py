@@ -13,10 +13,11 @@ renamed (``scipy_cblas_sgemm64_`` in the 64-bit-integer build, NumPy >= 2;
 ``scipy_cblas_sgemm`` in the 32-bit one). :func:`_numpy_gemm` finds that
 library among those loaded (threadpoolctl lists them), and the addresses of
 its two GEMMs are registered with LLVM under fastbp's own names
-(``fastbp_cblas_sgemm``/``fastbp_cblas_dgemm``); compiled kernels call those
+(``fastbp_cblas_sgemm``/``fastbp_cblas_dgemm``) by :func:`register_symbols`
+before the first kernel compiles or loads; compiled kernels call those
 names, so they stay valid in Numba's on-disk cache from one process to the
-next. Registering a name is the only thing this module does to the process,
-and it is a name no other library uses.
+next. Registering two names no other library uses is the only thing this
+module does to the process, and not at import.
 
 When NumPy's BLAS is something else (MKL, Accelerate, a distribution's own
 OpenBLAS), or ``FASTBP_GEMM=numba`` is set, the products fall back to
@@ -40,7 +41,7 @@ from numba import njit
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-__all__ = ["GEMM", "gemm_nn", "gemm_tn", "gemm_nt"]
+__all__ = ["GEMM", "gemm_nn", "gemm_tn", "gemm_nt", "register_symbols"]
 
 # CBLAS's enum values.
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -84,10 +85,23 @@ _FOUND = _numpy_gemm()
 #: "numba-np.dot (scipy)".
 GEMM = f"numpy-openblas ({_FOUND[0]})" if _FOUND else "numba-np.dot (scipy)"
 
+_registered = False
+
+
+def register_symbols() -> None:
+    """Give LLVM the addresses of NumPy's two GEMMs under fastbp's names,
+    once per process. Called (by _jit) before any kernel is compiled or
+    loaded from the cache, not at import: until a kernel runs, fastbp adds
+    nothing to the process."""
+    global _registered
+    if _FOUND and not _registered:
+        llvm.add_symbol("fastbp_cblas_sgemm", _FOUND[1])
+        llvm.add_symbol("fastbp_cblas_dgemm", _FOUND[2])
+        _registered = True
+
+
 if _FOUND:
-    _, _sgemm, _dgemm, _INT_BITS = _FOUND
-    llvm.add_symbol("fastbp_cblas_sgemm", _sgemm)
-    llvm.add_symbol("fastbp_cblas_dgemm", _dgemm)
+    _INT_BITS = _FOUND[3]
 
     @intrinsic
     def _cblas_gemm(
