@@ -200,10 +200,11 @@ def _rank_pid(rank, marker):
 def test_a_killed_rank_ends_the_job_within_seconds(table, tmp_path):
     """SIGKILL rank 1 mid-training: mpiexec ends the others and exits
     non-zero within 10 s, naming the process, instead of hanging in an
-    all-reduce."""
+    all-reduce; the checkpoint rank 0 was writing every epoch stays whole."""
     args = [FASTBP, "train", "--data", str(table), "--target", "y"]
     args += ["--epochs", "100000000", "--batch-size", "10"]
-    args += ["--hidden", "64"]
+    ckpt = tmp_path / "run.ckpt"  # rewritten every epoch until the kill
+    args += ["--hidden", "64", "--checkpoint", str(ckpt)]
     proc = subprocess.Popen(
         [MPIEXEC, "-n", "2", *args],
         env=ENV,
@@ -218,7 +219,10 @@ def test_a_killed_rank_ends_the_job_within_seconds(table, tmp_path):
             time.sleep(0.5)
             victim = _rank_pid(1, str(table))
         assert victim is not None, "rank 1 never started"
-        time.sleep(5)  # let training begin (compilation done)
+        while not ckpt.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)  # compiling (the MPI kernel compiles every run)
+        assert ckpt.exists(), "training never started"
+        time.sleep(1)
         os.kill(victim, signal.SIGKILL)
         start = time.monotonic()
         stdout, _ = proc.communicate(timeout=30)
@@ -232,6 +236,11 @@ def test_a_killed_rank_ends_the_job_within_seconds(table, tmp_path):
     # line gave each rank's pid.
     assert f"rank 1 pid {victim}" in stdout, stdout
     assert f"PID {victim}" in stdout and "BAD TERMINATION" in stdout, stdout
+    # The last checkpoint is whole (rank 0 was killed too, maybe mid-write:
+    # the rename is atomic, so the file is the previous complete one).
+    from fastbp.checkpoint import Checkpoint
+
+    assert Checkpoint.load(ckpt).epochs_done >= 1
 
 
 def _history(proc):
