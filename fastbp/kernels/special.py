@@ -94,6 +94,12 @@ def _micro(k: int, n: int) -> bool:
     return n == 1 or k * n <= MICRO_MAX_WEIGHTS
 
 
+def _micro_call(k: int, n: int) -> tuple[str, str]:
+    """(name suffix, size arguments) of micro.py's kernels for Linear(k, n):
+    layers of one output have their own versions, which take k alone."""
+    return ("_1", f"{k}") if n == 1 else ("", f"{k}, {n}")
+
+
 def _step_source(layout: np.ndarray) -> str:
     """The source of ``_train_step`` for this layout: _train_step of
     epoch.py with the layer loops unrolled and the sizes as literals."""
@@ -110,21 +116,19 @@ def _step_source(layout: np.ndarray) -> str:
     source = "x, xo"
     for layer, row in enumerate(rows):
         k, n, w, b, act = (row[c] for c in (L_IN, L_OUT, L_W, L_B, L_ACT))
-        micro = _micro(k, n)
+        micro, (one, sizes) = _micro(k, n), _micro_call(k, n)
+        span = f"hoff[{layer}] : hoff[{layer}] + m * {n}"
         out.append(f"    # layer {layer}: Linear({k}, {n}), activation code {act}")
         out.append(f"    p{layer} = hyper_row(act_hyper, {layer})")
         target = f"z, hoff[{layer}]" if grad_from_input(act) else f"h, hoff[{layer}]"
         fused_act = ACT_IDENTITY if grad_from_input(act) else act
         bias = f"theta[{b}:{b + n}]"
         if micro:
-            one = "_1" if n == 1 else ""
-            sizes = f"{k}" if n == 1 else f"{k}, {n}"
             out.append(
                 f"    mm_forward{one}({source}, theta, {w}, {bias}, {target}, m, "
                 f"{sizes})"
             )
             if fused_act != ACT_IDENTITY:
-                span = f"hoff[{layer}] : hoff[{layer}] + m * {n}"
                 out.append(
                     f"    activate_inplace(h[{span}], np.int64({act}), p{layer})"
                 )
@@ -135,7 +139,6 @@ def _step_source(layout: np.ndarray) -> str:
                 f"p{layer})"
             )
         if grad_from_input(act):
-            span = f"hoff[{layer}] : hoff[{layer}] + m * {n}"
             out.append(
                 f"    activate_into(z[{span}], h[{span}], np.int64({act}), p{layer})"
             )
@@ -148,11 +151,11 @@ def _step_source(layout: np.ndarray) -> str:
     )
     for layer in range(last, -1, -1):
         k, n, w, b, act = (rows[layer][c] for c in (L_IN, L_OUT, L_W, L_B, L_ACT))
-        micro = _micro(k, n)
+        micro, (one, sizes) = _micro(k, n), _micro_call(k, n)
+        span = f"hoff[{layer}] : hoff[{layer}] + m * {n}"
         out.append(f"    # layer {layer}, backward")
         if act != ACT_IDENTITY:
             keep = "z" if grad_from_input(act) else "h"
-            span = f"hoff[{layer}] : hoff[{layer}] + m * {n}"
             out.append(
                 f"    activate_backward_inplace({keep}[{span}], d0[: m * {n}], "
                 f"np.int64({act}), p{layer})"
@@ -160,8 +163,6 @@ def _step_source(layout: np.ndarray) -> str:
         source = "x, xo" if layer == 0 else f"h, hoff[{layer - 1}]"
         grad_b = f"grad[{b}:{b + n}]"
         if micro:
-            one = "_1" if n == 1 else ""
-            sizes = f"{k}" if n == 1 else f"{k}, {n}"
             out.append(
                 f"    mm_backward_params{one}({source}, d0, 0, grad, {w}, {grad_b}, "
                 f"m, {sizes})"
