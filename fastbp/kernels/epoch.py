@@ -895,7 +895,7 @@ def train_epochs(
             run = special.specialized(model.layout)
     args = (X, T, labels, perms, model, loss, optimizer, int(batch_size), epoch_loss)
     tail = (*extras, int(shuffle_key), int(first_epoch), stats)
-    if not (parallel or distributed):
+    if distributed or not parallel:
         return run(*args, *tail)
     from threadpoolctl import threadpool_limits
 
