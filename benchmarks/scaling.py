@@ -80,6 +80,15 @@ LR = 1e-3
 SEED = 0
 
 
+def nodes_header(first: str, rule: str) -> list[str]:
+    """The two header lines of a markdown table whose columns are first's,
+    then one per node count of NODES (rule: first's alignment row)."""
+    return [
+        "| " + first + " | " + " | ".join(f"N={n}" for n in NODES) + " |",
+        rule + "---:|" * len(NODES),
+    ]
+
+
 def cases() -> dict:
     from fastbp.bench.common import CASES
 
@@ -804,8 +813,7 @@ def markdown(data, result) -> str:
             "Per-node compute of the model: µs per fused step at ceil(B/N) rows, "
             "1 process, 1 thread:",
             "",
-            "| network | batch | N=1 | " + " | ".join(f"N={n}" for n in NODES) + " |",
-            "|---|---:|---:|" + "---:|" * len(NODES),
+            *nodes_header("network | batch | N=1", "|---|---:|---:|"),
         ]
         for name, (_, batch) in cases().items():
             if name not in compute:
@@ -824,8 +832,7 @@ def markdown(data, result) -> str:
                 f"= t_c(B/N) / (t_c(B/N) + t_ar(N)); in brackets the smallest "
                 f"--sync-every K for E ≥ {100 * result['efficiency_target']:.0f} %:",
                 "",
-                "| network | P | batch | " + " | ".join(f"N={n}" for n in NODES) + " |",
-                "|---|---:|---:|" + "---:|" * len(NODES),
+                *nodes_header("network | P | batch", "|---|---:|---:|"),
             ]
             for entry in result["model"]:
                 cells = [entry["case"], f"{entry['params']:,}", str(entry["batch"])]
@@ -843,8 +850,7 @@ def markdown(data, result) -> str:
             f"{100 * result['efficiency_target']:.0f} % with the ring's 2(N-1) "
             "latency terms / with Rabenseifner's 2 log2(N) (same bandwidth term):",
             "",
-            "| network | fabric | " + " | ".join(f"N={n}" for n in NODES) + " |",
-            "|---|---|" + "---:|" * len(NODES),
+            *nodes_header("network | fabric", "|---|---|"),
         ]
         for entry in result["model"]:
             for label in result["fabrics"]:
@@ -863,8 +869,7 @@ def markdown(data, result) -> str:
             "t_c(B) / (t_c(B) + t_ar(N)), in brackets the smallest K for "
             f"{100 * result['efficiency_target']:.0f} %:",
             "",
-            "| network | fabric | " + " | ".join(f"N={n}" for n in NODES) + " |",
-            "|---|---|" + "---:|" * len(NODES),
+            *nodes_header("network | fabric", "|---|---|"),
         ]
         for entry in result["model"]:
             for label in result["fabrics"]:
@@ -878,8 +883,7 @@ def markdown(data, result) -> str:
             f"Model, {label}: predicted speedup over one node, t_c(B) / (t_c(B/N) + "
             "t_ar(N)/K), with K = 1 and with the K above:",
             "",
-            "| network | " + " | ".join(f"N={n}" for n in NODES) + " |",
-            "|---|" + "---:|" * len(NODES),
+            *nodes_header("network", "|---|"),
         ]
         for entry in result["model"]:
             cells = [entry["case"]]
