@@ -1,7 +1,11 @@
 """fastbp: a JIT-compiled, vectorized backpropagation engine for MLPs on the CPU.
 
-The maths lives in Numba kernels (:mod:`fastbp.kernels`); this package holds
-the thin layer API over them. Importing fastbp compiles nothing: each kernel is
+The maths lives in Numba kernels (:mod:`fastbp.kernels`); the packages by
+concern sit above them: :mod:`fastbp.nn` (layers, losses, optimizers),
+:mod:`fastbp.training` (the loop and its callbacks), :mod:`fastbp.data`
+(reading and preparing tables), :mod:`fastbp.io` (model files and
+predictions) and :mod:`fastbp.cli`. Importing fastbp loads NumPy and nothing
+else: each name below is imported when first used, and each kernel is
 compiled on first use for the dtypes it meets and cached on disk.
 
 >>> import numpy as np, fastbp
@@ -9,49 +13,26 @@ compiled on first use for the dtypes it meets and cached on disk.
 ...                           fastbp.Linear(8, 1, rng=1))
 """
 
+from . import gradcheck, train
+from ._compat import lazy_exports
 from ._version import __version__
-from .gradcheck import GradcheckResult, gradcheck, numerical_gradient
-from .layers import (
-    GELU,
-    Activation,
-    Layer,
-    LeakyReLU,
-    Linear,
-    Parameter,
-    ReLU,
-    Sequential,
-    Sigmoid,
-    Tanh,
-    mlp,
-)
-from .losses import CrossEntropyLoss, Loss, MSELoss
-from .optim import SGD, Adam, Optimizer
-from .train import DivergenceError, TrainResult, evaluate, train
 
-__all__ = [
-    "__version__",
-    "Parameter",
-    "Layer",
-    "Linear",
-    "Activation",
-    "ReLU",
-    "LeakyReLU",
-    "GELU",
-    "Sigmoid",
-    "Tanh",
-    "Sequential",
-    "mlp",
-    "Loss",
-    "MSELoss",
-    "CrossEntropyLoss",
-    "Optimizer",
-    "SGD",
-    "Adam",
-    "gradcheck",
-    "GradcheckResult",
-    "numerical_gradient",
-    "train",
-    "evaluate",
-    "TrainResult",
-    "DivergenceError",
-]
+_NAMES = {
+    **dict.fromkeys(
+        ("Parameter", "Layer", "Linear", "Activation", "ReLU", "LeakyReLU", "GELU",
+         "Sigmoid", "Tanh", "Sequential", "mlp"),
+        "nn.layers",
+    ),
+    **dict.fromkeys(("Loss", "MSELoss", "CrossEntropyLoss"), "nn.losses"),
+    **dict.fromkeys(("Optimizer", "SGD", "Adam"), "nn.optim"),
+    **dict.fromkeys(("GradcheckResult", "numerical_gradient"), "nn.numerical"),
+    **dict.fromkeys(
+        ("evaluate", "TrainResult", "DivergenceError", "lbfgs", "loss_and_gradient"),
+        "training.loop",
+    ),
+    **dict.fromkeys(("EarlyStopping",), "training.schedules"),
+    **dict.fromkeys(("read_table",), "data.tables"),
+}  # fmt: skip
+
+__all__ = ["__version__", "train", "gradcheck", *_NAMES]
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES)

@@ -1,5 +1,5 @@
 """python -m fastbp: the ``fastbp`` command line."""
 
-from .cli import main
+from .cli.commands import main
 
 main(prog_name="fastbp")

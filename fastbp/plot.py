@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from numbers import Integral
 
-from .io import atomic_file
+from ._files import atomic_file
 
 __all__ = ["plot_history", "check_image_path"]
 

@@ -59,11 +59,11 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from .layers import GELU, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
-from .losses import BinaryCrossEntropyLoss, CrossEntropyLoss, SquaredErrorLoss
-from .optim import SGD, Adam
-from .schedules import SCHEDULES, EarlyStopping, schedule
-from .train import DivergenceError, lbfgs, loss_and_gradient, train
+from .nn.layers import GELU, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
+from .nn.losses import BinaryCrossEntropyLoss, CrossEntropyLoss, SquaredErrorLoss
+from .nn.optim import SGD, Adam
+from .training.loop import DivergenceError, lbfgs, loss_and_gradient, train
+from .training.schedules import SCHEDULES, EarlyStopping, schedule
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -494,7 +494,7 @@ class _BaseMLP(BaseEstimator):
         """Write the fitted network to a fastbp ``.npz`` model file (atomic,
         pickle-free) that ``fastbp predict`` serves. Supports one target:
         regression with one output, or a classifier of one label column."""
-        from .problem import save
+        from .data.problem import save
 
         check_is_fitted(self, "coefs_")
         meta = self._file_meta()
@@ -512,8 +512,8 @@ class _BaseMLP(BaseEstimator):
         """A fitted estimator from a fastbp model file (written by ``save``
         or by ``fastbp train``); ``predict`` applies the file's
         standardization. Raises fastbp.io.ModelFileError naming the file."""
-        from .io import ModelFileError
-        from .problem import Predictor
+        from .data.problem import Predictor
+        from .io.model import ModelFileError
 
         predictor = Predictor.load(path)
         try:
@@ -590,7 +590,7 @@ def _copy_linear(layer: Linear) -> Linear:
 
 
 def _meta_of(path) -> dict:
-    from .io import load_model
+    from .io.model import load_model
 
     return load_model(path)[1] or {}
 

@@ -391,7 +391,7 @@ def test_binary_classifier_round_trips_its_labels(tmp_path, classes):
 
 
 def test_model_trained_by_the_cli_loads_as_an_estimator(tmp_path):
-    from fastbp.problem import Predictor
+    from fastbp.data.problem import Predictor
 
     X, y = regression(1, n=200)
     data = tmp_path / "r.csv"

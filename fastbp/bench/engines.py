@@ -7,10 +7,10 @@ fixed mini-batch reused every step.
 
 import numpy as np
 
-from ..layers import Linear, mlp
-from ..losses import MSELoss
-from ..optim import SGD
-from ..train import FusedRunner, fused_plan, train
+from ..nn.layers import Linear, mlp
+from ..nn.losses import MSELoss
+from ..nn.optim import SGD
+from ..training.loop import FusedRunner, fused_plan, train
 from .common import init_params, make_batch
 
 

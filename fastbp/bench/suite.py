@@ -434,7 +434,7 @@ def markdown(result: dict) -> str:
 
 def write(result: dict, out_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Write results.json and results.md into out_dir (created if needed)."""
-    from ..io import write_text_atomic
+    from ..io.model import write_text_atomic
 
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastbp.data import DataError, Standardizer, read_csv_cells
-from fastbp.problem import Problem
-from fastbp.shard import (
+from fastbp.data.problem import Problem
+from fastbp.data.shard import (
     LocalComm,
     code_target,
     global_rows,
@@ -34,10 +34,10 @@ from fastbp.shard import (
     shard_part,
     shard_standardizer,
 )
-from fastbp.stream import holdout_mask
-from fastbp.tables import Part, count_newlines, file_part, read_part, read_table
+from fastbp.data.stream import holdout_mask
+from fastbp.data.tables import Part, count_newlines, file_part, read_part, read_table
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- fake communicators --------------------------------------------------------
@@ -631,7 +631,7 @@ WORKER = r"""
 import json, sys
 import numpy as np
 from mpi4py import MPI
-from fastbp.shard import global_rows, load_shard
+from fastbp.data.shard import global_rows, load_shard
 
 comm = MPI.COMM_WORLD
 rank = comm.Get_rank()

@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-import fastbp.io as fio
+import fastbp.io.model as fio
 from fastbp import Linear, ReLU, Sequential, Tanh, __version__, mlp
 from fastbp.io import ModelFileError, load_model, save_model
 

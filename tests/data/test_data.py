@@ -15,7 +15,7 @@ from fastbp.data import (
     xor,
 )
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def write(tmp_path, text, name="data.csv"):

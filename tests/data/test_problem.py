@@ -9,11 +9,11 @@ import pytest
 
 import fastbp
 from fastbp.data import DataError, train_val_split
+from fastbp.data.problem import Predictor, Problem, check_metadata, save, training_bytes
 from fastbp.io import ModelFileError, load_model, save_model
-from fastbp.problem import Predictor, Problem, check_metadata, save, training_bytes
 
-DATA = Path(__file__).resolve().parent / "data"
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+DATA = Path(__file__).resolve().parents[1] / "fixtures"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def shifted_problem():

@@ -10,15 +10,15 @@ import pytest
 
 import fastbp
 from fastbp.data import DataError, Standardizer, load_csv
-from fastbp.kernels.epoch import _train_epochs
-from fastbp.problem import Predictor
-from fastbp.stream import (
+from fastbp.data.problem import Predictor
+from fastbp.data.stream import (
     StreamStats,
     _ShufflePool,
     holdout_mask,
     scan,
     train_stream,
 )
+from fastbp.kernels.epoch import _train_epochs
 
 
 def table_source(columns: dict, chunk: int):

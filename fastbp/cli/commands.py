@@ -20,13 +20,15 @@ from collections.abc import Iterator
 
 import click
 
-from ._files import unwritable_reason
-from ._version import __version__
-from .bench.command import bench
-from .parts import ACTIVATIONS, LOSSES, OPTIMIZERS
-from .progress import EpochProgress
-from .progress import progress as progress_bar
-from .schedules import SCHEDULES, EarlyStopping
+from .._files import unwritable_reason
+from .._version import __version__
+from ..bench.command import bench
+from ..nn.parts import ACTIVATIONS, LOSSES, OPTIMIZERS, builtin_parts
+from ..progress import EpochProgress
+from ..progress import progress as progress_bar
+from ..training.schedules import SCHEDULES, EarlyStopping
+
+builtin_parts()  # the choices below list them
 
 # Defaults that solve XOR for at least 99 of seeds 0-99 (all 100 when last
 # measured; tests/test_cli.py allows one miss), with a 2-8-1 tanh network,
@@ -508,10 +510,10 @@ def _train(
     MPI.COMM_WORLD or None, rank this process's rank."""
     import fastbp
 
-    from .checkpoint import CheckpointError
-    from .data import DataError
-    from .problem import Problem, available_bytes, training_bytes
-    from .train import lbfgs, mean_over_ranks
+    from ..data.loading import DataError
+    from ..data.problem import Problem, available_bytes, training_bytes
+    from ..training.checkpoint import CheckpointError
+    from ..training.loop import lbfgs, mean_over_ranks
 
     defaults = XOR_DEFAULTS if data == "xor" else CSV_DEFAULTS
     hidden = hidden or _hidden(None, None, defaults["hidden"])
@@ -549,7 +551,7 @@ def _train(
 
     sharded = shard and comm is not None
     if sharded:
-        from .shard import global_rows, load_shard
+        from ..data.shard import global_rows, load_shard
 
         try:
             with _warnings_to_stderr():
@@ -731,7 +733,7 @@ def _train(
 
 def _prepare(problem, loss, val_split, seed, dtype, data):
     """problem.prepare for fastbp train, its errors as one-line InputErrors."""
-    from .data import DataError
+    from ..data.loading import DataError
 
     try:
         # A table's X is read for this run only: reuse it for the training
@@ -761,7 +763,7 @@ def _strict(value):
 def _check_plotting(path: str) -> None:
     """--plot: matplotlib installed and the extension one it writes, checked
     before training so a long run does not end in an error."""
-    from .plot import check_image_path
+    from ..plot import check_image_path
 
     try:
         check_image_path(path)
@@ -787,7 +789,7 @@ def _read_checkpoint(path: str | None):
     """--resume: the checkpoint read and checked (one-line error), or None."""
     if path is None:
         return None
-    from .checkpoint import Checkpoint, CheckpointError
+    from ..training.checkpoint import Checkpoint, CheckpointError
 
     try:
         return Checkpoint.load(path)
@@ -832,7 +834,7 @@ def _print_run_notes(result, grad_norms: bool, out) -> None:
 
 
 def _plot(result, path: str, metric_key: str, name: str) -> None:
-    from .plot import plot_history
+    from ..plot import plot_history
 
     plot_history(result.history, path, metric_name=metric_key, title=name)
 
@@ -877,9 +879,9 @@ def _train_streamed(
     """fastbp train --stream: scan pass, then epochs read from disk."""
     import fastbp
 
-    from .checkpoint import CheckpointError
-    from .data import DataError
-    from .stream import file_source, scan, train_stream
+    from ..data.loading import DataError
+    from ..data.stream import file_source, scan, train_stream
+    from ..training.checkpoint import CheckpointError
 
     source = file_source(data, format=data_format)
     try:
@@ -980,7 +982,7 @@ def _train_streamed(
 def _print_truth_table(model, problem, stream) -> None:
     """Inputs, target and the model's P(class 1): its output (MSE, one unit) or
     the softmax of its two logits (cross-entropy)."""
-    from .kernels import softmax_forward
+    from ..kernels import softmax_forward
 
     out = model.predict(problem.X)
     if out.shape[1] == 2:
@@ -1024,10 +1026,10 @@ def _print_truth_table(model, problem, stream) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def predict(model_path, data, data_format, out, quiet):
     """Predict with a saved model; writes CSV or Parquet (labels or values)."""
-    from .data import DataError
-    from .io import ModelFileError
-    from .outputs import PredictionWriter
-    from .problem import Predictor
+    from ..data.loading import DataError
+    from ..data.problem import Predictor
+    from ..io.model import ModelFileError
+    from ..io.outputs import PredictionWriter
 
     try:
         predictor = Predictor.load(model_path)

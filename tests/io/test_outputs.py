@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 import fastbp
 from fastbp.cli import main
-from fastbp.outputs import PredictionWriter, csv_field, output_format
-from fastbp.problem import Predictor, Problem
+from fastbp.data.problem import Predictor, Problem
+from fastbp.io.outputs import PredictionWriter, csv_field, output_format
 
 
 def test_csv_labels_quoted_by_csv_rules(tmp_path):

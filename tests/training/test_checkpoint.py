@@ -11,18 +11,18 @@ import os
 import numpy as np
 import pyarrow as pa
 import pytest
-from test_cli import IRIS, REGRESSION, assert_input_error, invoke, train_json
+from cli_helpers import IRIS, REGRESSION, assert_input_error, invoke, train_json
 
 import fastbp
-from fastbp.checkpoint import (
+from fastbp.data.stream import scan, train_stream
+from fastbp.io import load_model, save_model
+from fastbp.training.checkpoint import (
     Checkpoint,
     CheckpointError,
     CheckpointFile,
     load_checkpoint,
 )
-from fastbp.io import load_model, save_model
-from fastbp.schedules import EarlyStopping
-from fastbp.stream import scan, train_stream
+from fastbp.training.schedules import EarlyStopping
 
 ATOL = 1e-12
 

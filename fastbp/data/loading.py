@@ -18,7 +18,7 @@ from numbers import Integral, Real
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from ._files import open_input
+from .._files import open_input
 
 __all__ = [
     "DataError",

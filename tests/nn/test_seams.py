@@ -24,8 +24,8 @@ from fastbp import (
     train,
 )
 from fastbp.kernels import epoch as E
-from fastbp.parts import ACTIVATIONS, LOSSES, OPTIMIZERS, part_of, register
-from fastbp.train import fused_plan
+from fastbp.nn.parts import ACTIVATIONS, LOSSES, OPTIMIZERS, part_of, register
+from fastbp.training.loop import fused_plan
 
 
 def xor(dtype=np.float64):

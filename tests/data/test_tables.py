@@ -13,8 +13,8 @@ import pytest
 
 import fastbp
 from fastbp.data import DataError, load_csv
-from fastbp.problem import Problem
-from fastbp.tables import (
+from fastbp.data.problem import Problem
+from fastbp.data.tables import (
     format_of,
     iter_batches,
     read_arrow,

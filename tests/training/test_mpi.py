@@ -238,7 +238,7 @@ def test_a_killed_rank_ends_the_job_within_seconds(table, tmp_path):
     assert f"PID {victim}" in stdout and "BAD TERMINATION" in stdout, stdout
     # The last checkpoint is whole (rank 0 was killed too, maybe mid-write:
     # the rename is atomic, so the file is the previous complete one).
-    from fastbp.checkpoint import Checkpoint
+    from fastbp.training.checkpoint import Checkpoint
 
     assert Checkpoint.load(ckpt).epochs_done >= 1
 

@@ -35,9 +35,9 @@ from typing import IO
 
 import numpy as np
 
-from ._files import NpzEntries, atomic_file, first_line, open_npz
-from ._version import __version__
-from .layers import Sequential
+from .._files import NpzEntries, atomic_file, first_line, open_npz
+from .._version import __version__
+from ..nn.layers import Sequential
 
 __all__ = [
     "ModelFileError",

@@ -1,0 +1,778 @@
+"""Problem preparation: from a table to what ``fastbp.train`` takes, and back.
+
+Everything between reading the data and training lives here, once, for the
+command line and for the scikit-learn-style estimators alike:
+
+- :class:`Problem`: features, target, task and label encoding, from a CSV
+  file (:meth:`Problem.from_csv`), from arrays (:meth:`Problem.from_arrays`)
+  or the XOR set (:meth:`Problem.xor`);
+- :meth:`Problem.prepare`: target coding for a loss (class indices, one-hot
+  or 0/1), the seeded (stratified) train/validation split, standardization
+  fitted on the training rows only, and the cast to the training dtype; the
+  result, :class:`Prepared`, holds the arrays and knows the metric;
+- the model-file schema: :meth:`Prepared.metadata` writes it, :class:`Predictor`
+  reads it back to predict and decode labels;
+- :func:`training_bytes`: the memory a model would need, checked before
+  anything is allocated.
+
+Messages name this library's parameters (``val_fraction``, ``loss``), never
+command-line flags.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from numbers import Real
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from .._validate import as_dtype
+from ..io.model import ModelFileError, load_model, save_model
+from ..nn.layers import Sequential
+from .loading import DataError, Standardizer, train_val_split
+from .loading import xor as xor_data
+from .tables import batch_array, iter_batches, read_columns, read_table
+
+__all__ = [
+    "Problem",
+    "Prepared",
+    "Predictor",
+    "LOSS_NAMES",
+    "training_bytes",
+    "model_metadata",
+    "available_bytes",
+    "check_metadata",
+    "save",
+    "META_KEYS",
+]
+
+#: Loss names a problem can be prepared for: "ce" (softmax cross-entropy on
+#: class indices) or "mse" (mean squared error on values, one-hot rows or 0/1).
+LOSS_NAMES = ("mse", "ce")
+TASKS = ("regression", "classification")
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """A supervised learning problem: features, target and what they mean.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+    y : ndarray
+        Regression: (n_samples, 1) float64. Classification: (n_samples,)
+        int64 class indices into ``classes``.
+    feature_names : tuple of str
+    target_name : str
+    task : {"regression", "classification"}
+    classes : tuple of str or None
+        Classification: the labels as written, ``classes[k]`` for index k.
+    name : str
+        Where the data came from (a path, "xor", "arrays").
+    standardize : bool
+        Whether features are standardized before training (XOR's 0/1 inputs
+        are used as they are).
+    default_loss : {"mse", "ce"}
+        The loss used when none is asked for: cross-entropy for
+        classification, MSE for regression and for XOR (one output unit).
+    first_row : int
+        Data rows of the file before X's first row: 0, or a shard's offset
+        (:func:`fastbp.shard.load_shard`), so that messages name the whole
+        file's data row.
+    """
+
+    X: NDArray
+    y: NDArray
+    feature_names: tuple[str, ...]
+    target_name: str
+    task: str
+    classes: tuple[str, ...] | None
+    name: str
+    standardize: bool = True
+    default_loss: str = "mse"
+    first_row: int = 0
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike,
+        *,
+        target: str | int | None = None,
+        task: str | None = None,
+        dtype: DTypeLike = np.float32,
+        format: str | None = None,
+        progress=None,
+    ) -> Problem:
+        """Read a CSV, TSV (optionally gzip/zstd), Parquet or Feather file, or
+        "-" for CSV on standard input (:func:`fastbp.tables.read_table`):
+        target by name or index, task inferred when None, features straight
+        into one array of dtype. Raises :class:`fastbp.data.DataError` naming
+        the file, line (or data row) and column."""
+        data = read_table(
+            path, target=target, task=task, dtype=dtype, format=format,
+            progress=progress,
+        )  # fmt: skip
+        return cls.from_dataset(data, dtype=dtype, name=data.path)
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | os.PathLike,
+        *,
+        target: str | int | None = None,
+        task: str | None = None,
+        dtype: DTypeLike = np.float32,
+    ) -> Problem:
+        """:meth:`from_file` for a CSV file."""
+        return cls.from_file(path, target=target, task=task, dtype=dtype, format="csv")
+
+    @classmethod
+    def from_dataset(cls, ds, *, dtype: DTypeLike, name: str) -> Problem:
+        """A problem from a :class:`fastbp.data.Dataset` (``load_csv``'s
+        result), features cast to dtype."""
+        return cls(
+            np.ascontiguousarray(ds.X, dtype=dtype),
+            ds.y,
+            ds.feature_names,
+            ds.target_name,
+            ds.task,
+            ds.classes,
+            name,
+            True,
+            "ce" if ds.task == "classification" else "mse",
+        )
+
+    @classmethod
+    def xor(cls) -> Problem:
+        """The four XOR points, a two-class problem trained with MSE on one
+        output and unstandardized 0/1 inputs."""
+        X, T = xor_data(np.float64)
+        y = T[:, 0].astype(np.int64)
+        return cls(
+            X, y, ("x1", "x2"), "xor", "classification", ("0", "1"), "xor", False
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        X: object,
+        y: object,
+        *,
+        task: str | None = None,
+        feature_names: list[str] | None = None,
+        target_name: str = "target",
+    ) -> Problem:
+        """A problem from array-likes X, shape (n_samples, n_features), and y,
+        shape (n_samples,) (or (n_samples, 1) for regression).
+
+        task None: classification when y holds integers, booleans or text,
+        regression for floats. Class labels are sorted (numbers by value) and
+        kept as strings in ``classes``.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise ValueError(
+                f"Problem.from_arrays: X must have shape (n_samples, n_features) "
+                f"with n_samples >= 1, got {X.shape}"
+            )
+        if not np.all(np.isfinite(X)):
+            raise ValueError("Problem.from_arrays: X contains NaN or infinity")
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.shape != (X.shape[0],):
+            raise ValueError(
+                f"Problem.from_arrays: y must have shape ({X.shape[0]},), got {y.shape}"
+            )
+        if task is None:
+            task = "regression" if y.dtype.kind == "f" else "classification"
+        if task not in TASKS:
+            raise ValueError(
+                f"Problem.from_arrays: task must be one of {TASKS} or None, got "
+                f"{task!r}"
+            )
+        names = feature_names or [f"x{j + 1}" for j in range(X.shape[1])]
+        if len(names) != X.shape[1]:
+            raise ValueError(
+                f"Problem.from_arrays: {len(names)} feature_names for "
+                f"{X.shape[1]} columns"
+            )
+        if task == "regression":
+            values = y.astype(np.float64).reshape(-1, 1)
+            if not np.all(np.isfinite(values)):
+                raise ValueError("Problem.from_arrays: y contains NaN or infinity")
+            return cls(
+                X, values, tuple(names), target_name, task, None, "arrays", True, "mse"
+            )
+        classes, index = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(
+                "Problem.from_arrays: classification needs at least 2 classes, "
+                f"y has {len(classes)}"
+            )
+        return cls(
+            X,
+            index.astype(np.int64),
+            tuple(names),
+            target_name,
+            task,
+            tuple(str(c) for c in classes),
+            "arrays",
+            True,
+            "ce",
+        )
+
+    def prepare(
+        self,
+        *,
+        loss: str | None = None,
+        val_fraction: float = 0.0,
+        seed: int | None = 0,
+        dtype: DTypeLike = np.float32,
+        copy: bool = True,
+        scaler: Standardizer | None = None,
+        val_rows: NDArray | None = None,
+    ) -> Prepared:
+        """Arrays ready for ``fastbp.train``.
+
+        Parameters
+        ----------
+        loss : "mse", "ce" or None (``default_loss``)
+            "ce" needs a classification problem and gives int64 class indices;
+            "mse" gives values (regression), 0/1 in one column (two classes)
+            or one-hot rows (more).
+        val_fraction : float in [0, 1)
+            Share of rows held out for validation (stratified by class for
+            classification); see :func:`fastbp.data.train_val_split`.
+        seed : int or None
+            Seeds the split.
+        dtype : float32 or float64
+            Of the feature arrays and float targets.
+        copy : bool
+            True leaves the problem's X as it is. False reuses its memory for
+            the training rows (when X already has ``dtype``): they are moved
+            to the front of X and standardized there, so the peak is X plus
+            the validation rows, not two X; the problem's X is then spent
+            (``fastbp train`` does this). Both give the same arrays.
+        scaler : Standardizer, optional
+            Fitted statistics to standardize with (when ``standardize``)
+            instead of fitting them here: a shard's problem gets the whole
+            file's (:func:`fastbp.shard.load_shard`).
+        val_rows : ndarray of bool, shape (n_samples,), optional
+            The validation rows, instead of the seeded split (``val_fraction``
+            and ``seed`` are then not used).
+
+        The standardizer (when ``standardize``) is fitted on the training
+        rows only, so validation rows do not leak into it.
+        """
+        loss = self.default_loss if loss is None else loss
+        if loss not in LOSS_NAMES:
+            raise ValueError(f"prepare: loss must be one of {LOSS_NAMES}, got {loss!r}")
+        if loss == "ce" and self.task != "classification":
+            raise ValueError(
+                "prepare: loss 'ce' needs a classification target; use loss 'mse' "
+                "for regression"
+            )
+        dtype = as_dtype(dtype, "prepare")
+        if val_rows is None:
+            stratify = self.y if self.task == "classification" else None
+            train_idx, val_idx = train_val_split(
+                self.n_samples, val_fraction, seed, stratify=stratify
+            )
+        else:
+            val_rows = np.asarray(val_rows)
+            if val_rows.dtype != np.bool_ or val_rows.shape != (self.n_samples,):
+                raise ValueError(
+                    f"prepare: val_rows must be a bool array of shape "
+                    f"({self.n_samples},), got {val_rows.dtype} {val_rows.shape}"
+                )
+            train_idx = np.flatnonzero(~val_rows).astype(np.int64)
+            val_idx = np.flatnonzero(val_rows).astype(np.int64)
+        if scaler is not None and (
+            not isinstance(scaler, Standardizer)
+            or scaler.mean is None
+            or scaler.mean.shape != (self.n_features,)
+        ):
+            raise ValueError(
+                f"prepare: scaler must be a fitted Standardizer of "
+                f"{self.n_features} features, got {scaler!r}"
+            )
+        with np.errstate(over="ignore"):  # reported by _check_squares
+            targets, n_outputs, metric = self._targets(loss, dtype)
+        if not self.standardize:
+            scaler = None
+        elif scaler is None:
+            scaler = Standardizer().fit(
+                self.X, rows=None if len(train_idx) == self.n_samples else train_idx
+            )
+
+        def rows(idx: NDArray) -> NDArray:
+            # One gather per side, standardized in place, then rounded once
+            # into dtype (a no-op for a table read in dtype): the peak is the
+            # problem's X plus its gathered rows. A value out of the dtype's
+            # range becomes inf here and is reported below.
+            part = self.X[idx]
+            with np.errstate(over="ignore"):
+                part = scaler.transform_(part) if scaler else part
+                part = np.asarray(part, dtype=dtype)
+            self._check_squares(part, idx, dtype, "features")
+            return part
+
+        if self.task == "regression":
+            self._check_squares(targets, None, dtype, "target")
+        X_val = rows(val_idx)  # before the in-place path moves rows
+        if copy or self.X.dtype != dtype or not self.X.flags.writeable:
+            X_train = rows(train_idx)
+        else:
+            X_train = _compact(self.X, train_idx)
+            with np.errstate(over="ignore"):
+                if scaler:
+                    scaler.transform_(X_train)
+            self._check_squares(X_train, train_idx, dtype, "features")
+        return Prepared(
+            problem=self,
+            loss=loss,
+            metric=metric,
+            n_outputs=n_outputs,
+            scaler=scaler,
+            X_train=X_train,
+            T_train=np.ascontiguousarray(targets[train_idx]),
+            X_val=X_val,
+            T_val=np.ascontiguousarray(targets[val_idx]),
+            dtype=dtype,
+        )
+
+    def _check_squares(
+        self, A: NDArray, idx: NDArray | None, dtype: np.dtype, kind: str
+    ) -> None:
+        """DataError naming the first entry of A whose square overflows dtype:
+        the squared error or the first layer's sums would be infinite, and
+        training would report a divergence that no learning rate fixes.
+
+        A is ``kind`` "features" (rows idx of X, as trained on) or "target"
+        (the coded regression targets, every row).
+        """
+        limit = np.sqrt(np.finfo(dtype).max)
+        bad = ~(np.abs(A) <= limit)
+        if not bad.any():
+            return
+        i, j = np.unravel_index(np.argmax(bad), bad.shape)
+        row = int(i if idx is None else idx[i])
+        column = self.target_name if kind == "target" else self.feature_names[j]
+        where = (
+            f"row {row}, column {column!r}"
+            if self.name in ("arrays", "xor")
+            else f"{self.name}, data row {self.first_row + row + 1}, column {column!r}"
+        )
+        advice = "use float64 or scale" if dtype == np.float32 else "scale"
+        if kind == "target":
+            raise DataError(
+                f"{where}: the target {float(self.y.flat[row]):g} is too large "
+                f"for {dtype} arithmetic (its square, the squared error, "
+                f"overflows); {advice} the target down"
+            )
+        value = f"{float(self.X[row, j]):g}"
+        if self.standardize:
+            value += (
+                ", standardized with the training rows' mean and std, is "
+                f"{float(A[i, j]):.3g} and"
+            )
+        raise DataError(
+            f"{where}: {value} is too large for {dtype} arithmetic (its square "
+            f"overflows); {advice} the column down, or drop the row"
+        )
+
+    def _targets(self, loss: str, dtype: np.dtype) -> tuple[NDArray, int, str]:
+        """(training targets, output units, metric) for the loss."""
+        if self.task == "regression":
+            return self.y.reshape(-1, 1).astype(dtype), 1, "r2"
+        n_classes = len(self.classes)
+        if loss == "ce":
+            return self.y, n_classes, "accuracy"
+        if n_classes == 2:  # one output, target 0/1, thresholded at 0.5
+            return self.y.astype(dtype).reshape(-1, 1), 1, "binary_accuracy"
+        return np.eye(n_classes, dtype=dtype)[self.y], n_classes, "accuracy"
+
+
+def _compact(X: NDArray, idx: NDArray, chunk: int = 1 << 15) -> NDArray:
+    """X[idx] for sorted idx, built in place in X's first len(idx) rows and
+    returned as a view of them. Row i comes from row idx[i] >= i, so each
+    chunk reads rows not yet overwritten; the extra memory is one chunk."""
+    n = len(idx)
+    if n == len(X):  # sorted distinct indices of every row: X itself
+        return X
+    for s in range(0, n, chunk):
+        e = min(s + chunk, n)
+        X[s:e] = X[idx[s:e]]
+    return X[:n]
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """A :class:`Problem` made ready for one training run.
+
+    ``X_train``/``T_train`` and ``X_val``/``T_val`` (possibly empty) are
+    C-contiguous arrays of ``dtype`` (targets: int64 class indices for loss
+    "ce"); ``n_outputs`` is the width of the model's last layer; ``metric``
+    the metric ``fastbp.train`` reports; ``scaler`` the standardizer fitted on
+    the training rows, or None.
+    """
+
+    problem: Problem
+    loss: str
+    metric: str
+    n_outputs: int
+    scaler: Standardizer | None
+    X_train: NDArray
+    T_train: NDArray
+    X_val: NDArray
+    T_val: NDArray
+    dtype: np.dtype
+
+    @property
+    def validation(self) -> tuple[NDArray, NDArray] | None:
+        """(X_val, T_val), or None when no rows were held out."""
+        return (self.X_val, self.T_val) if len(self.X_val) else None
+
+    def metadata(self) -> dict:
+        """The model file's ``meta`` object (see :func:`model_metadata`)."""
+        p = self.problem
+        return model_metadata(
+            p.feature_names, p.target_name, p.task, p.classes, self.scaler,
+            self.loss, self.metric,
+        )  # fmt: skip
+
+    def save(self, path: str | os.PathLike, model: Sequential) -> None:
+        """Write model and :meth:`metadata` to a fastbp model file, atomically
+        (see :func:`fastbp.io.save_model`)."""
+        save(path, model, self.metadata())
+
+    def predictor(self, model: Sequential) -> Predictor:
+        """The model trained on this preparation, as a :class:`Predictor`
+        (what :meth:`save` then :meth:`Predictor.load` would give)."""
+        return Predictor.from_metadata(model, self.metadata())
+
+
+#: The keys of the model file's ``meta`` that predicting reads; any other key
+#: is kept as stored. A key left out takes the value that
+#: :func:`check_metadata` gives it.
+META_KEYS = ("feature_names", "target_name", "task", "classes", "standardizer")
+
+
+def check_metadata(meta: dict | None, model: Sequential) -> dict:
+    """A model file's ``meta`` completed and checked against model.
+
+    Keys left out take their defaults, so a bare model (``meta`` None or {})
+    is a regression on features x1, x2, ...: ``feature_names`` [x1, x2, ...],
+    ``target_name`` "target", ``task`` "regression", ``classes`` None (for
+    classification: at least 2 distinct label strings, one per output, or 2
+    for one output), ``standardizer`` None (or ``{"mean": [...], "std":
+    [...]}``, one finite value per input, std > 0). NumPy arrays, scalars and
+    tuples become JSON lists and numbers. Returns the completed dict; raises
+    ValueError "meta ..." naming what does not fit the model.
+    """
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
+    n_in = model.in_features or 0
+    full = {
+        "feature_names": [f"x{j + 1}" for j in range(n_in)],
+        "target_name": "target",
+        "task": "regression",
+        "classes": None,
+        "standardizer": None,
+        **{key: _plain(value) for key, value in meta.items()},
+    }
+    problem = _meta_problem(full, model)
+    if problem:
+        raise ValueError(f"meta {problem}")
+    return full
+
+
+def save(path: str | os.PathLike, model: Sequential, meta: dict | None = None) -> None:
+    """Write model to a fastbp model file, atomically, with ``meta`` completed
+    and checked by :func:`check_metadata` (as :func:`model_metadata` writes
+    it, or any part of it; other keys are stored as given). What
+    ``fastbp predict`` and :meth:`Predictor.load` read back. Raises
+    ValueError for meta that does not fit the model, and as
+    :func:`fastbp.io.save_model`."""
+    save_model(path, model, meta=check_metadata(meta, model))
+
+
+def _plain(value: object) -> object:
+    """value with NumPy arrays, NumPy scalars and tuples as JSON types."""
+    if isinstance(value, np.ndarray | tuple | list):
+        return [
+            _plain(v)
+            for v in (value.tolist() if isinstance(value, np.ndarray) else value)
+        ]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _meta_problem(meta: dict, model: Sequential) -> str | None:
+    """What is wrong with meta (JSON types, every key of META_KEYS) for
+    model, or None."""
+    n_in, n_out = model.in_features, model.out_features
+    names = meta["feature_names"]
+    if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
+        return "'feature_names' must be a list of strings"
+    if n_in is not None and len(names) != n_in:
+        return f"'feature_names' has {len(names)} names, the model has {n_in} inputs"
+    if not isinstance(meta["target_name"], str):
+        return "'target_name' must be a string"
+    task, classes = meta["task"], meta["classes"]
+    if task == "regression":
+        if classes is not None:
+            return "'classes' must be null for task 'regression'"
+    elif task == "classification":
+        if (
+            not isinstance(classes, list)
+            or len(classes) < 2
+            or not all(isinstance(c, str) for c in classes)
+            or len(set(classes)) != len(classes)
+        ):
+            return "'classes' must be a list of at least 2 distinct strings"
+        # One output per class, or one output thresholded at 0.5 for two.
+        if (
+            n_out is not None
+            and len(classes) != n_out
+            and (n_out, len(classes)) != (1, 2)
+        ):
+            return f"'classes' has {len(classes)} labels, the model has {n_out} outputs"
+    else:
+        return f"'task' must be 'regression' or 'classification', got {task!r}"
+    scaler = meta["standardizer"]
+    if scaler is not None:
+        if not isinstance(scaler, dict) or set(scaler) != {"mean", "std"}:
+            return "'standardizer' must be null or an object with 'mean' and 'std'"
+        for key in ("mean", "std"):
+            values = scaler[key]
+            if not isinstance(values, list) or not all(map(_is_number, values)):
+                return f"'standardizer' {key!r} must be a list of finite numbers"
+            if n_in is not None and len(values) != n_in:
+                return (
+                    f"'standardizer' {key!r} has {len(values)} values, the model "
+                    f"has {n_in} inputs"
+                )
+        if not all(s > 0 for s in scaler["std"]):
+            return "'standardizer' 'std' must be positive"
+    return None
+
+
+def model_metadata(
+    feature_names, target_name, task, classes, scaler, loss, metric
+) -> dict:
+    """The model file's ``meta`` object, the one place its schema is written:
+    what predicting needs to read the features (names, standardizer) and
+    decode the outputs (task, classes), plus the loss and metric trained
+    with."""
+    return {
+        "feature_names": list(feature_names),
+        "target_name": target_name,
+        "task": task,
+        "classes": list(classes) if classes else None,
+        "standardizer": None
+        if scaler is None
+        else {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()},
+        "loss": loss,
+        "metric": metric,
+    }
+
+
+@dataclass(frozen=True, eq=False)
+class Predictor:
+    """A trained model with what it needs to read features and name outputs.
+
+    Build it with :meth:`load` from a model file, or with
+    :meth:`Prepared.predictor` right after training. :meth:`predict` takes an
+    array of features, :meth:`predict_file` and :meth:`predict_batches` read a
+    data file's feature columns by name; each standardizes them as in
+    training and returns decoded predictions (labels or values).
+    """
+
+    model: Sequential
+    feature_names: tuple[str, ...]
+    target_name: str
+    task: str
+    classes: tuple[str, ...] | None
+    scaler: Standardizer | None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Predictor:
+        """Read a model file (:func:`fastbp.io.load_model`: ModelFileError
+        naming the file on any problem)."""
+        model, meta = load_model(path)
+        try:
+            return cls.from_metadata(model, meta)
+        except ValueError as exc:
+            raise ModelFileError(f"{os.fspath(path)}: {exc}") from None
+
+    @classmethod
+    def from_metadata(cls, model: Sequential, meta: dict | None) -> Predictor:
+        """A predictor from a model and its model-file ``meta`` object, as
+        :func:`model_metadata` writes it, completed and checked by
+        :func:`check_metadata` (ValueError if it does not fit the model)."""
+        meta = check_metadata(meta, model)
+        scaler = meta["standardizer"]
+        return cls(
+            model,
+            tuple(meta["feature_names"]),
+            meta["target_name"],
+            meta["task"],
+            tuple(meta["classes"]) if meta["classes"] is not None else None,
+            Standardizer(**scaler) if scaler is not None else None,
+        )
+
+    def features(self, path: str | os.PathLike, format: str | None = None) -> NDArray:
+        """The model's feature columns of a data file (any format
+        :func:`fastbp.tables.read_columns` reads), standardized, in the
+        model's dtype: shape (n_samples, n_features)."""
+        names = list(self.feature_names)
+        # Read in float64 and round once, after standardizing, as training did
+        # with the statistics it stored.
+        X = read_columns(path, names, dtype=np.float64, format=format)
+        return self._prepare(X, os.fspath(path), len(X))
+
+    def predict(self, X: object) -> list[str] | NDArray:
+        """Decoded predictions (:meth:`decode`) for raw features X, array-like
+        of shape (n_samples, n_features) in the order of ``feature_names``:
+        standardized as in training, then rounded once into the model's
+        dtype."""
+        X = np.array(X, dtype=np.float64)  # a copy: standardized in place
+        n = len(self.feature_names)
+        if X.ndim != 2 or X.shape[1] != n:
+            raise ValueError(
+                f"Predictor.predict: X must have shape (n_samples, {n}) for the "
+                f"features {', '.join(self.feature_names)}; got {X.shape}"
+            )
+        if not np.all(np.isfinite(X)):
+            raise ValueError("Predictor.predict: X contains NaN or infinity")
+        return self.decode(self.model.predict(self._prepare(X, "X", len(X))))
+
+    def decode(self, outputs: NDArray) -> list[str] | NDArray:
+        """Model outputs (n_samples, n_outputs) as predictions: class labels
+        (the largest output, or one output thresholded at 0.5) or values."""
+        if self.task == "regression":
+            return outputs[:, 0].astype(np.float64)
+        if outputs.shape[1] == 1:
+            index = (outputs[:, 0] > 0.5).astype(np.int64)
+        else:
+            index = np.argmax(outputs, axis=1)
+        return [self.classes[i] for i in index]
+
+    def predict_batches(
+        self,
+        path: str | os.PathLike,
+        format: str | None = None,
+        batch_rows: int = 65536,
+    ) -> Iterator[list[str] | NDArray]:
+        """Decoded predictions for a data file, one batch of rows at a time,
+        read from disk as they are consumed: memory for one batch, whatever
+        the file's size. A bad value raises DataError naming the column and
+        data row (for CSV, the line, found by a second, slow scan)."""
+        names, path = list(self.feature_names), os.fspath(path)
+        offset = 0
+        try:
+            for batch in iter_batches(path, format=format, columns=names,
+                                      batch_rows=batch_rows):  # fmt: skip
+                X = batch_array(batch, names, np.float64, offset)
+                offset += batch.num_rows
+                yield self.decode(self.model.predict(self._prepare(X, path, offset)))
+        except Exception as exc:
+            import pyarrow as pa
+
+            if not isinstance(exc, DataError | OSError | pa.ArrowException):
+                raise
+            if offset or path == "-":
+                # Rows are already out: name the row rather than scan again.
+                if isinstance(exc, DataError):
+                    raise DataError(f"{path}, {exc}") from None
+                raise
+            # Nothing written yet: the whole-file reader gives the exact,
+            # line-numbered error (missing file, bad cell...) or every row.
+            offset = -1
+        if offset <= 0:
+            yield self.predict_file(path, format)
+
+    def _prepare(self, X: NDArray, path: str, offset: int) -> NDArray:
+        """Float64 features standardized and rounded once into the model's
+        dtype (as in training); values too large for it are DataErrors."""
+        dtype = self.model.dtype
+        too_large = np.abs(X) > np.finfo(dtype).max
+        if too_large.any():
+            row, col = np.unravel_index(np.argmax(too_large), X.shape)
+            raise DataError(
+                f"{path}, data row {offset - len(X) + row + 1}, column "
+                f"{self.feature_names[col]!r}: {X[row, col]:g} is too large for "
+                f"the model's {dtype}"
+            )
+        if self.scaler is not None:
+            X = self.scaler.transform_(X)
+        return np.ascontiguousarray(X, dtype=dtype)
+
+    def predict_file(
+        self, path: str | os.PathLike, format: str | None = None
+    ) -> list[str] | NDArray:
+        """Decoded predictions for every row of a data file."""
+        return self.decode(self.model.predict(self.features(path, format)))
+
+
+def training_bytes(
+    widths: list[int], batch_size: int, dtype: DTypeLike, n_state: int = 1
+) -> int:
+    """Estimated peak memory, in bytes, of training an MLP of these widths.
+
+    Counts the parameters (values, gradients, the copy made while packing
+    them into one buffer, ``n_state`` optimizer state vectors, one temporary
+    vector and the float64 draw of the initial weights) and the per-batch
+    activations and gradients. Measured peak RSS less the interpreter's, 2-30M-1
+    float32, one epoch (2026-11-25): SGD 4118 MiB (layer path; fused 2816),
+    Adam 5033 MiB (layer path, the temporary; fused 3285); this gives 4578
+    and 5035 MiB.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    n_params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    per_param = itemsize * (4 + n_state) + 8
+    per_row = itemsize * 3 * sum(widths)
+    return n_params * per_param + batch_size * per_row
+
+
+def available_bytes() -> int | None:
+    """Memory the system can still give this process (Linux MemAvailable),
+    or None where that cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

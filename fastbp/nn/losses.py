@@ -1,0 +1,252 @@
+"""Loss layers: MSELoss, CrossEntropyLoss, and the losses of scikit-learn's
+MLPs, SquaredErrorLoss and BinaryCrossEntropyLoss.
+
+``loss.forward(y, t)`` (also ``loss(y, t)``) returns the loss value as a float
+and computes the gradient with respect to y in the same pass;
+``loss.backward()`` returns that gradient, ready for ``model.backward``.
+``loss.value(y, t)`` returns the value alone and leaves the gradient of the
+last ``forward`` untouched, for evaluating between a step's forward and
+backward passes.
+
+Each loss is declared once with :func:`fastbp.parts.register`: its name, its
+code in the fused kernel, its hyperparameters and the kind of target it
+takes (``"values"``: floats shaped like the output; ``"labels"``: one integer
+class index per row).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._validate import check_array
+from ..kernels.losses import (
+    BINARY_CROSS_ENTROPY_HYPER,
+    CROSS_ENTROPY_HYPER,
+    LOSS_BINARY_CROSS_ENTROPY,
+    LOSS_CROSS_ENTROPY,
+    LOSS_MSE,
+    LOSS_SQUARED_ERROR,
+    MSE_HYPER,
+    SQUARED_ERROR_HYPER,
+    binary_cross_entropy_backward,
+    mse_backward,
+    mse_forward,
+    softmax_cross_entropy_backward,
+    softmax_cross_entropy_forward,
+    squared_error_backward,
+)
+from .layers import buffer
+from .parts import Part, register
+
+__all__ = [
+    "Loss",
+    "MSELoss",
+    "CrossEntropyLoss",
+    "SquaredErrorLoss",
+    "BinaryCrossEntropyLoss",
+]
+
+
+class Loss:
+    """Base class: ``forward(y, t) -> float``, ``backward() -> dL/dy``,
+    ``value(y, t) -> float``.
+
+    The output y need not be finite: a diverging model gives a NaN or
+    infinite loss, which is how training notices divergence.
+    """
+
+    #: The registry's declaration (set by ``register``; inherited).
+    part: Part | None = None
+
+    @property
+    def target(self) -> str:
+        """``"values"`` or ``"labels"``: what this loss compares outputs with."""
+        part = type(self).part
+        return part.target if part is not None else "values"
+
+    def __call__(self, y: NDArray, t: NDArray) -> float:
+        return self.forward(y, t)
+
+    def forward(self, y: NDArray, t: NDArray) -> float:
+        raise NotImplementedError
+
+    def value(self, y: NDArray, t: NDArray) -> float:
+        raise NotImplementedError
+
+    def backward(self) -> NDArray:
+        grad = self.__dict__.get("_grad")
+        if grad is None:
+            raise RuntimeError(f"{self!r}: backward() called before forward()")
+        return grad
+
+    def _grad_buffer(self, y: NDArray) -> NDArray:
+        return buffer(self, "_grad", y.shape, y.dtype)
+
+    def _check_output(self, y: NDArray) -> NDArray:
+        return check_array(y, repr(self), "output y", dtype=None, ndim=2, finite=False)
+
+    def _check_values(self, y: NDArray, t: NDArray) -> None:
+        """y a 2-D float output and t a target of its shape and dtype."""
+        self._check_output(y)
+        check_array(t, repr(self), "target t", dtype=y.dtype, ndim=y.ndim)
+        if t.shape != y.shape:
+            raise ValueError(
+                f"{self!r}: target shape {t.shape} does not match output shape "
+                f"{y.shape}"
+            )
+
+
+@register("loss", "mse", code=LOSS_MSE, hyper=MSE_HYPER, target="values")
+class MSELoss(Loss):
+    """Mean squared error between the output y and the target t.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum"}
+        "mean": L = sum((y - t)**2) / y.size, gradient 2 (y - t) / y.size, as
+        ``torch.nn.MSELoss()``. "sum": L = 0.5 * sum((y - t)**2), gradient
+        y - t, the classic from-scratch MSE layer.
+
+    Shape
+    -----
+    y, t: (n_samples, n_outputs), same float dtype.
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        if reduction not in ("mean", "sum"):
+            raise ValueError(
+                f"MSELoss: reduction must be 'mean' or 'sum', got {reduction!r}"
+            )
+        self.reduction = reduction
+
+    @property
+    def mean(self) -> bool:
+        """True for reduction="mean" (the kernels' form of the setting)."""
+        return self.reduction == "mean"
+
+    def __repr__(self) -> str:
+        return f"MSELoss(reduction={self.reduction!r})"
+
+    def forward(self, y: NDArray, t: NDArray) -> float:
+        self._check_values(y, t)
+        return mse_backward(y, t, self.mean, self._grad_buffer(y))
+
+    def value(self, y: NDArray, t: NDArray) -> float:
+        self._check_values(y, t)
+        return mse_forward(y, t, self.mean)
+
+
+@register(
+    "loss",
+    "ce",
+    code=LOSS_CROSS_ENTROPY,
+    hyper=CROSS_ENTROPY_HYPER,
+    target="labels",
+)
+class CrossEntropyLoss(Loss):
+    """Softmax cross-entropy of logits y against integer class labels t.
+
+    L = mean_i (logsumexp(y[i]) - y[i, t[i]]), computed stably; gradient
+    (softmax(y) - onehot(t)) / n_samples. Like ``torch.nn.CrossEntropyLoss``,
+    it applies the softmax itself: the model's last layer is a Linear.
+
+    Shape
+    -----
+    y: (n_samples, n_classes), float; t: (n_samples,), integer in
+    [0, n_classes).
+    """
+
+    def __repr__(self) -> str:
+        return "CrossEntropyLoss()"
+
+    def _labels(self, y: NDArray, t: NDArray) -> NDArray:
+        self._check_output(y)
+        if not isinstance(t, np.ndarray) or t.dtype.kind not in "iu":
+            got = t.dtype if isinstance(t, np.ndarray) else type(t).__name__
+            raise TypeError(f"{self!r}: labels t must be an integer array, got {got}")
+        if t.shape != (y.shape[0],):
+            raise ValueError(
+                f"{self!r}: labels t have shape {t.shape}, expected ({y.shape[0]},) "
+                f"for output shape {y.shape}"
+            )
+        labels = np.ascontiguousarray(t, dtype=np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= y.shape[1]):
+            raise ValueError(
+                f"{self!r}: labels must lie in [0, {y.shape[1]}) for output shape "
+                f"{y.shape}, got values in [{labels.min()}, {labels.max()}]"
+            )
+        return labels
+
+    def forward(self, y: NDArray, t: NDArray) -> float:
+        labels = self._labels(y, t)
+        return softmax_cross_entropy_backward(y, labels, self._grad_buffer(y))
+
+    def value(self, y: NDArray, t: NDArray) -> float:
+        return softmax_cross_entropy_forward(y, self._labels(y, t))
+
+
+class _ValueLoss(Loss):
+    """A loss of float targets shaped like the output, computed by one
+    ``kernel(y, t, dy) -> value`` that writes the gradient too."""
+
+    _kernel = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def forward(self, y: NDArray, t: NDArray) -> float:
+        self._check_values(y, t)
+        return type(self)._kernel(y, t, self._grad_buffer(y))
+
+    def value(self, y: NDArray, t: NDArray) -> float:
+        self._check_values(y, t)
+        return type(self)._kernel(y, t, np.empty_like(y))
+
+
+@register(
+    "loss",
+    "squared_error",
+    code=LOSS_SQUARED_ERROR,
+    hyper=SQUARED_ERROR_HYPER,
+    target="values",
+)
+class SquaredErrorLoss(_ValueLoss):
+    """Half squared error, summed over outputs and averaged over rows.
+
+    L = 0.5 * sum((y - t)**2) / n_samples, gradient (y - t) / n_samples: the
+    loss scikit-learn's MLPRegressor trains with (for one output also the
+    value it reports as ``loss_``).
+
+    Shape
+    -----
+    y, t: (n_samples, n_outputs), same float dtype.
+    """
+
+    _kernel = staticmethod(squared_error_backward)
+
+
+@register(
+    "loss",
+    "binary_ce",
+    code=LOSS_BINARY_CROSS_ENTROPY,
+    hyper=BINARY_CROSS_ENTROPY_HYPER,
+    target="values",
+)
+class BinaryCrossEntropyLoss(_ValueLoss):
+    """Sigmoid binary cross-entropy of logits y against 0/1 targets t.
+
+    L = sum(log(1 + exp(y)) - t * y) / n_samples, computed stably: the
+    cross-entropy of p = sigmoid(y), summed over outputs (independent binary
+    labels) and averaged over rows; gradient (sigmoid(y) - t) / n_samples.
+    Like ``torch.nn.BCEWithLogitsLoss(reduction="sum") / n_samples``, it
+    applies the sigmoid itself: the model's last layer is a Linear. The loss
+    of scikit-learn's MLPClassifier for two classes and for multi-label
+    targets.
+
+    Shape
+    -----
+    y, t: (n_samples, n_outputs), same float dtype.
+    """
+
+    _kernel = staticmethod(binary_cross_entropy_backward)

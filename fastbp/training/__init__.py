@@ -1,0 +1,34 @@
+"""Training: the epoch loop, its callbacks, schedules, checkpoints, L-BFGS,
+data parallelism and metrics.
+
+``fastbp.training`` owns how a model learns: one loop runs the fused kernel
+(or the layer path) over a data source, and everything that happens between
+two calls of the kernel is a callback (learning-rate schedules, early
+stopping, checkpoints, gradient norms, progress, the user's own).
+:func:`fastbp.train` is the convenience function over it.
+"""
+
+from .._compat import lazy_exports
+
+_NAMES = {
+    **dict.fromkeys(
+        (
+            "train", "evaluate", "loss_and_gradient", "lbfgs", "TrainResult",
+            "DivergenceError", "fused_plan", "FusedPlan", "FusedRunner",
+            "LayerRunner", "epoch_order", "shuffle_key",
+        ),
+        "loop",
+    ),
+    **dict.fromkeys(
+        ("Schedule", "Constant", "InvScaling", "Adaptive", "StepDecay", "Cosine",
+         "EarlyStopping", "EpochControl", "SCHEDULES", "schedule"),
+        "schedules",
+    ),
+    **dict.fromkeys(
+        ("Checkpoint", "CheckpointError", "CheckpointFile", "load_checkpoint"),
+        "checkpoint",
+    ),
+}  # fmt: skip
+
+__all__ = list(_NAMES)
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES)
