@@ -26,10 +26,12 @@ _NAMES = {
     **dict.fromkeys(("Loss", "MSELoss", "CrossEntropyLoss"), "nn.losses"),
     **dict.fromkeys(("Optimizer", "SGD", "Adam"), "nn.optim"),
     **dict.fromkeys(("GradcheckResult", "numerical_gradient"), "nn.numerical"),
-    **dict.fromkeys(
-        ("evaluate", "TrainResult", "DivergenceError", "lbfgs", "loss_and_gradient"),
-        "training.loop",
-    ),
+    **dict.fromkeys(("evaluate",), "training.api"),
+    **dict.fromkeys(("fit", "InMemory"), "training.loop"),
+    **dict.fromkeys(("TrainResult", "DivergenceError"), "training.result"),
+    **dict.fromkeys(("lbfgs", "loss_and_gradient"), "training.fullbatch"),
+    **dict.fromkeys(("Callback", "EpochCallback", "GradNorms"), "training.callbacks"),
+    **dict.fromkeys(("DataParallel",), "training.parallel"),
     **dict.fromkeys(("EarlyStopping",), "training.schedules"),
     **dict.fromkeys(("read_table",), "data.tables"),
 }  # fmt: skip

@@ -62,7 +62,9 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from .nn.layers import GELU, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
 from .nn.losses import BinaryCrossEntropyLoss, CrossEntropyLoss, SquaredErrorLoss
 from .nn.optim import SGD, Adam
-from .training.loop import DivergenceError, lbfgs, loss_and_gradient, train
+from .training.api import train
+from .training.fullbatch import lbfgs, loss_and_gradient
+from .training.result import DivergenceError
 from .training.schedules import SCHEDULES, EarlyStopping, schedule
 
 __all__ = ["MLPClassifier", "MLPRegressor"]

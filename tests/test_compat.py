@@ -23,7 +23,7 @@ OLD_PATHS = {
     "fastbp.stream": ("scan", "fastbp.data.stream"),
     "fastbp.shard": ("load_shard", "fastbp.data.shard"),
     "fastbp.outputs": ("PredictionWriter", "fastbp.io.outputs"),
-    "fastbp.train": ("lbfgs", "fastbp.training.loop"),
+    "fastbp.train": ("lbfgs", "fastbp.training"),
     "fastbp.gradcheck": ("GradcheckResult", "fastbp.nn.numerical"),
 }
 

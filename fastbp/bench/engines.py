@@ -10,7 +10,8 @@ import numpy as np
 from ..nn.layers import Linear, mlp
 from ..nn.losses import MSELoss
 from ..nn.optim import SGD
-from ..training.loop import FusedRunner, fused_plan, train
+from ..training.api import train
+from ..training.runners import FusedRunner, fused_plan
 from .common import init_params, make_batch
 
 

@@ -513,7 +513,8 @@ def _train(
     from ..data.loading import DataError
     from ..data.problem import Problem, available_bytes, training_bytes
     from ..training.checkpoint import CheckpointError
-    from ..training.loop import lbfgs, mean_over_ranks
+    from ..training.fullbatch import lbfgs
+    from ..training.parallel import DataParallel
 
     defaults = XOR_DEFAULTS if data == "xor" else CSV_DEFAULTS
     hidden = hidden or _hidden(None, None, defaults["hidden"])
@@ -660,8 +661,8 @@ def _train(
         model, loss_fn, prepared.X_train, prepared.T_train, metric
     )
     if sharded:  # this rank's rows are a share: the means over every rank's
-        train_loss, train_metric = mean_over_ranks(
-            comm, len(prepared.X_train), train_loss, train_metric
+        train_loss, train_metric = DataParallel(comm, shard=True).mean_over_ranks(
+            len(prepared.X_train), train_loss, train_metric
         )
     val_loss = result.kept(result.val_loss)
     val_metric = result.kept(result.val_metric)
@@ -880,7 +881,7 @@ def _train_streamed(
     import fastbp
 
     from ..data.loading import DataError
-    from ..data.stream import file_source, scan, train_stream
+    from ..data.stream import Streamed, file_source, scan
     from ..training.checkpoint import CheckpointError
 
     source = file_source(data, format=data_format)
@@ -910,9 +911,9 @@ def _train_streamed(
         epochs, enabled=not quiet, stream=out, rows_per_epoch=stats.n_train
     )
     try:
-        result = train_stream(
-            model, loss_fn, opt, source, stats, epochs=epochs,
-            batch_size=batch_size, shuffle_buffer=shuffle_buffer, seed=seed,
+        result = fastbp.train(
+            model, loss_fn, opt, Streamed(source, stats, shuffle_buffer=shuffle_buffer),
+            epochs=epochs, batch_size=batch_size, seed=seed,
             metric=metric, fuse=False if no_fuse else None, threads=threads,
             callback=progress if progress.enabled else None,
             lr_schedule=lr_schedule, grad_norms=grad_norms,

@@ -42,40 +42,21 @@ import os
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .._threads import thread_limit
 from .._validate import as_dtype, positive_int
 from ..kernels.util import all_finite
 from ..nn.layers import Sequential
 from ..nn.losses import Loss
-from ..nn.optim import Optimizer
-from ..training.checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    CheckpointFile,
-    Checkpointing,
-    capture,
-    describe_run,
-)
-from ..training.loop import (
-    FusedRunner,
-    LayerRunner,
-    TrainResult,
-    batch_loss_share,
-    check_initial_loss,
-    choose_path,
-    divergence_error,
-    epoch_control,
-    epoch_order,
-    linear_layers,
-    shuffle_key,
-)
-from ..training.schedules import EarlyStopping, Schedule
+from ..training.checkpoint import CheckpointError
+from ..training.checks import check_initial_loss, divergence_error
+from ..training.metrics import batch_loss_share
+from ..training.runners import epoch_order
 from .loading import (
     MAX_INFERRED_CLASSES,
     DataError,
@@ -90,6 +71,7 @@ __all__ = [
     "DEFAULT_SHUFFLE_BUFFER",
     "StreamStats",
     "scan",
+    "Streamed",
     "train_stream",
     "file_source",
     "holdout_mask",
@@ -867,230 +849,210 @@ class _ValidationSums:
         return value, self.hits / self.cells
 
 
-def train_stream(
-    model: Sequential,
-    loss: Loss,
-    optimizer: Optimizer,
-    source: Source,
-    stats: StreamStats,
-    *,
-    epochs: int,
-    batch_size: int = 32,
-    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
-    seed: int | None = 0,
-    metric: str | None = None,
-    fuse: bool | None = None,
-    threads: int | None = None,
-    callback: Callable[[int, TrainResult], None] | None = None,
-    lr_schedule: Schedule | str | None = None,
-    early_stopping: EarlyStopping | None = None,
-    grad_norms: bool = False,
-    checkpoint: str | os.PathLike | CheckpointFile | None = None,
-    checkpoint_every: int = 1,
-    resume: str | os.PathLike | Checkpoint | None = None,
-) -> TrainResult:
-    """Train ``model`` on a streamed table, reading it again every epoch.
+class Streamed:
+    """A table read again every epoch, as a data source of
+    :func:`fastbp.training.fit` (``fastbp.train(model, loss, opt,
+    Streamed(source, stats), epochs=...)``).
 
     Parameters
     ----------
-    model, loss, optimizer, epochs, batch_size, metric, fuse, threads,
-    callback, lr_schedule, early_stopping, grad_norms, checkpoint,
-    checkpoint_every, resume : as in
-        :func:`fastbp.train`; targets are coded for ``loss`` as
-        :meth:`StreamStats.coding` says (class indices for cross-entropy).
-        Early stopping on a validation figure needs held-out rows
-        (``stats.n_val`` > 0).
     source : callable returning an iterator of pyarrow.RecordBatch
         The same rows, in the same order, as :func:`scan` read.
     stats : StreamStats
         From :func:`scan`: columns, labels, standardization, the validation
         rows (``stats.val_fraction``, ``stats.seed``) and the dtype.
+        Targets are coded for the run's loss as :meth:`StreamStats.coding`
+        says (class indices for cross-entropy).
     shuffle_buffer : int >= 1
         Rows the approximate shuffle draws from (see the module notes); at
         least the training row count gives ``fastbp.train``'s exact order.
-    seed : int or None
-        Seeds the shuffle: the buffer's draws come from
-        ``numpy.random.default_rng(seed)``, the order of the rows left at
-        the end of an epoch from ``epoch_order(shuffle_key(seed), epoch, k)``
-        (all of them when the buffer holds every training row). A
-        checkpoint stores the generator's state (the buffer is empty between
-        epochs), so a resumed run draws what the uninterrupted one would.
 
-    Returns
-    -------
-    TrainResult
-        ``loss[e]``: mean training loss of epoch e (each batch's loss before
-        its update); ``val_loss``/``val_metric``: after each epoch, over the
-        held-out rows, in one more pass. ``train_seconds`` counts the whole
-        training pass, reading and converting included; the validation pass
-        is in neither it nor ``compile_seconds``.
-
-    Raises
-    ------
-    DataError when a record batch holds a bad value (naming its data row and
-    column) or differs from the first pass; DivergenceError as ``train``.
+    Each epoch is one pass over the source, trained block by block as the
+    shuffle buffer overflows; ``train_seconds`` counts the whole pass,
+    reading and converting included. The validation rows are evaluated in
+    one more pass after each epoch, in neither ``train_seconds`` nor
+    ``compile_seconds``. The buffer's draws come from
+    ``numpy.random.default_rng(seed)``, the order of the rows left at the end
+    of an epoch from ``epoch_order(shuffle_key(seed), epoch, k)``; a
+    checkpoint stores the generator's state (the buffer is empty between
+    epochs), so a resumed run draws what the uninterrupted one would.
     """
-    epochs = positive_int(epochs, "train_stream", "epochs")
-    batch_size = positive_int(batch_size, "train_stream", "batch_size")
-    shuffle_buffer = positive_int(shuffle_buffer, "train_stream", "shuffle_buffer")
-    if not isinstance(stats, StreamStats):
-        raise TypeError(f"train_stream: stats must come from scan(), got {stats!r}")
-    if not isinstance(model, Sequential):
-        raise TypeError(
-            f"train_stream: model must be a fastbp Sequential, got {model!r}"
-        )
-    if not isinstance(loss, Loss):
-        raise TypeError(f"train_stream: loss must be a fastbp Loss, got {loss!r}")
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(
-            f"train_stream: optimizer must be a fastbp Optimizer, got {optimizer!r}"
-        )
-    if model.dtype != stats.dtype:
-        raise ValueError(
-            f"train_stream: the model is {model.dtype} but scan() read {stats.dtype}"
-        )
-    if model.in_features is not None and model.in_features != stats.n_features:
-        raise ValueError(
-            f"train_stream: the model takes {model.in_features} features, the data "
-            f"has {stats.n_features}"
-        )
-    loss_name, n_outputs, default_metric = stats.coding(loss)
-    if model.out_features is not None and model.out_features != n_outputs:
-        raise ValueError(
-            f"train_stream: the model has {model.out_features} outputs; loss "
-            f"{loss_name!r} on this target needs {n_outputs}"
-        )
-    metric = default_metric if metric is None else metric
-    control = epoch_control(
-        model, optimizer, lr_schedule, early_stopping, epochs, stats.n_val > 0,
-        "train_stream",
-    )  # fmt: skip
-    plan, result = choose_path(model, loss, optimizer, metric, fuse, "train_stream")
-    use_fused = plan is not None
 
-    def runner(X, T, bs):
-        if use_fused:
-            return FusedRunner(plan, X, T, bs, grad_norms=grad_norms)
-        return LayerRunner(model, loss, optimizer, X, T, bs, grad_norms=grad_norms)
+    mode = "streamed"
 
-    reader = _Reader(stats, loss_name, n_outputs)
-    labels = loss_name == "ce"
-    bs = min(batch_size, stats.n_train)
-    saving = Checkpointing(checkpoint, checkpoint_every, resume, "train_stream")
-    key = saving.shuffle_key(shuffle_key(seed), seed)
-    run_info = None  # described only when checkpointing (the runs must match)
-    if saving.active:
-        run_info = describe_run(
-            model, loss, optimizer, control,
-            {
-                "mode": "streamed", "batch_size": bs, "rows": stats.n_train,
-                "validation_rows": stats.n_val, "l2": 0.0, "sample_weight": False,
-                "shuffle": True, "seed": seed, "shuffle_key": key,
-                "shuffle_buffer": shuffle_buffer,
-            },
-        )  # fmt: skip
-    done = saving.start(
-        run_info, epochs, model, optimizer, control, result,
-        len(linear_layers(model)) if grad_norms else 0,
-    )  # fmt: skip
-    rng = np.random.default_rng(seed)
-    if done:
+    def __init__(
+        self,
+        source: Source,
+        stats: StreamStats,
+        *,
+        shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    ) -> None:
+        if not isinstance(stats, StreamStats):
+            raise TypeError(f"train: stats must come from scan(), got {stats!r}")
+        self.source, self.stats = source, stats
+        self.shuffle_buffer = positive_int(shuffle_buffer, "train", "shuffle_buffer")
+
+    @property
+    def has_validation(self) -> bool:
+        return self.stats.n_val > 0
+
+    def default_metric(self, loss: Loss) -> str:
+        return self.stats.coding(loss)[2]
+
+    def bind(self, run) -> None:
+        """Check the model against the table, and size the shuffle buffer."""
+        stats, model = self.stats, run.model
+        if run.strategy.size > 1:
+            raise ValueError("train: a streamed source trains in one process")
+        if run.shuffle_key < 0:
+            raise ValueError(
+                "train: a streamed source always shuffles (approximately); "
+                "shuffle=False does not apply"
+            )
+        if model.dtype != stats.dtype:
+            raise ValueError(
+                f"train: the model is {model.dtype} but scan() read {stats.dtype}"
+            )
+        if model.in_features is not None and model.in_features != stats.n_features:
+            raise ValueError(
+                f"train: the model takes {model.in_features} features, the data "
+                f"has {stats.n_features}"
+            )
+        loss_name, n_outputs, _ = stats.coding(run.loss)
+        if model.out_features is not None and model.out_features != n_outputs:
+            raise ValueError(
+                f"train: the model has {model.out_features} outputs; loss "
+                f"{loss_name!r} on this target needs {n_outputs}"
+            )
+        self.reader = _Reader(stats, loss_name, n_outputs)
+        labels = loss_name == "ce"
+        self.batch_size = min(run.batch_size, stats.n_train)
+        self.rng = np.random.default_rng(run.seed)
+        self.pool = _ShufflePool(
+            self.shuffle_buffer,
+            self.batch_size,
+            stats.n_features,
+            () if labels else (n_outputs,),
+            np.int64 if labels else stats.dtype,
+            stats.dtype,
+            self.rng,
+        )
+        self.checked = False
+
+    def describe(self) -> dict:
+        """The data and batching, as a checkpoint records them."""
+        return {
+            "mode": self.mode,
+            "batch_size": self.batch_size,
+            "rows": self.stats.n_train,
+            "validation_rows": self.stats.n_val,
+            "sample_weight": False,
+            "shuffle_buffer": self.shuffle_buffer,
+        }
+
+    def state(self) -> dict:
+        """The shuffle buffer's generator state (checkpointed between epochs)."""
+        return self.rng.bit_generator.state
+
+    def load_state(self, state) -> None:
+        """Take back :meth:`state` (None: nothing to restore)."""
+        if state is None:
+            return
         try:
-            rng.bit_generator.state = saving.resumed.rng_state
+            self.rng.bit_generator.state = state
         except (TypeError, ValueError, KeyError):
             raise CheckpointError(
-                f"{saving.resumed.path}: the shuffle buffer's generator state "
-                "is malformed"
+                "checkpoint: the shuffle buffer's generator state is malformed"
             ) from None
-    pool = _ShufflePool(
-        shuffle_buffer,
-        bs,
-        stats.n_features,
-        () if labels else (n_outputs,),
-        np.int64 if labels else stats.dtype,
-        stats.dtype,
-        rng,
-    )
-    with thread_limit(threads):
+
+    def start(self, run) -> None:
+        """Compile (or load) the kernel on one row: ``compile_seconds``."""
         start = time.perf_counter()
-        runner(pool.X[:1], pool.T[:1], bs).warm_up()
-        result.compile_seconds = time.perf_counter() - start
-        checked = False
-        first = epochs + 1 if saving.finished(epochs) else done + 1
-        for epoch in range(first, epochs + 1):
-            control.before(epoch, result.samples)
-            parts: list[tuple[float, int, NDArray]] = []
-            start = time.perf_counter()
-            for X, T, held_out in reader.chunks(source):
-                if held_out.any():
-                    X, T = X[~held_out], T[~held_out]
-                for block in pool.add(X, T):
-                    if not checked:
-                        check_initial_loss(model, loss, block[0], block[1], bs)
-                        checked = True
-                    parts.append(
-                        _train_block(runner, block, bs, epoch, model, optimizer)
-                    )
-            for block in pool.drain(key, epoch - 1):
-                if not checked:
-                    check_initial_loss(model, loss, block[0], block[1], bs)
-                    checked = True
-                parts.append(_train_block(runner, block, bs, epoch, model, optimizer))
-            result.train_seconds += time.perf_counter() - start
-            rows = sum(m for _, m, _ in parts)
-            # One block (the whole epoch in one buffer) reports train's figure.
-            value = (
-                parts[0][0]
-                if len(parts) == 1
-                else sum(v * m for v, m, _ in parts) / rows
-            )
-            result.loss.append(float(value))
-            if hasattr(optimizer, "lr"):  # as fastbp.train records it
-                result.lr.append(float(optimizer.lr))
-            result.epochs = epoch
-            steps = [-(-m // bs) for _, m, _ in parts]
-            result.steps += sum(steps)
-            result.samples += rows
-            if grad_norms:  # each block's per-step mean, weighed by its steps
-                norms = sum(k * n for k, (_, _, n) in zip(steps, parts, strict=True))
-                result.grad_norms.append((norms / sum(steps)).tolist())
-            if stats.n_val:
-                sums = _ValidationSums(loss, metric)
-                for X, T, held_out in reader.chunks(source):
-                    if held_out.any() and not sums.add(
-                        model, X[held_out], T[held_out], 4096
-                    ):
-                        raise divergence_error(epoch, optimizer)
-                v_loss, v_metric = sums.result()
-                if not math.isfinite(v_loss):
-                    raise divergence_error(epoch, optimizer)
-                result.val_loss.append(v_loss)
-                result.val_metric.append(v_metric)
-            if callback is not None:
-                callback(epoch, result)
-            stop = control.after(result)
-            saving.after_epoch(
-                epoch, epochs, stop,
-                lambda: capture(
-                    run_info, model, optimizer, control, result,
-                    rng.bit_generator.state,
-                ),
-            )  # fmt: skip
-            if stop:
-                break
-        control.finish(result)
-    return result
+        run.engine.runner(
+            self.pool.X[:1], self.pool.T[:1], self.batch_size, grad_norms=run.grad_norms
+        ).warm_up()
+        run.result.compile_seconds = time.perf_counter() - start
+
+    def max_epochs_per_call(self, run) -> int:
+        return 1  # each epoch is a pass over the source
+
+    def train(self, run, count: int) -> None:
+        """One epoch: a pass over the source, training as the buffer fills."""
+        epoch = run.epochs_done + 1
+        parts: list[tuple[float, int, NDArray]] = []
+        start = time.perf_counter()
+        for X, T, held_out in self.reader.chunks(self.source):
+            if held_out.any():
+                X, T = X[~held_out], T[~held_out]
+            for block in self.pool.add(X, T):
+                parts.append(self._train_block(run, block, epoch))
+        for block in self.pool.drain(run.shuffle_key, epoch - 1):
+            parts.append(self._train_block(run, block, epoch))
+        run.result.train_seconds += time.perf_counter() - start
+        rows = sum(m for _, m, _ in parts)
+        # One block (the whole epoch in one buffer) reports train's figure.
+        value = (
+            parts[0][0] if len(parts) == 1 else sum(v * m for v, m, _ in parts) / rows
+        )
+        steps = [-(-m // self.batch_size) for _, m, _ in parts]
+        norms = None
+        if run.grad_norms:  # each block's per-step mean, weighed by its steps
+            norms = sum(k * n for k, (_, _, n) in zip(steps, parts, strict=True))
+            norms = (norms / sum(steps)).reshape(1, -1)
+        run.record(np.array([value]), rows, sum(steps), norms)
+
+    def _train_block(self, run, block, epoch) -> tuple[float, int, NDArray]:
+        """(per-sample loss, rows, per-layer mean weight-gradient norms (empty
+        when not tracked)) of one block trained; DivergenceError when its
+        loss or the weights after it are not finite."""
+        X, T, perms = block
+        if not self.checked:
+            check_initial_loss(run.model, run.loss, X, T, self.batch_size)
+            self.checked = True
+        runner = run.engine.runner(X, T, self.batch_size, grad_norms=run.grad_norms)
+        value = float(runner(perms)[0])
+        if not (math.isfinite(value) and all_finite(run.model.flat_data)):
+            raise divergence_error(epoch, run.optimizer)
+        return value, X.shape[0], runner.norms[0] if runner.norms.size else runner.norms
+
+    def validate(self, run) -> None:
+        """Loss and metric over the held-out rows, in one more pass."""
+        if not self.stats.n_val:
+            return
+        sums = _ValidationSums(run.loss, run.metric)
+        for X, T, held_out in self.reader.chunks(self.source):
+            if held_out.any() and not sums.add(
+                run.model, X[held_out], T[held_out], 4096
+            ):
+                raise divergence_error(run.epochs_done, run.optimizer)
+        v_loss, v_metric = sums.result()
+        if not math.isfinite(v_loss):
+            raise divergence_error(run.epochs_done, run.optimizer)
+        run.result.record_validation(v_loss, v_metric)
+
+    def finish(self, run) -> None:
+        """Nothing left to check."""
 
 
-def _train_block(
-    runner, block, bs, epoch, model, optimizer
-) -> tuple[float, int, NDArray]:
-    """(per-sample loss, rows, per-layer mean weight-gradient norms (empty
-    when not tracked)) of one block trained; DivergenceError when its loss or
-    the weights after it are not finite."""
-    X, T, perms = block
-    run = runner(X, T, bs)
-    value = float(run(perms)[0])
-    if not (math.isfinite(value) and all_finite(model.flat_data)):
-        raise divergence_error(epoch, optimizer)
-    return value, X.shape[0], run.norms[0] if run.norms.size else run.norms
+def train_stream(
+    model,
+    loss,
+    optimizer,
+    source,
+    stats,
+    *,
+    shuffle_buffer=DEFAULT_SHUFFLE_BUFFER,
+    **options,
+):
+    """Deprecated: ``fastbp.train(model, loss, optimizer, Streamed(source,
+    stats, shuffle_buffer=...), **options)`` does the same."""
+    warnings.warn(
+        "train_stream is deprecated: use fastbp.train(model, loss, optimizer, "
+        "Streamed(source, stats), ...)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    from ..training.api import train
+
+    data = Streamed(source, stats, shuffle_buffer=shuffle_buffer)
+    return train(model, loss, optimizer, data, **options)

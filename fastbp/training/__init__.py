@@ -11,13 +11,24 @@ stopping, checkpoints, gradient norms, progress, the user's own).
 from .._compat import lazy_exports
 
 _NAMES = {
+    **dict.fromkeys(("train", "evaluate", "epoch_control"), "api"),
+    **dict.fromkeys(("fit", "Run", "InMemory", "STEPS_PER_CALL"), "loop"),
+    **dict.fromkeys(("Callback", "EpochCallback", "GradNorms"), "callbacks"),
+    **dict.fromkeys(("DataParallel", "SingleProcess"), "parallel"),
+    **dict.fromkeys(("loss_and_gradient", "lbfgs"), "fullbatch"),
+    **dict.fromkeys(("TrainResult", "DivergenceError"), "result"),
     **dict.fromkeys(
-        (
-            "train", "evaluate", "loss_and_gradient", "lbfgs", "TrainResult",
-            "DivergenceError", "fused_plan", "FusedPlan", "FusedRunner",
-            "LayerRunner", "epoch_order", "shuffle_key",
-        ),
-        "loop",
+        ("Engine", "FusedPlan", "fused_plan", "FusedRunner", "LayerRunner",
+         "epoch_order", "shuffle_key", "linear_layers"),
+        "runners",
+    ),
+    **dict.fromkeys(
+        ("METRICS", "accuracy", "binary_accuracy", "logit_accuracy", "r2",
+         "batch_loss_share"),
+        "metrics",
+    ),
+    **dict.fromkeys(
+        ("check_data_range", "check_initial_loss", "divergence_error"), "checks"
     ),
     **dict.fromkeys(
         ("Schedule", "Constant", "InvScaling", "Adaptive", "StepDecay", "Cosine",
@@ -25,7 +36,8 @@ _NAMES = {
         "schedules",
     ),
     **dict.fromkeys(
-        ("Checkpoint", "CheckpointError", "CheckpointFile", "load_checkpoint"),
+        ("Checkpoint", "CheckpointError", "CheckpointFile", "Checkpointing",
+         "load_checkpoint"),
         "checkpoint",
     ),
 }  # fmt: skip

@@ -1,8 +1,8 @@
 """Checkpoints: everything a training run needs to go on where it stopped.
 
-:func:`fastbp.train` (and :func:`fastbp.stream.train_stream`) write a
-checkpoint every ``checkpoint_every`` epochs and at the end when given
-``checkpoint=PATH``, and continue one with ``resume=PATH``: ``epochs`` is
+The :class:`Checkpointing` callback (``fastbp.train(checkpoint=PATH,
+checkpoint_every=K, resume=PATH)``, in memory or streamed) writes a
+checkpoint every K epochs and at the end, and continues one: ``epochs`` is
 always the total, so the resumed run trains epochs ``epochs_done + 1`` to
 ``epochs`` and ends with the weights, history, learning rates and
 early-stopping decisions of a run that was never interrupted (bit for bit on
@@ -70,6 +70,7 @@ from .._files import atomic_file, open_npz, unwritable_reason
 from .._validate import positive_int
 from .._version import __version__
 from ..nn.parts import part_of
+from .callbacks import Callback
 
 __all__ = [
     "FORMAT",
@@ -351,16 +352,16 @@ class Checkpoint:
                 f"({exc!r})"
             ) from None
         h = self.history
-        result.loss = h["loss"].tolist()
-        result.val_loss = h["val_loss"].tolist()
-        result.val_metric = h["val_metric"].tolist()
-        result.lr = h["lr"].tolist()
+        result.loss = h["loss"]
+        result.val_loss = h["val_loss"]
+        result.val_metric = h["val_metric"]
+        result.lr = h["lr"]
         norms = h["grad_norms"]
         if not grad_norm_layers:  # not recorded now: none for earlier epochs
             norms = norms[:0]
         elif norms.shape[0] != self.epochs_done:
             norms = np.full((self.epochs_done, grad_norm_layers), np.nan)
-        result.grad_norms = norms.tolist()
+        result.grad_norms = norms
         result.epochs = result.start_epoch = self.epochs_done
         result.steps, result.samples = self.steps, self.samples
         result.train_seconds = self.train_seconds
@@ -546,102 +547,99 @@ class CheckpointFile:
             make().save(self.path)
 
 
-class Checkpointing:
-    """A training loop's checkpoint duties: resume where a checkpoint ended,
+class Checkpointing(Callback):
+    """Checkpoints as a training callback: resume where a checkpoint ended,
     keep each call of the fused kernel within one checkpoint interval, and
     write a checkpoint every ``every`` epochs and at the end.
 
     Parameters
     ----------
     target : str, path-like, CheckpointFile or None
-        Where to write (a path must be writable: ValueError naming who).
+        Where to write (a path must be writable: ValueError).
     every : int >= 1
         Epochs between checkpoints (counted from the first epoch of the run,
         so a resumed run writes at the same epochs).
     resume : str, path-like, Checkpoint or None
         The checkpoint to continue (a path is read now: CheckpointError).
-    who : str
-        The function, for messages.
+        It must describe the same run (architecture, data, settings: see
+        :meth:`Checkpoint.check`); with ``seed=None`` its shuffle key is
+        used. One whose run is complete, or ended by early stopping, trains
+        nothing: the model gets its final weights.
+
+    Put it after the callbacks whose state it saves (``fastbp.train``
+    places it last): it writes what the epoch's other callbacks decided.
     """
 
-    def __init__(self, target, every, resume, who: str) -> None:
-        self.every = positive_int(every, who, "checkpoint_every")
+    def __init__(self, target=None, every: int = 1, resume=None) -> None:
+        self.every = positive_int(every, "checkpoint", "checkpoint_every")
         if target is None or isinstance(target, CheckpointFile):
             self.file = target
         elif isinstance(target, str | os.PathLike):
             self.file = CheckpointFile(target)
             reason = unwritable_reason(self.file.path)
             if reason:
-                raise ValueError(f"{who}: checkpoint: {reason}")
+                raise ValueError(f"checkpoint: {reason}")
         else:
             raise TypeError(
-                f"{who}: checkpoint must be a path or a CheckpointFile, got {target!r}"
+                f"checkpoint must be a path or a CheckpointFile, got {target!r}"
             )
         if resume is None or isinstance(resume, Checkpoint):
             self.resumed = resume
         elif isinstance(resume, str | os.PathLike):
             self.resumed = Checkpoint.load(resume)
         else:
-            raise TypeError(
-                f"{who}: resume must be a path or a Checkpoint, got {resume!r}"
-            )
+            raise TypeError(f"resume must be a path or a Checkpoint, got {resume!r}")
+        self.run_info: dict | None = None
 
-    @property
-    def active(self) -> bool:
-        """True when there is a checkpoint to write or to resume: only then
-        does the loop need :func:`describe_run` (about 20 us)."""
-        return self.file is not None or self.resumed is not None
-
-    def shuffle_key(self, key: int, seed: int | None) -> int:
-        """The run's shuffle key: key, or the resumed checkpoint's when seed
-        is None (fresh entropy would shuffle differently)."""
-        if seed is None and key >= 0 and self.resumed is not None:
-            return self.resumed.shuffle_key if self.resumed.shuffle_key >= 0 else key
-        return key
-
-    def start(self, run, epochs, model, optimizer, control, result, layers=0) -> int:
-        """Epochs already done: 0, or the resumed checkpoint's after checking
-        it against run (:func:`describe_run`) and restoring model,
-        optimizer, control and result (layers: gradient-norm columns, 0 when
-        not recorded)."""
+    def on_train_begin(self, run) -> None:
+        """Adopt the checkpoint's shuffle key (seed None), check it against
+        the run and restore it."""
         ckpt = self.resumed
+        if ckpt is not None and run.seed is None and run.shuffle_key >= 0:
+            if ckpt.shuffle_key >= 0:  # fresh entropy would shuffle otherwise
+                run.shuffle_key = ckpt.shuffle_key
+        self.run_info = run.describe()
         if ckpt is None:
-            return 0
-        ckpt.check(run, epochs, model, optimizer)
-        return ckpt.restore(model, optimizer, control, result, layers)
+            return
+        ckpt.check(self.run_info, run.epochs, run.model, run.optimizer)
+        layers = run.grad_norm_layers
+        run.epochs_done = ckpt.restore(
+            run.model, run.optimizer, run.control, run.result, layers
+        )
+        run.data.load_state(ckpt.rng_state if run.epochs_done else None)
+        if ckpt.finished(run.epochs):
+            run.stop(ckpt.stop_reason)
 
-    def finished(self, epochs: int) -> bool:
-        """True when the resumed checkpoint leaves nothing to train."""
-        return self.resumed is not None and self.resumed.finished(epochs)
-
-    def chunk(self, done: int, count: int) -> int:
-        """count, shortened so that epochs done + 1 .. done + count do not
-        pass a checkpoint epoch (a multiple of every)."""
+    def epochs_until_next_call(self, run) -> int | None:
+        """Up to the next checkpoint epoch (a multiple of every)."""
         if self.file is None:
-            return count
-        return min(count, self.every - done % self.every)
+            return None
+        return self.every - run.epochs_done % self.every
 
-    def after_epoch(self, done, epochs, stopped, make: Callable[[], Checkpoint]):
-        """Write ``make()`` when epoch ``done`` is a checkpoint epoch, the last
-        one, or stopped (training ends there)."""
+    def on_epoch_end(self, run) -> None:
+        """Write when the epoch is a checkpoint epoch, the last one, or
+        training stops there."""
+        done = run.epochs_done
         if self.file is not None and (
-            stopped or done >= epochs or done % self.every == 0
+            run.stopped or done >= run.epochs or done % self.every == 0
         ):
-            self.file.write(make)
+            self.file.write(
+                lambda: capture(
+                    self.run_info, run.model, run.optimizer, run.control,
+                    run.result, run.data.state(),
+                )
+            )  # fmt: skip
 
 
 def capture(run, model, optimizer, control, result, rng_state=None) -> Checkpoint:
     """The Checkpoint of a run now (after an epoch): copies of the weights,
     the optimizer state and the best weights, the history as arrays."""
+    norms = result.history_array("grad_norms")
     history = {
-        "loss": np.array(result.loss, dtype=np.float64),
-        "val_loss": np.array(result.val_loss, dtype=np.float64),
-        "val_metric": np.array(result.val_metric, dtype=np.float64),
-        "lr": np.array(result.lr, dtype=np.float64),
-        "grad_norms": np.array(result.grad_norms, dtype=np.float64).reshape(
-            len(result.grad_norms), -1 if result.grad_norms else 0
-        ),
+        name: result.history_array(name).copy()
+        for name in ("loss", "val_loss", "val_metric", "lr")
     }
+    history["grad_norms"] = norms.reshape(len(norms), -1 if len(norms) else 0).copy()
     lr = getattr(optimizer, "lr", None)
     best = control.best_weights
     return Checkpoint(

@@ -30,6 +30,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, is_dataclass
 
+from .callbacks import Callback
+
 __all__ = [
     "Schedule",
     "Constant",
@@ -228,12 +230,14 @@ class EarlyStopping:
         }
 
 
-class EpochControl:
-    """What a training loop does between epochs, the same for in-memory
-    (:func:`fastbp.train`) and streamed training: before each epoch, set
-    ``optimizer.lr`` from the schedule; after it, apply the early-stopping
-    rule (an adaptive schedule lowers the rate at a plateau instead of
-    stopping); at the end, put back the best epoch's weights.
+class EpochControl(Callback):
+    """The learning-rate schedule and the early-stopping rule of a run, as
+    one callback (an adaptive schedule and early stopping share the rule
+    that sees a plateau): before each epoch, set ``optimizer.lr`` from the
+    schedule; after it, apply the early-stopping rule (an adaptive schedule
+    lowers the rate at a plateau instead of stopping); at the end, put back
+    the best epoch's weights. With neither, it does nothing and lets the
+    kernel run many epochs per call.
 
     ``optimizer`` needs an ``lr`` attribute when a schedule is given;
     ``model`` is a fastbp Sequential (its ``flat_data`` holds the weights).
@@ -252,6 +256,23 @@ class EpochControl:
         """True when something must run between every two epochs."""
         return self.schedule is not None or self.rule is not None
 
+    # --- as a callback ------------------------------------------------------
+
+    def epochs_until_next_call(self, run) -> int | None:
+        return 1 if self.per_epoch else None
+
+    def on_epoch_begin(self, run) -> None:
+        self.before(run.epochs_done + 1, run.result.samples)
+
+    def on_epoch_end(self, run) -> None:
+        if self.after(run.result):
+            run.stop(run.result.stop_reason)
+
+    def on_train_end(self, run) -> None:
+        self.finish(run.result)
+
+    # --- the rules ------------------------------------------------------------
+
     def before(self, epoch: int, samples_seen: int) -> None:
         """Set the learning rate of ``epoch`` (from 1)."""
         if self.schedule is not None:
@@ -263,10 +284,12 @@ class EpochControl:
         rule = self.rule
         if rule is None:
             return False
-        value = getattr(
-            result, rule.monitor if rule.monitor != "train_loss" else "loss"
+        value = float(
+            result.history_array(
+                rule.monitor if rule.monitor != "train_loss" else "loss"
+            )[-1]
         )
-        score = value[-1] if rule.higher_is_better else -value[-1]
+        score = value if rule.higher_is_better else -value
         best = -math.inf if self.best is None else self.best
         self.count = self.count + 1 if score < best + rule.tol else 0
         if score > best:

@@ -12,11 +12,11 @@ import fastbp
 from fastbp.data import DataError, Standardizer, load_csv
 from fastbp.data.problem import Predictor
 from fastbp.data.stream import (
+    Streamed,
     StreamStats,
     _ShufflePool,
     holdout_mask,
     scan,
-    train_stream,
 )
 from fastbp.kernels.epoch import _train_epochs
 
@@ -173,16 +173,28 @@ def test_train_stream_equals_train_in_memory(loss_name, opt, chunk):
         return model, loss, optimizer
 
     model_s, loss_s, opt_s = make()
-    streamed = train_stream(
-        model_s, loss_s, opt_s, source, stats, epochs=3, batch_size=16,
-        shuffle_buffer=n, seed=5,
-    )  # fmt: skip
+    streamed = fastbp.train(
+        model_s,
+        loss_s,
+        opt_s,
+        Streamed(source, stats, shuffle_buffer=n),
+        epochs=3,
+        batch_size=16,
+        seed=5,
+    )
     model_m, loss_m, opt_m = make()
     Xt, Tt, Xv, Tv = _reference(stats, cols, names, target, loss_name, np.float64)
     memory = fastbp.train(
-        model_m, loss_m, opt_m, Xt, Tt, epochs=3, batch_size=16, seed=5,
+        model_m,
+        loss_m,
+        opt_m,
+        Xt,
+        Tt,
+        epochs=3,
+        batch_size=16,
+        seed=5,
         val=(Xv, Tv),
-    )  # fmt: skip
+    )
     assert streamed.fused and memory.fused
     if chunk >= n:  # one chunk: the same statistics, bit for bit
         np.testing.assert_array_equal(model_s.flat_data, model_m.flat_data)
@@ -205,10 +217,15 @@ def test_train_stream_layer_path_equals_fused():
     for fuse in (True, False):
         model = fastbp.mlp([4, 6, 1], dtype=np.float64, rng=2)
         optimizer = fastbp.Adam(model.parameters(), lr=0.01)
-        result = train_stream(
-            model, fastbp.MSELoss(), optimizer, source, stats, epochs=2,
-            batch_size=32, shuffle_buffer=64, fuse=fuse,
-        )  # fmt: skip
+        result = fastbp.train(
+            model,
+            fastbp.MSELoss(),
+            optimizer,
+            Streamed(source, stats, shuffle_buffer=64),
+            epochs=2,
+            batch_size=32,
+            fuse=fuse,
+        )
         assert result.fused is fuse
         models.append(model.flat_data.copy())
     np.testing.assert_allclose(models[0], models[1], rtol=1e-10, atol=1e-12)
@@ -241,11 +258,16 @@ def test_train_stream_multi_chunk_converges():
     model = fastbp.mlp([5, 16, 1], rng=0)
     optimizer = fastbp.Adam(model.parameters(), lr=0.01)
     epochs_seen = []
-    result = train_stream(
-        model, fastbp.MSELoss(), optimizer, source, stats, epochs=4,
-        batch_size=64, shuffle_buffer=4096, seed=2,
+    result = fastbp.train(
+        model,
+        fastbp.MSELoss(),
+        optimizer,
+        Streamed(source, stats, shuffle_buffer=4096),
+        epochs=4,
+        batch_size=64,
+        seed=2,
         callback=lambda e, r: epochs_seen.append(e),
-    )  # fmt: skip
+    )
     assert epochs_seen == [1, 2, 3, 4]
     assert result.loss[-1] < result.loss[0]
     assert result.val_metric[-1] > 0.9
@@ -259,15 +281,21 @@ def test_train_stream_does_not_recompile_across_chunks():
     model = fastbp.mlp([4, 8, 1], rng=0)
     optimizer = fastbp.Adam(model.parameters(), lr=0.01)
     kwargs = dict(epochs=1, batch_size=32)
-    train_stream(
-        model, fastbp.MSELoss(), optimizer, table_source(cols, 250), stats,
-        shuffle_buffer=500, **kwargs,
-    )  # fmt: skip
+    fastbp.train(
+        model,
+        fastbp.MSELoss(),
+        optimizer,
+        Streamed(table_source(cols, 250), stats, shuffle_buffer=500),
+        **kwargs,
+    )
     before = len(_train_epochs.signatures)
-    train_stream(
-        model, fastbp.MSELoss(), optimizer, table_source(cols, 77), stats,
-        shuffle_buffer=333, **kwargs,
-    )  # fmt: skip
+    fastbp.train(
+        model,
+        fastbp.MSELoss(),
+        optimizer,
+        Streamed(table_source(cols, 77), stats, shuffle_buffer=333),
+        **kwargs,
+    )
     assert len(_train_epochs.signatures) == before
 
 
@@ -277,10 +305,14 @@ def test_train_stream_save_and_predict(tmp_path):
     stats = scan(source, val_fraction=0.2)
     model = fastbp.mlp([3, 8, 3], rng=0)
     loss = fastbp.CrossEntropyLoss()
-    train_stream(
-        model, loss, fastbp.Adam(model.parameters(), lr=0.02), source, stats,
-        epochs=5, batch_size=32,
-    )  # fmt: skip
+    fastbp.train(
+        model,
+        loss,
+        fastbp.Adam(model.parameters(), lr=0.02),
+        Streamed(source, stats),
+        epochs=5,
+        batch_size=32,
+    )
     meta = stats.metadata(loss)
     assert meta["classes"] == ["cat", "dog", "eel"] and meta["loss"] == "ce"
     assert meta["metric"] == "accuracy" and meta["task"] == "classification"
@@ -348,10 +380,13 @@ def test_train_stream_text_in_later_batch_names_row_and_column():
     stats = scan(source)
     model = fastbp.mlp([1, 1], rng=0)
     with pytest.raises(DataError, match=r"column 'a', data row 6: 'x' is not a number"):
-        train_stream(
-            model, fastbp.MSELoss(), fastbp.SGD(model.parameters(), lr=0.1),
-            source, stats, epochs=1,
-        )  # fmt: skip
+        fastbp.train(
+            model,
+            fastbp.MSELoss(),
+            fastbp.SGD(model.parameters(), lr=0.1),
+            Streamed(source, stats),
+            epochs=1,
+        )
 
 
 def test_train_stream_checks_arguments():
@@ -360,16 +395,22 @@ def test_train_stream_checks_arguments():
     stats = scan(source)
     model = fastbp.mlp([3, 1], rng=0)
     with pytest.raises(ValueError, match="takes 3 features"):
-        train_stream(
-            model, fastbp.MSELoss(), fastbp.SGD(model.parameters(), lr=0.1),
-            source, stats, epochs=1,
-        )  # fmt: skip
+        fastbp.train(
+            model,
+            fastbp.MSELoss(),
+            fastbp.SGD(model.parameters(), lr=0.1),
+            Streamed(source, stats),
+            epochs=1,
+        )
     model = fastbp.mlp([4, 1], rng=0)
     with pytest.raises(ValueError, match="shuffle_buffer"):
-        train_stream(
-            model, fastbp.MSELoss(), fastbp.SGD(model.parameters(), lr=0.1),
-            source, stats, epochs=1, shuffle_buffer=0,
-        )  # fmt: skip
+        fastbp.train(
+            model,
+            fastbp.MSELoss(),
+            fastbp.SGD(model.parameters(), lr=0.1),
+            Streamed(source, stats, shuffle_buffer=0),
+            epochs=1,
+        )
 
 
 def test_train_stream_divergence_raises():
@@ -379,7 +420,11 @@ def test_train_stream_divergence_raises():
     stats = scan(source)
     model = fastbp.mlp([4, 16, 1], rng=0)
     with pytest.raises(fastbp.DivergenceError, match="epoch 1"):
-        train_stream(
-            model, fastbp.MSELoss(), fastbp.SGD(model.parameters(), lr=10.0),
-            source, stats, epochs=3, batch_size=16, shuffle_buffer=256,
-        )  # fmt: skip
+        fastbp.train(
+            model,
+            fastbp.MSELoss(),
+            fastbp.SGD(model.parameters(), lr=10.0),
+            Streamed(source, stats, shuffle_buffer=256),
+            epochs=3,
+            batch_size=16,
+        )

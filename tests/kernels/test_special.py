@@ -10,7 +10,7 @@ import pytest
 import fastbp
 from fastbp.kernels import special
 from fastbp.kernels.epoch import train_epochs
-from fastbp.training.loop import fused_plan
+from fastbp.training.runners import fused_plan
 
 ARCHS = [
     ([2, 8, 1], "relu"),  # XOR: every layer tiny

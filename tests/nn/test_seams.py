@@ -25,7 +25,7 @@ from fastbp import (
 )
 from fastbp.kernels import epoch as E
 from fastbp.nn.parts import ACTIVATIONS, LOSSES, OPTIMIZERS, part_of, register
-from fastbp.training.loop import fused_plan
+from fastbp.training.runners import fused_plan
 
 
 def xor(dtype=np.float64):

@@ -14,7 +14,7 @@ import pytest
 from cli_helpers import IRIS, REGRESSION, assert_input_error, invoke, train_json
 
 import fastbp
-from fastbp.data.stream import scan, train_stream
+from fastbp.data.stream import Streamed, scan
 from fastbp.io import load_model, save_model
 from fastbp.training.checkpoint import (
     Checkpoint,
@@ -250,11 +250,17 @@ def test_checkpoint_stream_resume_equals_uninterrupted(tmp_path):
     def run(epochs, **kw):
         model = fastbp.mlp([4, 8, 1], dtype=np.float64, rng=4)
         optimizer = fastbp.Adam(model.parameters(), lr=0.01)
-        result = train_stream(
-            model, fastbp.MSELoss(), optimizer, source, stats, epochs=epochs,
-            batch_size=16, shuffle_buffer=50, seed=5, lr_schedule="invscaling",
+        result = fastbp.train(
+            model,
+            fastbp.MSELoss(),
+            optimizer,
+            Streamed(source, stats, shuffle_buffer=50),
+            epochs=epochs,
+            batch_size=16,
+            seed=5,
+            lr_schedule="invscaling",
             **kw,
-        )  # fmt: skip
+        )
         return model, optimizer, result
 
     path = tmp_path / "stream.ckpt"

@@ -26,7 +26,7 @@ from fastbp import (
     evaluate,
     train,
 )
-from fastbp.training.loop import epoch_order, shuffle_key
+from fastbp.training.runners import epoch_order, shuffle_key
 
 #: fused vs layer path: same arithmetic, only summation order may differ.
 PATH_TOL = dict(rtol=1e-12, atol=1e-14)

@@ -16,7 +16,7 @@ from cli_helpers import IRIS, invoke, train_json
 import fastbp
 from fastbp.nn.losses import BinaryCrossEntropyLoss, SquaredErrorLoss
 from fastbp.nn.numerical import numerical_gradient
-from fastbp.training.loop import lbfgs, loss_and_gradient
+from fastbp.training.fullbatch import lbfgs, loss_and_gradient
 from fastbp.training.schedules import (
     Adaptive,
     Constant,
@@ -388,7 +388,7 @@ def test_cli_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path):
 def test_only_a_changing_schedule_runs_one_epoch_per_call(monkeypatch, name, calls):
     # The command line always passes a schedule name; "constant" must keep
     # the fused path's many epochs per call (one call here, 40 epochs).
-    from fastbp.training.loop import FusedRunner
+    from fastbp.training.runners import FusedRunner
 
     seen = []
     original = FusedRunner.__call__
@@ -426,7 +426,7 @@ def test_a_value_whose_square_overflows_is_named_before_training(where):
 
 
 def test_r2_of_overflowing_outputs_is_nan_without_warnings():
-    from fastbp.training.loop import r2
+    from fastbp.training.metrics import r2
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

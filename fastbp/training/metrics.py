@@ -1,0 +1,95 @@
+"""Metrics and evaluation: accuracy, R^2 and the loss of a model over data.
+
+Each metric takes model outputs y, (n_samples, n_outputs), and targets t as
+the loss takes them (class indices (n_samples,), or values (n_samples,
+n_outputs)), and returns a float.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..kernels.util import all_finite
+
+__all__ = [
+    "METRICS",
+    "accuracy",
+    "binary_accuracy",
+    "logit_accuracy",
+    "r2",
+    "batch_loss_share",
+    "evaluate_arrays",
+]
+
+
+def accuracy(y: NDArray, t: NDArray) -> float:
+    """Fraction of rows whose largest output is at the label t: integer labels
+    (n_samples,) or one-hot rows (n_samples, n_classes)."""
+    labels = np.argmax(t, axis=1) if t.ndim == 2 else t
+    return float(np.mean(np.argmax(y, axis=1) == labels))
+
+
+def binary_accuracy(y: NDArray, t: NDArray) -> float:
+    """Fraction of outputs on the same side of 0.5 as the target."""
+    return float(np.mean((y > 0.5) == (t > 0.5)))
+
+
+def r2(y: NDArray, t: NDArray) -> float:
+    """Coefficient of determination 1 - SS_res / SS_tot, averaged over outputs."""
+    y64, t64 = y.astype(np.float64), t.astype(np.float64)
+    # A diverging model's outputs overflow these sums: its R^2 is NaN or
+    # -inf, reported as such, not as a NumPy warning.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ss_res = np.sum((t64 - y64) ** 2, axis=0)
+        ss_tot = np.sum((t64 - t64.mean(axis=0)) ** 2, axis=0)
+        per_output = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)
+    return float(np.mean(per_output))
+
+
+def logit_accuracy(y: NDArray, t: NDArray) -> float:
+    """Fraction of rows whose every output is on the same side of 0 as its
+    0/1 target is of 0.5: the accuracy of sigmoid outputs (logits y) for one
+    binary label, the exact-match accuracy for several."""
+    return float(np.mean(np.all((y > 0) == (t > 0.5), axis=1)))
+
+
+METRICS: dict[str, Callable[[NDArray, NDArray], float]] = {
+    "accuracy": accuracy,
+    "binary_accuracy": binary_accuracy,
+    "logit_accuracy": logit_accuracy,
+    "r2": r2,
+}
+
+
+def batch_loss_share(loss, value: float, rows: int) -> float:
+    """A batch's share of a per-sample mean loss: a mean-reduced loss counts
+    once per row, a summed one (MSELoss(reduction="sum")) once."""
+    return value if getattr(loss, "reduction", "mean") == "sum" else value * rows
+
+
+def evaluate_arrays(model, loss, X, T, metric=None, batch_size=4096):
+    """(loss per sample, metric) of model on X, T, already checked and cast
+    for them, in batches of rows: the metric NaN when ``metric`` is None, and
+    (inf, NaN) for a model whose outputs overflow.
+
+    Runs ``model.predict`` and ``loss.value``, which leave the buffers of a
+    pending backward pass alone.
+    """
+    if X.shape[0] == 0:
+        raise ValueError("evaluate: no rows to evaluate on")
+    outputs, total = [], 0.0
+    for s in range(0, X.shape[0], batch_size):
+        y = model.predict(X[s : s + batch_size])
+        if not all_finite(y):  # a diverged model: its loss is infinite
+            return math.inf, math.nan
+        total += batch_loss_share(
+            loss, loss.value(y, T[s : s + batch_size]), y.shape[0]
+        )
+        outputs.append(y)
+    value = total / X.shape[0]
+    y_all = np.concatenate(outputs)
+    return value, (METRICS[metric](y_all, T) if metric else math.nan)
