@@ -1,5 +1,5 @@
 """python -m fastbp: the ``fastbp`` command line."""
 
-from .cli.commands import main
+from .cli import main
 
 main(prog_name="fastbp")

@@ -1,5 +1,12 @@
-"""The ``fastbp`` command line (click): train, predict, bench."""
+"""The ``fastbp`` command line (click): train, predict, bench.
 
-from .commands import main
+:mod:`fastbp.cli.main` is the command group (each command imported when it
+runs), :mod:`~fastbp.cli.options` declares ``fastbp train``'s options once,
+:mod:`~fastbp.cli.config` resolves them into one settings object,
+:mod:`~fastbp.cli.jobs` loads the data, :mod:`~fastbp.cli.train` trains and
+:mod:`~fastbp.cli.report` prints.
+"""
+
+from .main import main
 
 __all__ = ["main"]

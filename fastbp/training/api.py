@@ -28,6 +28,7 @@ from .schedules import Constant, EarlyStopping, EpochControl, Schedule, schedule
 
 __all__ = ["train", "evaluate", "epoch_control"]
 
+
 def train(
     model: Sequential,
     loss: Loss,
@@ -56,6 +57,7 @@ def train(
     shard: bool = False,
     sync_every: int = 1,
     callbacks: Sequence[Callback] = (),
+    strategy: DataParallel | None = None,
 ) -> TrainResult:
     """Train ``model`` on (X, T) with mini-batches; returns a TrainResult.
 
@@ -145,6 +147,8 @@ def train(
     callbacks : more :class:`fastbp.training.callbacks.Callback` objects, run
         after ``callback`` and before the schedule, early stopping and
         checkpoints
+    strategy : a :class:`fastbp.training.parallel.DataParallel` (instead of
+        comm, shard and sync_every), or None
 
     X may also be a data source (:class:`fastbp.data.stream.Streamed`, read
     again every epoch), with T None; ``val``, ``sample_weight``, ``comm``
@@ -156,9 +160,11 @@ def train(
     CheckpointError (a ValueError) for a checkpoint that cannot be read or
     does not match the run.
     """
-    strategy = None
     if comm is not None:
+        if strategy is not None:
+            raise ValueError("train: give comm or strategy, not both")
         strategy = DataParallel(comm, shard=shard, sync_every=sync_every)
+    if strategy is not None:
         if strategy.size > 1 and checkpoint is not None:
             if not isinstance(checkpoint, CheckpointFile):
                 checkpoint = CheckpointFile(checkpoint, is_writer=strategy.rank == 0)

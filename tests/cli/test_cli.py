@@ -336,6 +336,7 @@ def test_cli_train_target_by_name_and_index():
         "train_seconds",
         "compile_seconds",
         "wall_seconds",
+        "process_seconds",
     }
     by_name = train_json("--data", IRIS, "--target", "species", "--epochs", 20)
     by_index = train_json("--data", IRIS, "--target", 4, "--epochs", 20)

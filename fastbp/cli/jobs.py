@@ -1,0 +1,227 @@
+"""``fastbp train``'s data, loaded for one run: the XOR set or a table read
+into memory (a rank's shard under MPI), or a table streamed from disk.
+
+:func:`load` returns a :class:`TableJob` or a :class:`StreamJob`, which
+answer the same questions: the data source the loop trains on, its rows,
+features, task and coding, how to save a model trained on it, and the final
+figures the summary reports. Errors in the data are one-line InputErrors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..progress import progress as progress_bar
+from .config import MpiWorld, TrainConfig
+from .errors import InputError, data_error, warnings_to_stderr
+
+__all__ = ["load", "TableJob", "StreamJob"]
+
+
+@dataclass
+class TableJob:
+    """A table (or XOR) in memory, prepared for one loss: ``prepared`` is a
+    :class:`fastbp.data.problem.Prepared`; under --shard this rank's rows,
+    ``n_train``/``n_val`` counting every rank's."""
+
+    name: str
+    prepared: object
+    n_train: int
+    n_val: int
+    sharded: bool = False
+    streamed = False
+
+    @property
+    def problem(self):
+        return self.prepared.problem
+
+    @property
+    def task(self) -> str:
+        return self.problem.task
+
+    @property
+    def n_features(self) -> int:
+        return self.problem.n_features
+
+    @property
+    def n_outputs(self) -> int:
+        return self.prepared.n_outputs
+
+    @property
+    def loss(self) -> str:
+        return self.prepared.loss
+
+    @property
+    def metric(self) -> str:
+        return self.prepared.metric
+
+    @property
+    def local_rows(self) -> int:
+        """Training rows in this process (a shard's, under --shard)."""
+        return len(self.prepared.X_train)
+
+    def source(self):
+        """The in-memory data source of the training loop."""
+        from ..training.loop import InMemory
+
+        p = self.prepared
+        return InMemory(p.X_train, p.T_train, val=p.validation)
+
+    def full_batch(self):
+        """(X, T, validation) for L-BFGS."""
+        p = self.prepared
+        return p.X_train, p.T_train, p.validation
+
+    def save(self, path: str, model) -> None:
+        self.prepared.save(path, model)
+
+    def final_figures(self, model, loss, result, strategy) -> tuple[float, float]:
+        """(loss, metric) of the trained model over the training rows (the
+        means over every rank's rows under --shard)."""
+        from ..training.api import evaluate
+
+        p = self.prepared
+        figures = evaluate(model, loss, p.X_train, p.T_train, p.metric)
+        return strategy.mean_over_ranks(len(p.X_train), *figures)
+
+
+@dataclass
+class StreamJob:
+    """A table read again every epoch (--stream): ``stats`` from the first
+    pass (:func:`fastbp.data.stream.scan`)."""
+
+    name: str
+    source_fn: object
+    stats: object
+    loss: str
+    n_outputs: int
+    metric: str
+    shuffle_buffer: int
+    streamed = True
+    sharded = False
+
+    @property
+    def task(self) -> str:
+        return self.stats.task
+
+    @property
+    def n_features(self) -> int:
+        return self.stats.n_features
+
+    @property
+    def n_train(self) -> int:
+        return self.stats.n_train
+
+    @property
+    def n_val(self) -> int:
+        return self.stats.n_val
+
+    local_rows = n_train
+
+    def source(self):
+        from ..data.stream import Streamed
+
+        return Streamed(self.source_fn, self.stats, shuffle_buffer=self.shuffle_buffer)
+
+    def save(self, path: str, model) -> None:
+        self.stats.save(path, model, self.loss)
+
+    def final_figures(self, model, loss, result, strategy) -> tuple[float, None]:
+        """(the last epoch's mean training loss, None): the streamed table is
+        not read again to score the final model on it."""
+        return (result.loss[-1] if result.loss else math.nan), None
+
+
+def load(config: TrainConfig, world: MpiWorld, out) -> TableJob | StreamJob:
+    """The run's data, read and prepared for its loss."""
+    if config.stream:
+        return _stream(config)
+    if config.shard:
+        return _shard(config, world)
+    from ..data.loading import DataError
+    from ..data.problem import Problem
+
+    if config.xor:
+        problem = Problem.xor()
+    else:
+        try:
+            with (
+                warnings_to_stderr(),
+                progress_bar(
+                    desc="loading", enabled=not config.quiet, stream=out
+                ) as bar,
+            ):
+                problem = Problem.from_file(
+                    config.data, target=config.target, task=config.task,
+                    dtype=config.dtype, format=config.data_format, progress=bar,
+                )  # fmt: skip
+        except (DataError, ValueError) as exc:  # ValueError: unknown file type
+            raise data_error(exc) from None
+    loss = _loss_for(config.loss, problem.task, problem.default_loss)
+    prepared = _prepare(problem, loss, config)
+    return TableJob(problem.name, prepared, len(prepared.X_train), len(prepared.X_val))
+
+
+def _loss_for(loss: str | None, task: str, default: str) -> str:
+    loss = loss or default
+    if loss == "ce" and task != "classification":
+        raise InputError("--loss ce needs a classification target; use --loss mse")
+    return loss
+
+
+def _prepare(problem, loss: str, config: TrainConfig):
+    """problem.prepare for the run, its errors as one-line InputErrors."""
+    from ..data.loading import DataError
+
+    try:
+        # A table's X is read for this run only: reuse it for the training
+        # rows rather than holding two copies (xor's truth table needs its X).
+        return problem.prepare(
+            loss=loss, val_fraction=config.val_split, seed=config.seed,
+            dtype=config.dtype, copy=config.xor,
+        )  # fmt: skip
+    except DataError as exc:  # a value whose square overflows the dtype
+        raise data_error(exc) from None
+    except ValueError as exc:  # val_fraction leaves no training rows
+        raise InputError(f"--val-split: {exc}") from None
+
+
+def _shard(config: TrainConfig, world: MpiWorld) -> TableJob:
+    """This rank's share of the file, with statistics agreed by all ranks."""
+    from ..data.loading import DataError
+    from ..data.shard import global_rows, load_shard
+
+    try:
+        with warnings_to_stderr():
+            prepared = load_shard(
+                config.data, world.comm, target=config.target, task=config.task,
+                loss=config.loss, val_fraction=config.val_split, seed=config.seed,
+                dtype=config.dtype, format=config.data_format,
+            )  # fmt: skip
+    except (DataError, ValueError) as exc:  # the same on every rank
+        raise data_error(exc) from None
+    _loss_for(prepared.loss, prepared.problem.task, prepared.loss)
+    n_train, n_val = global_rows(world.comm, prepared)
+    return TableJob(prepared.problem.name, prepared, n_train, n_val, sharded=True)
+
+
+def _stream(config: TrainConfig) -> StreamJob:
+    """The first pass over a streamed file: rows, labels, statistics."""
+    from ..data.loading import DataError
+    from ..data.stream import file_source, scan
+
+    source = file_source(config.data, format=config.data_format)
+    try:
+        with warnings_to_stderr():
+            stats = scan(
+                source, target=config.target, task=config.task, dtype=config.dtype,
+                val_fraction=config.val_split, seed=config.seed, name=config.data,
+            )  # fmt: skip
+        loss, n_outputs, metric = stats.coding(config.loss)
+    except (DataError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+    return StreamJob(
+        f"{config.data} (streamed)", source, stats, loss, n_outputs, metric,
+        config.shuffle_buffer,
+    )  # fmt: skip

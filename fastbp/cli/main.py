@@ -1,0 +1,60 @@
+"""The ``fastbp`` command group: each command's module is imported only when
+that command runs, so ``fastbp --version``, ``fastbp --help`` and the group's
+usage errors import neither Numba nor pyarrow."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import click
+
+from .._version import __version__
+from .errors import OneLineErrors
+
+__all__ = ["main"]
+
+#: name -> (module, function, one-line help for ``fastbp --help``)
+COMMANDS = {
+    "train": ("fastbp.cli.train", "train", "Train an MLP on XOR or a table."),
+    "predict": ("fastbp.cli.predict", "predict", "Predict with a saved model."),
+    "export": ("fastbp.cli.export", "export", "Export a model file to ONNX."),
+    "bench": ("fastbp.bench.command", "bench", "Speed benchmarks."),
+}
+
+
+class LazyGroup(OneLineErrors):
+    """A group that imports a command's module when the command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self._available(name)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS or not self._available(name):
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter) -> None:
+        """The command list from COMMANDS' one-line helps, importing nothing."""
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    @staticmethod
+    def _available(name: str) -> bool:
+        module = COMMANDS[name][0]
+        return importlib.util.find_spec(module) is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fastbp")
+def main() -> None:
+    """fastbp: a JIT-compiled backpropagation engine for MLPs on the CPU.
+
+    \b
+    fastbp train --data xor                 train the XOR network
+    fastbp train --data examples/iris.csv   train on a CSV file
+    fastbp predict --model m.npz --data f.csv
+    fastbp bench                            speed benchmarks
+    """
