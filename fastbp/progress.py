@@ -179,6 +179,9 @@ class EpochProgress:
         Training rows per epoch: the bar then counts rows, and shows rows/s.
     desc : str
         The bar's label.
+    loss_scale : float
+        Losses are shown times this (the target's units, for a target
+        trained scaled).
     """
 
     def __init__(
@@ -189,8 +192,10 @@ class EpochProgress:
         stream: IO[str] | None = None,
         rows_per_epoch: int | None = None,
         desc: str = "training",
+        loss_scale: float = 1.0,
     ) -> None:
         self.epochs = epochs
+        self.loss_scale = loss_scale
         self.enabled = bool(enabled)
         self.stream = sys.stdout if stream is None else stream
         self.rows_per_epoch = rows_per_epoch
@@ -215,7 +220,7 @@ class EpochProgress:
             self.shown = epoch
             note = f"epoch {epoch}/{self.epochs}"
             if result.loss:
-                note += f", loss {result.loss[-1]:.4g}"
+                note += f", loss {result.loss[-1] * self.loss_scale:.4g}"
             self._bar.note(note)
             rows = self.rows_per_epoch
             self._bar.update(done * rows if rows else done)
@@ -229,10 +234,10 @@ class EpochProgress:
         """The plain progress line for epoch (what fastbp train printed)."""
         text = (
             f"epoch {epoch:>{len(str(self.epochs))}}/{self.epochs}  "
-            f"loss {result.loss[-1]:.6g}"
+            f"loss {result.loss[-1] * self.loss_scale:.6g}"
         )
         if result.val_loss:
-            text += f"  val_loss {result.val_loss[-1]:.6g}"
+            text += f"  val_loss {result.val_loss[-1] * self.loss_scale:.6g}"
             text += f"  val_{result.metric_name} {result.val_metric[-1]:.4f}"
         return text
 

@@ -106,6 +106,13 @@ class TrainConfig:
     data_format: str | None
     target: str | None
     task: str | None
+    categorical: tuple[str, ...]
+    numeric: tuple[str, ...]
+    drop: tuple[str, ...]
+    features: tuple[str, ...]
+    na_values: tuple[str, ...] | None
+    max_categories: int
+    strict: bool
     hidden: tuple[int, ...]
     activation: str
     loss: str | None
@@ -165,6 +172,19 @@ class TrainConfig:
     def xor(self) -> bool:
         return self.data == "xor"
 
+    def plan_options(self):
+        """The column options as :class:`fastbp.data.plan.PlanOptions`."""
+        from ..data.plan import NA_VALUES, PlanOptions
+
+        return PlanOptions(
+            categorical=self.categorical,
+            numeric=self.numeric,
+            drop=self.drop,
+            features=self.features or None,
+            na_values=self.na_values or NA_VALUES,
+            max_categories=self.max_categories,
+        )
+
 
 def _refuse_conflicts(raw: dict, world: MpiWorld) -> None:
     """InputError for options that do not go together."""
@@ -192,6 +212,17 @@ def _refuse_conflicts(raw: dict, world: MpiWorld) -> None:
         ):
             if given:
                 raise InputError(f"{flag} does not apply to --optimizer lbfgs")
+    if raw["strict"] or raw["data"] == "xor":
+        for flag, key in (
+            ("--categorical", "categorical"),
+            ("--numeric", "numeric"),
+            ("--drop", "drop"),
+            ("--features", "features"),
+            ("--na-values", "na_values"),
+        ):
+            if raw[key]:
+                why = "--strict" if raw["strict"] else "--data xor"
+                raise InputError(f"{flag} does not apply with {why}")
     if raw["checkpoint_every"] is not None and raw["checkpoint"] is None:
         raise InputError("--checkpoint-every needs --checkpoint PATH")
     if raw["stream"] and raw["data"] in ("xor", "-"):

@@ -30,7 +30,18 @@ class TableJob:
     n_train: int
     n_val: int
     sharded: bool = False
+    dropped: int = 0
     streamed = False
+
+    @property
+    def plan(self):
+        """The column plan (None for XOR and --strict)."""
+        return self.problem.plan
+
+    @property
+    def loss_scale(self) -> float:
+        """Losses on scaled targets times this are in the target's units."""
+        return self.prepared.loss_scale
 
     @property
     def problem(self):
@@ -82,8 +93,8 @@ class TableJob:
         from ..training.api import evaluate
 
         p = self.prepared
-        figures = evaluate(model, loss, p.X_train, p.T_train, p.metric)
-        return strategy.mean_over_ranks(len(p.X_train), *figures)
+        value, metric = evaluate(model, loss, p.X_train, p.T_train, p.metric)
+        return strategy.mean_over_ranks(len(p.X_train), value * p.loss_scale, metric)
 
 
 @dataclass
@@ -100,6 +111,12 @@ class StreamJob:
     shuffle_buffer: int
     streamed = True
     sharded = False
+    dropped = 0
+    loss_scale = 1.0
+
+    @property
+    def plan(self):
+        return None
 
     @property
     def task(self) -> str:
@@ -144,6 +161,8 @@ def load(config: TrainConfig, world: MpiWorld, out) -> TableJob | StreamJob:
 
     if config.xor:
         problem = Problem.xor()
+    elif not config.strict:
+        return _raw(config, out)
     else:
         try:
             with (
@@ -161,6 +180,46 @@ def load(config: TrainConfig, world: MpiWorld, out) -> TableJob | StreamJob:
     loss = _loss_for(config.loss, problem.task, problem.default_loss)
     prepared = _prepare(problem, loss, config)
     return TableJob(problem.name, prepared, len(prepared.X_train), len(prepared.X_val))
+
+
+def _raw(config: TrainConfig, out) -> TableJob:
+    """A raw table: read as it is, its column plan made from the training
+    rows, every row encoded by it; regression targets scaled inside."""
+    from ..data.loading import DataError
+    from ..data.plan import PlanError
+    from ..data.raw import RawTable, raw_problem
+
+    try:
+        with (
+            warnings_to_stderr(),
+            progress_bar(desc="loading", enabled=not config.quiet, stream=out),
+        ):
+            raw = RawTable.read(
+                config.data, target=config.target, format=config.data_format
+            )
+            problem, val_rows, dropped = raw_problem(
+                raw, task=config.task, dtype=config.dtype,
+                options=config.plan_options(), val_fraction=config.val_split,
+                seed=config.seed,
+            )  # fmt: skip
+    except (DataError, PlanError) as exc:
+        raise data_error(exc) from None
+    except ValueError as exc:  # val_fraction leaves no training rows
+        raise InputError(f"--val-split: {exc}") from None
+    loss = _loss_for(config.loss, problem.task, problem.default_loss)
+    try:
+        prepared = problem.prepare(
+            loss=loss, val_rows=val_rows, dtype=config.dtype, copy=False,
+            scale_target=True,
+        )  # fmt: skip
+    except DataError as exc:
+        raise data_error(exc) from None
+    if not len(prepared.X_train):
+        raise InputError(f"--val-split: {config.val_split:g} leaves no training rows")
+    return TableJob(
+        problem.name, prepared, len(prepared.X_train), len(prepared.X_val),
+        dropped=dropped,
+    )  # fmt: skip
 
 
 def _loss_for(loss: str | None, task: str, default: str) -> str:

@@ -47,6 +47,22 @@ def _hidden(ctx: click.Context, param: click.Parameter, text: str | None):
     return widths
 
 
+def _names(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]):
+    """COLS options: names, comma-separated and/or repeated, in order."""
+    names = [n.strip() for value in values for n in value.split(",")]
+    if any(not n for n in names):
+        raise click.BadParameter("an empty column name", ctx=ctx, param=param)
+    return tuple(dict.fromkeys(names))
+
+
+def _na_values(ctx: click.Context, param: click.Parameter, value: str | None):
+    """--na-values: the comma-separated spellings ("" for an empty cell is
+    always among them)."""
+    if value is None:
+        return None
+    return tuple(dict.fromkeys(["", *(v.strip() for v in value.split(","))]))
+
+
 def _finite(ctx: click.Context, param: click.Parameter, value: float | None):
     """A FloatRange lets NaN through (every comparison with it is False)."""
     if value is not None and not math.isfinite(value):
@@ -90,6 +106,58 @@ TRAIN_OPTIONS = [
         type=click.Choice(["regression", "classification"]),
         default=None,
         help="Default: inferred from the target column.",
+    ),
+    click.option(
+        "--categorical",
+        multiple=True,
+        callback=_names,
+        metavar="COLS",
+        help="Columns to one-hot code whatever they hold (comma-separated, or "
+        "the option repeated).",
+    ),
+    click.option(
+        "--numeric",
+        multiple=True,
+        callback=_names,
+        metavar="COLS",
+        help="Columns to read as numbers; cells that are not numbers are missing.",
+    ),
+    click.option(
+        "--drop",
+        multiple=True,
+        callback=_names,
+        metavar="COLS",
+        help="Columns to leave out.",
+    ),
+    click.option(
+        "--features",
+        multiple=True,
+        callback=_names,
+        metavar="COLS",
+        help="The only columns to use (besides the target). Default: every "
+        "column the plan gives a role.",
+    ),
+    click.option(
+        "--na-values",
+        default=None,
+        callback=_na_values,
+        metavar="LIST",
+        help="Comma-separated spellings of a missing cell, replacing the "
+        "default: empty, NA, N/A, NaN, nan, null, NULL, None, n/a, #N/A.",
+    ),
+    click.option(
+        "--max-categories",
+        type=click.IntRange(min=1),
+        default=20,
+        show_default=True,
+        help="Levels one-hot coded per categorical column; rarer levels and "
+        "levels unseen in training share one 'other' input.",
+    ),
+    click.option(
+        "--strict",
+        is_flag=True,
+        help="Clean numbers only: the first missing or non-numeric cell is an "
+        "error naming the file, line (or data row) and column.",
     ),
     click.option(
         "--hidden",

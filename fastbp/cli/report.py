@@ -36,6 +36,10 @@ def process_seconds() -> float:
         return time.perf_counter() - _IMPORTED
 
 
+def _times(value: float | None, scale: float) -> float | None:
+    return None if value is None else value * scale
+
+
 def strict_json(value):
     """value for strict JSON: an undefined figure (R^2 of one row) is null,
     not NaN, in nested lists and dicts too."""
@@ -63,7 +67,7 @@ class Reporter:
         self.talk = not config.quiet
         self.progress = EpochProgress(
             config.epochs, enabled=self.talk, stream=self.out,
-            rows_per_epoch=job.local_rows,
+            rows_per_epoch=job.local_rows, loss_scale=job.loss_scale,
         )  # fmt: skip
         self.wall = 0.0
 
@@ -85,6 +89,24 @@ class Reporter:
             f"MLP {'-'.join(map(str, widths))} {c.activation}, {job.loss}, {opt}, "
             f"{c.dtype}{extra}"
         )
+        plan = job.plan
+        if plan is not None:
+            self.echo(f"columns: {plan.summary()}")
+            for note in plan.notes:
+                self.echo(f"note: {note}")
+        if job.dropped:
+            target = job.problem.target_name
+            self.echo(
+                f"note: {job.dropped} rows without a target ({target!r} missing) "
+                "left out"
+            )
+        if job.loss_scale != 1.0:
+            mean, std = job.prepared.target_scale
+            self.echo(
+                f"note: the target {job.problem.target_name!r} is trained as "
+                f"(value - {mean:.4g}) / {std:.4g}; losses and predictions are in "
+                "its own units"
+            )
         self._resuming(resumed)
 
     def _resuming(self, resumed) -> None:
@@ -222,7 +244,7 @@ class Reporter:
             "train_rows": job.n_train,
             "validation_rows": job.n_val,
             "train_loss": train_loss,
-            "val_loss": result.kept(result.val_loss),
+            "val_loss": _times(result.kept(result.val_loss), job.loss_scale),
             f"train_{key}": train_metric,
             f"val_{key}": val_metric,
             "architecture": widths,
@@ -238,8 +260,21 @@ class Reporter:
             "early_stopping": c.early_stopping,
             "stop_reason": result.stop_reason,
             "best_epoch": result.best_epoch,
-            "history": result.history,
+            "history": self._history(result),
+            "dropped_rows": job.dropped,
+            "plan": None if job.plan is None else job.plan.to_json(),
         }
         if c.grad_norms:
             record["grad_norms"] = result.grad_norms
         return record
+
+    def _history(self, result) -> list[dict]:
+        """The per-epoch history, losses in the target's units."""
+        scale = self.job.loss_scale
+        rows = result.history
+        if scale != 1.0:
+            for row in rows:
+                for key in ("train_loss", "val_loss"):
+                    if row[key] is not None:
+                        row[key] *= scale
+        return rows

@@ -21,21 +21,19 @@ command-line flags.
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
-from numbers import Real
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from .._validate import as_dtype
-from ..io.model import ModelFileError, load_model, save_model
 from ..nn.layers import Sequential
 from .loading import DataError, Standardizer, train_val_split
 from .loading import xor as xor_data
-from .tables import batch_array, iter_batches, read_columns, read_table
+from .plan import TablePlan
+from .predictor import META_KEYS, Predictor, check_metadata, model_metadata, save
+from .tables import read_table
 
 __all__ = [
     "Problem",
@@ -81,8 +79,12 @@ class Problem:
         classification, MSE for regression and for XOR (one output unit).
     first_row : int
         Data rows of the file before X's first row: 0, or a shard's offset
-        (:func:`fastbp.shard.load_shard`), so that messages name the whole
-        file's data row.
+        (:func:`fastbp.data.shard.load_shard`), so that messages name the
+        whole file's data row.
+    plan : TablePlan or None
+        The column plan X was encoded with (:mod:`fastbp.data.plan`): a raw
+        table's roles, fills, levels and the standardization of every input.
+        None for a table read as clean numbers (``strict``), arrays and XOR.
     """
 
     X: NDArray
@@ -95,6 +97,7 @@ class Problem:
     standardize: bool = True
     default_loss: str = "mse"
     first_row: int = 0
+    plan: TablePlan | None = None
 
     @property
     def n_samples(self) -> int:
@@ -244,6 +247,7 @@ class Problem:
         copy: bool = True,
         scaler: Standardizer | None = None,
         val_rows: NDArray | None = None,
+        scale_target: bool = False,
     ) -> Prepared:
         """Arrays ready for ``fastbp.train``.
 
@@ -273,6 +277,12 @@ class Problem:
         val_rows : ndarray of bool, shape (n_samples,), optional
             The validation rows, instead of the seeded split (``val_fraction``
             and ``seed`` are then not used).
+        scale_target : bool
+            Regression: train on (y - mean) / std of the training rows'
+            targets, so that the loss and learning rate behave alike whatever
+            the target's units; ``Prepared.target_scale`` holds (mean, std),
+            and predictions and reported losses are put back in the target's
+            units.
 
         The standardizer (when ``standardize``) is fitted on the training
         rows only, so validation rows do not leak into it.
@@ -300,6 +310,8 @@ class Problem:
                 )
             train_idx = np.flatnonzero(~val_rows).astype(np.int64)
             val_idx = np.flatnonzero(val_rows).astype(np.int64)
+        if scaler is None and self.plan is not None:
+            scaler = Standardizer(*self.plan.standardizer())
         if scaler is not None and (
             not isinstance(scaler, Standardizer)
             or scaler.mean is None
@@ -341,6 +353,14 @@ class Problem:
                 if scaler:
                     scaler.transform_(X_train)
             self._check_squares(X_train, train_idx, dtype, "features")
+        T_train = np.ascontiguousarray(targets[train_idx])
+        T_val = np.ascontiguousarray(targets[val_idx])
+        target_scale = None
+        if scale_target and self.task == "regression" and len(T_train):
+            mean, std = _target_moments(T_train)
+            target_scale = (mean, std)
+            T_train = ((T_train - mean) / std).astype(dtype)
+            T_val = ((T_val - mean) / std).astype(dtype)
         return Prepared(
             problem=self,
             loss=loss,
@@ -348,10 +368,11 @@ class Problem:
             n_outputs=n_outputs,
             scaler=scaler,
             X_train=X_train,
-            T_train=np.ascontiguousarray(targets[train_idx]),
+            T_train=T_train,
             X_val=X_val,
-            T_val=np.ascontiguousarray(targets[val_idx]),
+            T_val=T_val,
             dtype=dtype,
+            target_scale=target_scale,
         )
 
     def _check_squares(
@@ -406,6 +427,14 @@ class Problem:
         return np.eye(n_classes, dtype=dtype)[self.y], n_classes, "accuracy"
 
 
+def _target_moments(T: NDArray) -> tuple[float, float]:
+    """(mean, std) of a regression target's training values, float64 (std 1
+    for a constant target)."""
+    values = T.astype(np.float64).ravel()
+    std = float(values.std())
+    return float(values.mean()), std if std > 0 else 1.0
+
+
 def _compact(X: NDArray, idx: NDArray, chunk: int = 1 << 15) -> NDArray:
     """X[idx] for sorted idx, built in place in X's first len(idx) rows and
     returned as a view of them. Row i comes from row idx[i] >= i, so each
@@ -440,6 +469,15 @@ class Prepared:
     X_val: NDArray
     T_val: NDArray
     dtype: np.dtype
+    #: Regression trained on scaled targets: (mean, std) of the training
+    #: rows' targets (prediction = output * std + mean), else None.
+    target_scale: tuple[float, float] | None = None
+
+    @property
+    def loss_scale(self) -> float:
+        """What a loss on the scaled targets is multiplied by to be in the
+        target's units (std**2 for squared error; 1 without scaling)."""
+        return 1.0 if self.target_scale is None else self.target_scale[1] ** 2
 
     @property
     def validation(self) -> tuple[NDArray, NDArray] | None:
@@ -451,7 +489,7 @@ class Prepared:
         p = self.problem
         return model_metadata(
             p.feature_names, p.target_name, p.task, p.classes, self.scaler,
-            self.loss, self.metric,
+            self.loss, self.metric, plan=p.plan, target_scale=self.target_scale,
         )  # fmt: skip
 
     def save(self, path: str | os.PathLike, model: Sequential) -> None:
@@ -463,283 +501,6 @@ class Prepared:
         """The model trained on this preparation, as a :class:`Predictor`
         (what :meth:`save` then :meth:`Predictor.load` would give)."""
         return Predictor.from_metadata(model, self.metadata())
-
-
-#: The keys of the model file's ``meta`` that predicting reads; any other key
-#: is kept as stored. A key left out takes the value that
-#: :func:`check_metadata` gives it.
-META_KEYS = ("feature_names", "target_name", "task", "classes", "standardizer")
-
-
-def check_metadata(meta: dict | None, model: Sequential) -> dict:
-    """A model file's ``meta`` completed and checked against model.
-
-    Keys left out take their defaults, so a bare model (``meta`` None or {})
-    is a regression on features x1, x2, ...: ``feature_names`` [x1, x2, ...],
-    ``target_name`` "target", ``task`` "regression", ``classes`` None (for
-    classification: at least 2 distinct label strings, one per output, or 2
-    for one output), ``standardizer`` None (or ``{"mean": [...], "std":
-    [...]}``, one finite value per input, std > 0). NumPy arrays, scalars and
-    tuples become JSON lists and numbers. Returns the completed dict; raises
-    ValueError "meta ..." naming what does not fit the model.
-    """
-    if meta is None:
-        meta = {}
-    if not isinstance(meta, dict):
-        raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
-    n_in = model.in_features or 0
-    full = {
-        "feature_names": [f"x{j + 1}" for j in range(n_in)],
-        "target_name": "target",
-        "task": "regression",
-        "classes": None,
-        "standardizer": None,
-        **{key: _plain(value) for key, value in meta.items()},
-    }
-    problem = _meta_problem(full, model)
-    if problem:
-        raise ValueError(f"meta {problem}")
-    return full
-
-
-def save(path: str | os.PathLike, model: Sequential, meta: dict | None = None) -> None:
-    """Write model to a fastbp model file, atomically, with ``meta`` completed
-    and checked by :func:`check_metadata` (as :func:`model_metadata` writes
-    it, or any part of it; other keys are stored as given). What
-    ``fastbp predict`` and :meth:`Predictor.load` read back. Raises
-    ValueError for meta that does not fit the model, and as
-    :func:`fastbp.io.save_model`."""
-    save_model(path, model, meta=check_metadata(meta, model))
-
-
-def _plain(value: object) -> object:
-    """value with NumPy arrays, NumPy scalars and tuples as JSON types."""
-    if isinstance(value, np.ndarray | tuple | list):
-        return [
-            _plain(v)
-            for v in (value.tolist() if isinstance(value, np.ndarray) else value)
-        ]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def _is_number(value: object) -> bool:
-    return (
-        isinstance(value, Real)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
-
-
-def _meta_problem(meta: dict, model: Sequential) -> str | None:
-    """What is wrong with meta (JSON types, every key of META_KEYS) for
-    model, or None."""
-    n_in, n_out = model.in_features, model.out_features
-    names = meta["feature_names"]
-    if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
-        return "'feature_names' must be a list of strings"
-    if n_in is not None and len(names) != n_in:
-        return f"'feature_names' has {len(names)} names, the model has {n_in} inputs"
-    if not isinstance(meta["target_name"], str):
-        return "'target_name' must be a string"
-    task, classes = meta["task"], meta["classes"]
-    if task == "regression":
-        if classes is not None:
-            return "'classes' must be null for task 'regression'"
-    elif task == "classification":
-        if (
-            not isinstance(classes, list)
-            or len(classes) < 2
-            or not all(isinstance(c, str) for c in classes)
-            or len(set(classes)) != len(classes)
-        ):
-            return "'classes' must be a list of at least 2 distinct strings"
-        # One output per class, or one output thresholded at 0.5 for two.
-        if (
-            n_out is not None
-            and len(classes) != n_out
-            and (n_out, len(classes)) != (1, 2)
-        ):
-            return f"'classes' has {len(classes)} labels, the model has {n_out} outputs"
-    else:
-        return f"'task' must be 'regression' or 'classification', got {task!r}"
-    scaler = meta["standardizer"]
-    if scaler is not None:
-        if not isinstance(scaler, dict) or set(scaler) != {"mean", "std"}:
-            return "'standardizer' must be null or an object with 'mean' and 'std'"
-        for key in ("mean", "std"):
-            values = scaler[key]
-            if not isinstance(values, list) or not all(map(_is_number, values)):
-                return f"'standardizer' {key!r} must be a list of finite numbers"
-            if n_in is not None and len(values) != n_in:
-                return (
-                    f"'standardizer' {key!r} has {len(values)} values, the model "
-                    f"has {n_in} inputs"
-                )
-        if not all(s > 0 for s in scaler["std"]):
-            return "'standardizer' 'std' must be positive"
-    return None
-
-
-def model_metadata(
-    feature_names, target_name, task, classes, scaler, loss, metric
-) -> dict:
-    """The model file's ``meta`` object, the one place its schema is written:
-    what predicting needs to read the features (names, standardizer) and
-    decode the outputs (task, classes), plus the loss and metric trained
-    with."""
-    return {
-        "feature_names": list(feature_names),
-        "target_name": target_name,
-        "task": task,
-        "classes": list(classes) if classes else None,
-        "standardizer": None
-        if scaler is None
-        else {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()},
-        "loss": loss,
-        "metric": metric,
-    }
-
-
-@dataclass(frozen=True, eq=False)
-class Predictor:
-    """A trained model with what it needs to read features and name outputs.
-
-    Build it with :meth:`load` from a model file, or with
-    :meth:`Prepared.predictor` right after training. :meth:`predict` takes an
-    array of features, :meth:`predict_file` and :meth:`predict_batches` read a
-    data file's feature columns by name; each standardizes them as in
-    training and returns decoded predictions (labels or values).
-    """
-
-    model: Sequential
-    feature_names: tuple[str, ...]
-    target_name: str
-    task: str
-    classes: tuple[str, ...] | None
-    scaler: Standardizer | None
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> Predictor:
-        """Read a model file (:func:`fastbp.io.load_model`: ModelFileError
-        naming the file on any problem)."""
-        model, meta = load_model(path)
-        try:
-            return cls.from_metadata(model, meta)
-        except ValueError as exc:
-            raise ModelFileError(f"{os.fspath(path)}: {exc}") from None
-
-    @classmethod
-    def from_metadata(cls, model: Sequential, meta: dict | None) -> Predictor:
-        """A predictor from a model and its model-file ``meta`` object, as
-        :func:`model_metadata` writes it, completed and checked by
-        :func:`check_metadata` (ValueError if it does not fit the model)."""
-        meta = check_metadata(meta, model)
-        scaler = meta["standardizer"]
-        return cls(
-            model,
-            tuple(meta["feature_names"]),
-            meta["target_name"],
-            meta["task"],
-            tuple(meta["classes"]) if meta["classes"] is not None else None,
-            Standardizer(**scaler) if scaler is not None else None,
-        )
-
-    def features(self, path: str | os.PathLike, format: str | None = None) -> NDArray:
-        """The model's feature columns of a data file (any format
-        :func:`fastbp.tables.read_columns` reads), standardized, in the
-        model's dtype: shape (n_samples, n_features)."""
-        names = list(self.feature_names)
-        # Read in float64 and round once, after standardizing, as training did
-        # with the statistics it stored.
-        X = read_columns(path, names, dtype=np.float64, format=format)
-        return self._prepare(X, os.fspath(path), len(X))
-
-    def predict(self, X: object) -> list[str] | NDArray:
-        """Decoded predictions (:meth:`decode`) for raw features X, array-like
-        of shape (n_samples, n_features) in the order of ``feature_names``:
-        standardized as in training, then rounded once into the model's
-        dtype."""
-        X = np.array(X, dtype=np.float64)  # a copy: standardized in place
-        n = len(self.feature_names)
-        if X.ndim != 2 or X.shape[1] != n:
-            raise ValueError(
-                f"Predictor.predict: X must have shape (n_samples, {n}) for the "
-                f"features {', '.join(self.feature_names)}; got {X.shape}"
-            )
-        if not np.all(np.isfinite(X)):
-            raise ValueError("Predictor.predict: X contains NaN or infinity")
-        return self.decode(self.model.predict(self._prepare(X, "X", len(X))))
-
-    def decode(self, outputs: NDArray) -> list[str] | NDArray:
-        """Model outputs (n_samples, n_outputs) as predictions: class labels
-        (the largest output, or one output thresholded at 0.5) or values."""
-        if self.task == "regression":
-            return outputs[:, 0].astype(np.float64)
-        if outputs.shape[1] == 1:
-            index = (outputs[:, 0] > 0.5).astype(np.int64)
-        else:
-            index = np.argmax(outputs, axis=1)
-        return [self.classes[i] for i in index]
-
-    def predict_batches(
-        self,
-        path: str | os.PathLike,
-        format: str | None = None,
-        batch_rows: int = 65536,
-    ) -> Iterator[list[str] | NDArray]:
-        """Decoded predictions for a data file, one batch of rows at a time,
-        read from disk as they are consumed: memory for one batch, whatever
-        the file's size. A bad value raises DataError naming the column and
-        data row (for CSV, the line, found by a second, slow scan)."""
-        names, path = list(self.feature_names), os.fspath(path)
-        offset = 0
-        try:
-            for batch in iter_batches(path, format=format, columns=names,
-                                      batch_rows=batch_rows):  # fmt: skip
-                X = batch_array(batch, names, np.float64, offset)
-                offset += batch.num_rows
-                yield self.decode(self.model.predict(self._prepare(X, path, offset)))
-        except Exception as exc:
-            import pyarrow as pa
-
-            if not isinstance(exc, DataError | OSError | pa.ArrowException):
-                raise
-            if offset or path == "-":
-                # Rows are already out: name the row rather than scan again.
-                if isinstance(exc, DataError):
-                    raise DataError(f"{path}, {exc}") from None
-                raise
-            # Nothing written yet: the whole-file reader gives the exact,
-            # line-numbered error (missing file, bad cell...) or every row.
-            offset = -1
-        if offset <= 0:
-            yield self.predict_file(path, format)
-
-    def _prepare(self, X: NDArray, path: str, offset: int) -> NDArray:
-        """Float64 features standardized and rounded once into the model's
-        dtype (as in training); values too large for it are DataErrors."""
-        dtype = self.model.dtype
-        too_large = np.abs(X) > np.finfo(dtype).max
-        if too_large.any():
-            row, col = np.unravel_index(np.argmax(too_large), X.shape)
-            raise DataError(
-                f"{path}, data row {offset - len(X) + row + 1}, column "
-                f"{self.feature_names[col]!r}: {X[row, col]:g} is too large for "
-                f"the model's {dtype}"
-            )
-        if self.scaler is not None:
-            X = self.scaler.transform_(X)
-        return np.ascontiguousarray(X, dtype=dtype)
-
-    def predict_file(
-        self, path: str | os.PathLike, format: str | None = None
-    ) -> list[str] | NDArray:
-        """Decoded predictions for every row of a data file."""
-        return self.decode(self.model.predict(self.features(path, format)))
 
 
 def training_bytes(

@@ -54,6 +54,7 @@ __all__ = [
     "read_columns",
     "read_table",
     "iter_batches",
+    "header_of",
     "batch_array",
     "Part",
     "TablePart",
@@ -105,7 +106,7 @@ def format_of(
     return _BY_EXTENSION[ext], compression
 
 
-def _source(path: str, compression: str | None):
+def input_source(path: str, compression: str | None):
     """A pyarrow input stream for path (standard input for "-")."""
     import pyarrow as pa
 
@@ -131,7 +132,7 @@ def _header(path: str, fmt: str, compression: str | None) -> list[str]:
             import pyarrow.csv as pacsv
 
             parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
-            with _source(path, compression) as stream:
+            with input_source(path, compression) as stream:
                 return list(pacsv.open_csv(stream, parse_options=parse).schema.names)
         if fmt == "parquet":
             import pyarrow.parquet as pq
@@ -472,7 +473,7 @@ def _batches(
             column_types=column_types or {},
             strings_can_be_null=False,
         )
-        with _source(path, compression) as stream:
+        with input_source(path, compression) as stream:
             reader = pacsv.open_csv(
                 stream, read_options=read, parse_options=parse, convert_options=convert
             )
@@ -610,6 +611,8 @@ def iter_batches(
     format: str | None = None,
     columns: list[str] | None = None,
     batch_rows: int = 65536,
+    text: bool = False,
+    text_columns: list[str] = (),
 ) -> Iterator:
     """The file as a stream of ``pyarrow.RecordBatch``, read from disk as they
     are consumed.
@@ -619,10 +622,15 @@ def iter_batches(
     path : str or path-like, or "-" for CSV on standard input
     format : one of FORMATS, or None to use the extension
     columns : list of str, optional
-        Columns to read (CSV: typed float64), in file order; None for all.
+        Columns to read, in file order; None for all.
     batch_rows : int
         Rows per batch for Parquet; CSV batches are 1 MB blocks of text and
         Arrow files keep the batches they were written with.
+    text : bool
+        CSV: read every column as text (the column plan reads the cells);
+        otherwise the named columns are typed float64.
+    text_columns : list of str
+        CSV: columns read as text whatever ``text`` says.
     """
     import pyarrow as pa
 
@@ -630,8 +638,31 @@ def iter_batches(
     fmt, compression = format_of(path, format)
     types = None
     if fmt in ("csv", "tsv"):
-        types = {name: pa.float64() for name in columns or ()}
+        if text:
+            names = columns or _header(path, fmt, compression)
+            types = {name: pa.string() for name in names}
+        else:
+            types = {name: pa.float64() for name in columns or ()}
+        types.update({name: pa.string() for name in text_columns})
+    if columns is not None:
+        present = header_of(path, format)
+        missing = [c for c in columns if c not in present]
+        if missing and present:
+            raise DataError(
+                f"{path}: no column {', '.join(map(repr, missing))}; columns: "
+                f"{', '.join(map(repr, present))}"
+            )
     yield from _batches(path, fmt, compression, types, batch_rows, columns)
+
+
+def header_of(path: str | os.PathLike, format: str | None = None) -> list[str]:
+    """The file's column names (the first block's, for CSV), without
+    reading its rows; [] when it has none or cannot be read as a table."""
+    path = os.fspath(path)
+    if path == _STDIN:
+        return []
+    fmt, compression = format_of(path, format)
+    return _header(path, fmt, compression)
 
 
 def read_arrow(path: str | os.PathLike, *, format: str | None = None):
@@ -649,7 +680,7 @@ def read_arrow(path: str | os.PathLike, *, format: str | None = None):
             import pyarrow.csv as pacsv
 
             parse = pacsv.ParseOptions(delimiter=_delimiter(fmt))
-            with _source(path, compression) as stream:
+            with input_source(path, compression) as stream:
                 return pacsv.read_csv(stream, parse_options=parse)
         if fmt == "parquet":
             import pyarrow.parquet as pq

@@ -1,0 +1,414 @@
+"""Raw tables: read as they are, their target coded, made into a problem
+through the column plan (:mod:`fastbp.data.plan`).
+
+:func:`read_raw` reads a whole CSV/TSV (every cell as text: the plan, not the
+first block of the file, decides what a column holds), Parquet or Feather
+file into a ``pyarrow.Table``. :class:`TargetStats` codes the target column
+chunk by chunk (task, labels, rows without a target), the same rules for a
+table in memory, streamed or sharded. :func:`raw_problem` makes a
+:class:`fastbp.data.problem.Problem` of a raw table: rows without a target
+dropped, the training/validation split, the plan of the training rows, and
+every row encoded by it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .loading import MAX_INFERRED_CLASSES, DataError, train_val_split, warn_many_classes
+from .plan import (
+    PlanError,
+    PlanOptions,
+    TableStats,
+    infer_plan,
+    labels_of,
+    numbers_of,
+)
+
+__all__ = ["read_raw", "TargetStats", "RawTable", "raw_problem", "MAX_CLASSES"]
+
+#: A classification target may have at most this many labels.
+MAX_CLASSES = 65536
+
+
+def read_raw(path: str, fmt: str, compression: str | None, source, columns=None):
+    """The whole file as a ``pyarrow.Table``: CSV and TSV with every column as
+    text (spaces and missing spellings are the plan's to read), Parquet and
+    Feather with their own types. ``source(path, compression)`` opens CSV
+    bytes; ``columns`` reads only those. DataError naming the file when it
+    cannot be read."""
+    import pyarrow as pa
+
+    try:
+        if fmt in ("csv", "tsv"):
+            import pyarrow.csv as pacsv
+
+            parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
+            with source(path, compression) as stream:
+                reader = pacsv.open_csv(
+                    stream,
+                    read_options=pacsv.ReadOptions(block_size=1 << 20),
+                    parse_options=parse,
+                    convert_options=pacsv.ConvertOptions(
+                        column_types=_all_text(path, fmt, compression, source),
+                        include_columns=columns,
+                        strings_can_be_null=False,
+                        null_values=[],
+                    ),
+                )
+                return reader.read_all()
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path, columns=columns)
+        import pyarrow.ipc as ipc
+
+        with pa.memory_map(path) as stream:
+            try:
+                table = ipc.open_file(stream).read_all()
+            except pa.ArrowInvalid:
+                stream.seek(0)
+                table = ipc.open_stream(stream).read_all()
+        return table.select(columns) if columns else table
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    except pa.ArrowException as exc:
+        raise DataError(f"{path}: {read_problem(exc, fmt)}") from None
+
+
+def read_problem(exc: Exception, fmt: str) -> str:
+    """What a pyarrow read error means, in a few words and with what to do."""
+    first = (str(exc).strip().splitlines() or ["error"])[0]
+    if "UTF8" in first or "utf-8" in first.lower():
+        return (
+            "not UTF-8 text (a header or cell in another encoding, such as "
+            "Latin-1; save the file as UTF-8)"
+        )
+    if "Expected" in first and "columns" in first:
+        return f"a row has another number of fields than the header ({first})"
+    return f"cannot read as {fmt} ({first})"
+
+
+def _open_error(path: str, exc: OSError) -> DataError:
+    if isinstance(exc, FileNotFoundError):
+        return DataError(f"{path}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return DataError(f"{path}: is a directory, not a data file")
+    return DataError(f"{path}: cannot open ({exc.strerror or exc})")
+
+
+def _all_text(path, fmt, compression, source) -> dict:
+    """Every CSV column typed as text, by the names of the header line."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
+    with source(path, compression) as stream:
+        names = pacsv.open_csv(stream, parse_options=parse).schema.names
+    return {name: pa.string() for name in names}
+
+
+def check_header(names: list[str], path: str) -> None:
+    """DataError unless the columns have distinct names (one unnamed first
+    column, pandas' index, is allowed) and there are at least two."""
+    if len(names) < 2:
+        raise DataError(
+            f"{path}: needs at least 2 columns (features and a target), got "
+            f"{len(names)}: {names}"
+        )
+    seen = set()
+    for j, name in enumerate(names):
+        if name == "" and j > 0:
+            raise DataError(
+                f"{path}, line 1, column {j + 1}: empty column name (only the "
+                "first column, pandas' index, may be unnamed)"
+            )
+        if name in seen:
+            raise DataError(f"{path}, line 1: column name {name!r} appears twice")
+        seen.add(name)
+
+
+def target_name_of(target, names: list[str], path: str) -> str:
+    """The target column's name: by name, by 0-based index, or the last."""
+    if target is None:
+        return names[-1]
+    if isinstance(target, str) and target in names:
+        return target
+    if isinstance(target, str) and target.isdigit():
+        target = int(target)
+    if isinstance(target, int) and not isinstance(target, bool):
+        if -len(names) <= target < len(names):
+            return names[target]
+        raise DataError(
+            f"{path}, line 1: target column index {target} is out of range for "
+            f"{len(names)} columns (0..{len(names) - 1})"
+        )
+    raise DataError(
+        f"{path}, line 1: target column {target!r} not found; available "
+        f"columns: {', '.join(map(repr, names))}"
+    )
+
+
+class TargetStats:
+    """The target column's task and labels, learned chunk by chunk: what
+    :func:`fastbp.data.load_csv` infers from a whole column, mergeable.
+
+    Missing cells (the plan's spellings) are counted and left out. The task:
+    "classification" when any cell is text, or (task None) when the numbers
+    are integers with at most ``min(MAX_INFERRED_CLASSES, max(2, n // 2))``
+    distinct values; else "regression". Labels are sorted as strings (text)
+    or by value (numbers, each named as first written).
+    """
+
+    def __init__(self, task: str | None, name: str, where: str, na_values, limit):
+        self.task, self.name, self.where = task, name, where
+        self.na_values, self.limit = tuple(na_values), limit
+        self.rows = self.missing = 0
+        self.numeric, self.integers, self.overflow = True, True, False
+        self.first_text: tuple[int, str] | None = None
+        self.numbers: dict[float, tuple[int, str]] = {}  # value -> (row, text)
+        self.texts: set[str] = set()
+
+    def add(self, column, first_row: int) -> None:
+        """Take a chunk of the column whose first row is the table's row
+        ``first_row`` (0-based)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n = len(column)
+        cells = labels_of(column, self.na_values)
+        missing = pc.equal(cells, "(missing)").to_numpy(zero_copy_only=False)
+        self.rows += n
+        self.missing += int(missing.sum())
+        values, usable = numbers_of(column, self.na_values)
+        too_large = usable & (np.abs(np.where(usable, values, 0)) > self.limit)
+        if too_large.any():
+            i = int(np.argmax(too_large))
+            raise DataError(
+                f"{self.where}, data row {first_row + i + 1}: {values[i]:g} is too "
+                "large (use float64)"
+            )
+        text = ~missing & ~usable
+        if text.any() and self.first_text is None:
+            i = int(np.argmax(text))
+            self.first_text = (first_row + i + 1, cells[i].as_py())
+        self.numeric &= not text.any()
+        present = ~missing
+        if not self.numeric:
+            if self.task != "regression":
+                unique = pc.unique(pc.filter(cells, pa.array(present)))
+                self.texts.update(unique.to_pylist())
+                self.overflow |= len(self.texts) > MAX_CLASSES
+            return
+        good = values[present]
+        self.integers &= bool(np.all(good == np.floor(good)))
+        if self.task == "regression" or self.overflow:
+            return
+        unique, first = np.unique(good, return_index=True)
+        new = [k for k, v in enumerate(unique.tolist()) if v not in self.numbers]
+        if len(self.numbers) + len(new) > MAX_CLASSES:
+            self.overflow = True
+            return
+        if new:
+            where = np.flatnonzero(present)[first[new]]
+            names = cells.take(pa.array(where)).to_pylist()
+            for k, row, text in zip(new, where.tolist(), names, strict=True):
+                self.numbers[float(unique[k])] = (first_row + row, text)
+
+    def merge(self, other: TargetStats) -> None:
+        """Add a later chunk's (or rank's, in rank order) statistics."""
+        self.rows += other.rows
+        self.missing += other.missing
+        if self.first_text is None:
+            self.first_text = other.first_text
+        self.numeric &= other.numeric
+        self.integers &= other.integers
+        self.overflow |= other.overflow
+        self.texts |= other.texts
+        for value, (row, text) in other.numbers.items():
+            if value not in self.numbers or row < self.numbers[value][0]:
+                self.numbers[value] = (row, text)
+
+    def finish(self) -> tuple[str, tuple[str, ...] | None, NDArray | None]:
+        """(task, classes, class values (numbers) or None): DataError for a
+        text regression target, one class, too many labels."""
+        n = self.rows - self.missing
+        if n == 0:
+            raise DataError(f"{self.where}: every target cell is missing")
+        task, inferred = self.task, self.task is None
+        if inferred:
+            limit = min(MAX_INFERRED_CLASSES, max(2, n // 2))
+            small = not self.overflow and len(self.numbers) <= limit
+            if not self.numeric:
+                task = "classification"
+            else:
+                task = "classification" if self.integers and small else "regression"
+        if task == "regression":
+            if not self.numeric:
+                row, text = self.first_text
+                raise DataError(
+                    f"{self.where}, data row {row}: {text!r} is not a number (the "
+                    "regression target must be numeric)"
+                )
+            return task, None, None
+        if self.overflow:
+            raise DataError(
+                f"{self.where}: more than {MAX_CLASSES} distinct labels; too many "
+                "classes (for a number to predict, use the regression task)"
+            )
+        if self.numeric:
+            keys = sorted(self.numbers)
+            classes = tuple(self.numbers[v][1] for v in keys)
+            values = np.array(keys, dtype=np.float64)
+        else:
+            texts = {text for _, text in self.numbers.values()} | self.texts
+            classes, values = tuple(sorted(texts)), None
+        if inferred:
+            warn_many_classes(self.where, self.name, n, len(classes))
+        if len(classes) < 2:
+            raise DataError(
+                f"{self.where}: only one class ({classes[0]!r}) in {n} rows; "
+                "classification needs at least 2"
+            )
+        return task, classes, values
+
+
+def code_target(column, task, classes, class_values, na_values):
+    """(y, present): the column coded for the task (regression: (n, 1)
+    float64; classification: (n,) int64 indices into classes, -1 where
+    missing) and a bool mask of the rows that have a target. Unknown labels
+    are coded -1 and not present."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if task == "regression":
+        values, usable = numbers_of(column, na_values)
+        return values.reshape(-1, 1), usable
+    if class_values is not None:
+        values, usable = numbers_of(column, na_values)
+        index = np.searchsorted(class_values, np.where(usable, values, 0))
+        index = np.minimum(index, len(class_values) - 1)
+        ok = usable & (class_values[index] == values)
+        return np.where(ok, index, -1).astype(np.int64), ok
+    cells = labels_of(column, na_values)
+    index = pc.index_in(cells, value_set=pa.array(list(classes), pa.string()))
+    index = pc.fill_null(index, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return index, index >= 0
+
+
+def _stdin_once(path: str):
+    """The opener of a file's bytes; standard input ("-") is read once and
+    served from memory, so that the header and the rows can both be read."""
+    from .tables import input_source
+
+    if path != "-":
+        return input_source
+    import sys
+
+    import pyarrow as pa
+
+    data = sys.stdin.buffer.read()
+    return lambda _path, _compression: pa.BufferReader(data)
+
+
+@dataclass(frozen=True, eq=False)
+class RawTable:
+    """A table read as it is: ``table`` (pyarrow), the target's name, and
+    where the data came from."""
+
+    table: object
+    target_name: str
+    name: str
+
+    @classmethod
+    def read(cls, path, *, target=None, format=None) -> RawTable:
+        """Read a file (see :func:`read_raw`) and find its target column."""
+        from .tables import format_of
+
+        path = os.fspath(path)
+        fmt, compression = format_of(path, format)
+        table = read_raw(path, fmt, compression, _stdin_once(path))
+        names = list(table.column_names)
+        check_header(names, path)
+        if table.num_rows == 0:
+            raise DataError(f"{path}: no data rows")
+        return cls(table, target_name_of(target, names, path), path)
+
+    @staticmethod
+    def read_columns(path, columns, *, format=None):
+        """The named columns of a file as a ``pyarrow.Table`` read as in
+        :func:`read_raw` (DataError naming any column it lacks)."""
+        from .tables import format_of, header_of
+
+        path = os.fspath(path)
+        fmt, compression = format_of(path, format)
+        present = header_of(path, format)
+        missing = [c for c in columns if c not in present]
+        if missing and present:
+            raise DataError(
+                f"{path}: no column {', '.join(map(repr, missing))}; columns: "
+                f"{', '.join(map(repr, present))}"
+            )
+        return read_raw(
+            path, fmt, compression, _stdin_once(path), columns=list(columns)
+        )
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [n for n in self.table.column_names if n != self.target_name]
+
+
+def raw_problem(
+    raw: RawTable,
+    *,
+    task: str | None = None,
+    dtype=np.float32,
+    options: PlanOptions | None = None,
+    val_fraction: float = 0.0,
+    seed: int | None = 0,
+):
+    """(Problem, validation rows, rows dropped for a missing target) of a raw
+    table: the target coded, its missing rows dropped, the split (stratified
+    by class), the plan of the training rows and every row encoded by it
+    (unstandardized; ``Problem.plan`` holds the plan and its statistics)."""
+    from .problem import Problem
+
+    path, table = raw.name, raw.table
+    options = options or PlanOptions()
+    options.check_names(raw.table.column_names, raw.target_name, path)
+    dtype = np.dtype(dtype)
+    where = f"{path}, column {raw.target_name!r}"
+    stats = TargetStats(
+        task, raw.target_name, where, options.na_values, float(np.finfo(dtype).max)
+    )
+    column = table.column(raw.target_name)
+    stats.add(column, 0)
+    task, classes, class_values = stats.finish()
+    y, present = code_target(column, task, classes, class_values, options.na_values)
+    dropped = int((~present).sum())
+    if dropped:
+        import pyarrow as pa
+
+        table = table.filter(pa.array(present))
+        y = y[present]
+    features = table.drop_columns([raw.target_name])
+    stratify = y if task == "classification" else None
+    train_idx, val_idx = train_val_split(len(y), val_fraction, seed, stratify=stratify)
+    val_rows = np.zeros(len(y), dtype=bool)
+    val_rows[val_idx] = True
+    table_stats = TableStats(features.schema, dtype, options, seed=seed or 0)
+    table_stats.add(features, ~val_rows, 0)
+    try:
+        plan = infer_plan(table_stats, options, where=path)
+    except PlanError as exc:
+        raise DataError(str(exc)) from None
+    X = plan.encode(features, dtype)
+    problem = Problem(
+        X, y, plan.inputs, raw.target_name, task, classes, path, True,
+        "ce" if task == "classification" else "mse", plan=plan,
+    )  # fmt: skip
+    return problem, val_rows, dropped
