@@ -27,6 +27,7 @@ from ..nn.parts import ACTIVATIONS, LOSSES, OPTIMIZERS, builtin_parts
 from ..progress import EpochProgress
 from ..progress import progress as progress_bar
 from ..training.schedules import SCHEDULES, EarlyStopping
+from .export import export
 
 builtin_parts()  # the choices below list them
 
@@ -146,6 +147,7 @@ def main() -> None:
 
 
 main.add_command(bench)
+main.add_command(export)
 
 
 @main.command()
