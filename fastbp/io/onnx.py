@@ -289,21 +289,18 @@ def _gelu(g: Graph, x: str, dtype: np.dtype) -> str:
 
 # --- outputs -----------------------------------------------------------------
 
-_INTEGER_TEXT = re.compile(r"-?(0|[1-9][0-9]{0,17})")
-
 
 def onnx_labels(values: Sequence[object]) -> NDArray:
     """Class labels as an ONNX label tensor holds them: int64 when every label
-    is an integer (bool as 0/1, floats of integral value, or text that is an
-    integer as written, "7" but not "07" or "7.0"), else their text
-    (an object array of str)."""
+    is an integer (bool as 0/1, or a float of integral value, as skl2onnx
+    does), else their text (an object array of str)."""
     values = list(values)
 
     def integral(v: object) -> bool:
         if isinstance(v, Integral):
             return True
         if isinstance(v, str):
-            return _INTEGER_TEXT.fullmatch(v) is not None
+            return False
         return isinstance(v, Real) and math.isfinite(v) and float(v).is_integer()
 
     if values and all(integral(v) for v in values):
@@ -444,14 +441,22 @@ def _checked_meta(meta: dict | None, model: Sequential) -> dict:
     return full
 
 
+#: An integer as str() writes one: "7" and "-7", not "07", "+7" or "7.0".
+_INTEGER_TEXT = re.compile(r"-?(0|[1-9][0-9]{0,17})")
+
+
 def _class_values(meta: dict) -> list:
     """The original label values: meta "class_values" (as the scikit-learn
-    estimators store them) when it matches "classes", else "classes"."""
+    estimators store them) when it matches "classes"; else "classes", as
+    integers when every one is an integer written as str() writes it (a
+    column of integer labels read by fastbp train), else as text."""
     classes = list(meta["classes"])
     values = meta.get("class_values")
     if isinstance(values, list) and len(values) == len(classes):
         if [str(v) for v in values] == [str(c) for c in classes]:
             return values
+    if all(isinstance(c, str) and _INTEGER_TEXT.fullmatch(c) for c in classes):
+        return [int(c) for c in classes]
     return classes
 
 
