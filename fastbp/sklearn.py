@@ -1067,9 +1067,13 @@ def _onnx_convert(scope, operator, container) -> None:
 
 
 def _onnx_type(dtype) -> int:
+    """The onnx TensorProto element type of a NumPy dtype (str and object:
+    STRING, which onnx < 1.16 does not map)."""
+    from onnx import TensorProto
     from onnx.helper import np_dtype_to_tensor_dtype
 
-    return np_dtype_to_tensor_dtype(np.dtype(dtype))
+    dtype = np.dtype(dtype)
+    return TensorProto.STRING if dtype.kind in "OU" else np_dtype_to_tensor_dtype(dtype)
 
 
 class _SklOnnxGraph:

@@ -33,8 +33,8 @@ does, in the same order:
 
 3. **Standardization** x' = (x - mean) / std, in float64, then one rounding
    into the model's dtype (as ``fastbp predict``).
-4. **The network**, in the model's dtype: Linear layers as Gemm, and every
-   registered activation (ReLU, LeakyReLU, GELU, sigmoid, tanh).
+4. **The network**, in the model's dtype: Linear layers as MatMul and Add,
+   and every registered activation (ReLU, LeakyReLU, GELU, sigmoid, tanh).
 5. **Outputs**, in float64, named as skl2onnx names them:
 
    - classification: ``label`` (N,), the class label (int64 when every label
@@ -230,8 +230,13 @@ def flat_layers(model: Sequential, where: str = "") -> list[Layer]:
 
 
 def _tensor_type(dtype: DTypeLike) -> int:
-    """The onnx TensorProto element type of a NumPy dtype."""
-    return _onnx().helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    """The onnx TensorProto element type of a NumPy dtype (str and object:
+    STRING, which onnx < 1.16 does not map)."""
+    onnx = _onnx()
+    dtype = np.dtype(dtype)
+    if dtype.kind in "OU":
+        return onnx.TensorProto.STRING
+    return onnx.helper.np_dtype_to_tensor_dtype(dtype)
 
 
 def emit_network(g: Graph, x: str, layers: Sequence[Layer], dtype: DTypeLike) -> str:
@@ -239,7 +244,7 @@ def emit_network(g: Graph, x: str, layers: Sequence[Layer], dtype: DTypeLike) ->
     in_features) tensor of dtype; returns the (N, out_features) output, of
     dtype.
 
-    Linear: Gemm(x, W, b) = x @ W + b. ReLU, sigmoid, tanh: their operators.
+    Linear: MatMul and Add, x @ W + b. ReLU, sigmoid, tanh: their operators.
     LeakyReLU: LeakyRelu (float32), or Where(x > 0, x, slope * x) (float64:
     onnxruntime has no float64 LeakyRelu). GELU: x Phi(x), the Gelu operator
     (opset >= 20, float32), else its erf form 0.5 x (1 + erf(x / sqrt 2)) with
@@ -250,7 +255,9 @@ def emit_network(g: Graph, x: str, layers: Sequence[Layer], dtype: DTypeLike) ->
         if isinstance(layer, Linear):
             w = g.const(layer.weight.data.astype(dtype), "weight")
             b = g.const(layer.bias.data.astype(dtype), "bias")
-            x = g.op("Gemm", [x, w, b])
+            # MatMul + Add, not Gemm: onnxruntime 1.17 fuses a float64 Gemm
+            # and its activation into a FusedGemm it has no float64 kernel for.
+            x = g.op("Add", [g.op("MatMul", [x, w]), b])
         elif isinstance(layer, ReLU):
             x = g.op("Relu", [x])
         elif isinstance(layer, Sigmoid):
@@ -793,7 +800,7 @@ def build_onnx(
                     f"({', '.join(outputs)}); rename the column"
                 )
             g.reserve(c["name"])
-            kind = f64 if c["role"] == "numeric" else _tensor_type(np.str_)
+            kind = f64 if c["role"] == "numeric" else _tensor_type(object)
             graph_inputs.append(helper.make_tensor_value_info(c["name"], kind, [N, 1]))
             values.append(c["name"])
     na_values = (meta.get("plan") or {}).get("na_values", [])
@@ -830,7 +837,7 @@ def build_onnx(
             label_name="label",
             proba_name="probabilities",
         )
-        label_type = _tensor_type(labels.dtype if labels.dtype != object else np.str_)
+        label_type = _tensor_type(labels.dtype)
         graph_outputs = [
             helper.make_tensor_value_info("label", label_type, [N]),
             helper.make_tensor_value_info("probabilities", f64, [N, len(labels)]),
