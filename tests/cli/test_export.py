@@ -110,3 +110,25 @@ def test_bad_input_is_one_error_line(tmp_path, monkeypatch):
     result = invoke("export", model, out)
     assert_input_error(result.output, result.exit_code, "pip install 'fastbp[onnx]'")
     assert not out.exists()
+
+
+def test_a_model_with_a_layer_onnx_cannot_express_is_one_error_line(tmp_path):
+    """A model file with an activation the user registered (loadable while it
+    is registered) that ONNX export does not know: exit 2, the layer named."""
+    from fastbp import Activation, Linear, Sequential
+    from fastbp.io import save_model
+    from fastbp.nn.parts import ACTIVATIONS, register
+
+    try:
+
+        @register("activation", "test_cli_swish")
+        class Swish(Activation):
+            pass
+
+        model = tmp_path / "swish.npz"
+        save_model(model, Sequential(Linear(2, 3, rng=0), Swish(), Linear(3, 1)))
+        result = invoke("export", model, tmp_path / "swish.onnx")
+        assert_input_error(result.output, result.exit_code, "layer 1, Swish")
+        assert not (tmp_path / "swish.onnx").exists()
+    finally:
+        ACTIVATIONS.pop("test_cli_swish", None)
