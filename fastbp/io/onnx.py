@@ -97,8 +97,8 @@ __all__ = [
 #: The ONNX opset written when none is asked for: the first with a Gelu
 #: operator and the string operators that read date text.
 DEFAULT_OPSET = 20
-#: The oldest opset the export writes (Softmax on the last axis, Split,
-#: ReduceSum and Squeeze with their inputs as tensors).
+#: The oldest opset the export writes (Softmax on the last axis; Split and
+#: ReduceSum taking their sizes and axes as inputs).
 MIN_OPSET = 13
 #: The ai.onnx.ml opset of LabelEncoder with string keys and float values.
 ML_OPSET = 2
@@ -110,8 +110,9 @@ OUTPUTS = ("label", "probabilities", "variable")
 ACTIVATION_NAMES = ("relu", "leaky_relu", "gelu", "sigmoid", "tanh")
 #: Datetime parts the export computes from date text.
 DATE_PARTS = ("year", "month", "day_of_year", "day_of_week", "hour")
-#: What a date text must look like (RE2, whole string): YYYY-MM-DD, then
-#: optionally "T" or " " and a two-digit hour, then anything not a digit.
+#: What a date text must look like (RE2, whole string): YYYY-MM-DD (month
+#: 1-12 and day 1-31, one or two digits), then optionally "T" or " ", an hour
+#: 0-23 of one or two digits, and anything that starts with a non-digit.
 DATE_PATTERN = (
     r"\d{4}-(0?[1-9]|1[0-2])-(0?[1-9]|[12]\d|3[01])"
     r"([T ]([01]?\d|2[0-3])(\D.*)?)?"

@@ -5,7 +5,7 @@ import io
 
 import numpy as np
 import pytest
-from cli_helpers import IRIS, assert_input_error, invoke
+from cli_helpers import IRIS, assert_input_error, invoke, run_fastbp
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -132,3 +132,18 @@ def test_a_model_with_a_layer_onnx_cannot_express_is_one_error_line(tmp_path):
         assert not (tmp_path / "swish.onnx").exists()
     finally:
         ACTIVATIONS.pop("test_cli_swish", None)
+
+
+def test_the_installed_command_exports_and_fails_in_one_line(tmp_path):
+    assert "export" in invoke("--help").output
+    proc = run_fastbp("export", "missing.npz", "m.onnx", cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+    assert assert_input_error(output, proc.returncode, "missing.npz") == output.strip()
+    from fastbp import mlp
+    from fastbp.io import save_model
+
+    save_model(tmp_path / "m.npz", mlp([3, 4, 1], rng=0))
+    proc = run_fastbp("export", "m.npz", "m.onnx", "--inputs", "matrix", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    assert [i.name for i in sess.get_inputs()] == ["X"]
