@@ -34,6 +34,7 @@ _NAMES = {
     **dict.fromkeys(("DataParallel",), "training.parallel"),
     **dict.fromkeys(("EarlyStopping",), "training.schedules"),
     **dict.fromkeys(("read_table",), "data.tables"),
+    **dict.fromkeys(("export_onnx",), "io.onnx"),
 }  # fmt: skip
 
 __all__ = ["__version__", "train", "gradcheck", *_NAMES]

@@ -37,6 +37,10 @@ Where it differs, on purpose:
 ``save(path)`` writes fastbp's pickle-free ``.npz`` model file, which
 ``fastbp predict`` serves; ``load(path)`` reads one written by ``save`` or by
 ``fastbp train`` (its standardization is applied in ``predict``).
+
+:func:`register_onnx` teaches skl2onnx the two estimators, so that
+``skl2onnx.to_onnx`` converts them, alone or at the end of a Pipeline
+(``pip install 'fastbp[onnx]'``).
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ from .training.fullbatch import lbfgs, loss_and_gradient
 from .training.result import DivergenceError
 from .training.schedules import SCHEDULES, EarlyStopping, schedule
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "register_onnx"]
 
 #: scikit-learn's activation names -> fastbp layer classes (None: identity).
 ACTIVATIONS = {
@@ -937,3 +941,178 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         several outputs."""
         y = self._decision(self._check_X(X))
         return y.ravel() if y.shape[1] == 1 else y
+
+
+# --- ONNX: skl2onnx converters -----------------------------------------------
+
+
+def register_onnx() -> None:
+    """Register ONNX converters for :class:`MLPClassifier` and
+    :class:`MLPRegressor` with skl2onnx (``update_registered_converter``), so
+    that ``skl2onnx.to_onnx`` converts them, alone or as the last step of a
+    scikit-learn Pipeline. Call it once, before converting; calling it again
+    changes nothing. Needs skl2onnx: ``pip install 'fastbp[onnx]'``.
+
+    The graph is the one of :mod:`fastbp.io.onnx` (the input cast to the
+    estimator's dtype, standardized first for a model loaded from a
+    ``fastbp train`` file; the network in that dtype) with skl2onnx's
+    outputs, in the input's float type (float64 for a DoubleTensorType
+    input, else float32):
+
+    - MLPClassifier: ``label`` (N,), int64 for integer (or boolean) classes,
+      else their text; ``probabilities`` (N, n_classes), ``predict_proba``'s.
+      skl2onnx's option ``zipmap`` (default True) turns the probabilities into
+      its list of dicts ``output_probability``; pass ``options={"zipmap":
+      False}`` for the tensor. Multi-label classifiers are not converted.
+    - MLPRegressor: ``variable`` (N, n_outputs).
+    """
+    try:
+        from skl2onnx import update_registered_converter
+    except ImportError:
+        raise ImportError(
+            "register_onnx needs skl2onnx: pip install 'fastbp[onnx]'"
+        ) from None
+    update_registered_converter(
+        MLPClassifier,
+        "FastbpMLPClassifier",
+        _onnx_classifier_shapes,
+        _onnx_convert,
+        # "nocl" is declared (a Pipeline's parser asks for it), as in
+        # skl2onnx's own converters; True is refused.
+        options={"zipmap": [True, False, "columns"], "nocl": [True, False]},
+    )
+    update_registered_converter(
+        MLPRegressor, "FastbpMLPRegressor", _onnx_regressor_shapes, _onnx_convert
+    )
+
+
+def _onnx_float(operator):
+    """(skl2onnx tensor type, NumPy dtype) of the outputs: the input's float
+    type, float32 for an integer or boolean input."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    if isinstance(operator.inputs[0].type, DoubleTensorType):
+        return DoubleTensorType, np.dtype(np.float64)
+    return FloatTensorType, np.dtype(np.float32)
+
+
+def _onnx_classifier_shapes(operator) -> None:
+    """skl2onnx shape calculator: label (N,), probabilities (N, n_classes)."""
+    from skl2onnx.common.data_types import Int64TensorType, StringTensorType
+    from skl2onnx.common.utils import check_input_and_output_numbers
+
+    from .io.onnx import onnx_labels
+
+    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=2)
+    est = operator.raw_operator
+    check_is_fitted(est, "coefs_")
+    if est._binarizer.y_type_.startswith("multilabel"):
+        raise ValueError(
+            "MLPClassifier: a multi-label classifier has no ONNX converter"
+        )
+    if operator.scope_inst.get_options(est, dict(nocl=False))["nocl"]:
+        raise NotImplementedError(
+            "MLPClassifier: option 'nocl' is not implemented by the ONNX converter"
+        )
+    n = operator.inputs[0].get_first_dimension()
+    labels = onnx_labels(est.classes_.tolist())
+    kind = Int64TensorType if labels.dtype == np.int64 else StringTensorType
+    operator.outputs[0].type = kind(shape=[n])
+    operator.outputs[1].type = _onnx_float(operator)[0](shape=[n, len(labels)])
+
+
+def _onnx_regressor_shapes(operator) -> None:
+    """skl2onnx shape calculator: variable (N, n_outputs)."""
+    from skl2onnx.common.utils import check_input_and_output_numbers
+
+    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=1)
+    est = operator.raw_operator
+    check_is_fitted(est, "coefs_")
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = _onnx_float(operator)[0](shape=[n, est.n_outputs_])
+
+
+def _onnx_convert(scope, operator, container) -> None:
+    """skl2onnx converter of both estimators (see :func:`register_onnx`)."""
+    from onnx import TensorProto
+
+    from .io.onnx import emit_classifier, emit_network, flat_layers, onnx_labels
+
+    est = operator.raw_operator
+    g = _SklOnnxGraph(scope, container)
+    dtype = np.dtype(est.dtype)
+    out_dtype = _onnx_float(operator)[1]
+    x = operator.inputs[0].full_name
+    scaler = getattr(est, "_standardizer", None)
+    if scaler is not None:  # as _scaled: in float64, then into dtype
+        x = g.op("Cast", [x], to=TensorProto.DOUBLE)
+        x = g.op("Sub", [x, g.const(np.asarray(scaler[0], np.float64), "mean")])
+        x = g.op("Div", [x, g.const(np.asarray(scaler[1], np.float64), "std")])
+    x = g.op("Cast", [x], to=_onnx_type(dtype))
+    network = est._network(extra_sigmoid=est.out_activation_ == "logistic")
+    out = emit_network(g, x, flat_layers(network), dtype)
+    outputs = [v.full_name for v in operator.outputs]
+    if isinstance(est, MLPClassifier):
+        # Softmax for several classes; for two, (1 - p, p) of the sigmoid p.
+        emit_classifier(
+            g,
+            out,
+            est.n_outputs_,
+            onnx_labels(est.classes_.tolist()),
+            loss="ce",
+            dtype=out_dtype,
+            label_name=outputs[0],
+            proba_name=outputs[1],
+        )
+    else:
+        g.op("Cast", [out], to=_onnx_type(out_dtype), outputs=outputs)
+
+
+def _onnx_type(dtype) -> int:
+    """The onnx TensorProto element type of a NumPy dtype (str and object:
+    STRING, which onnx < 1.16 does not map)."""
+    from onnx import TensorProto
+    from onnx.helper import np_dtype_to_tensor_dtype
+
+    dtype = np.dtype(dtype)
+    return TensorProto.STRING if dtype.kind in "OU" else np_dtype_to_tensor_dtype(dtype)
+
+
+class _SklOnnxGraph:
+    """The graph-building interface of :class:`fastbp.io.onnx.Graph`
+    (``opset``, ``fresh``, ``const``, ``op``), writing into skl2onnx's scope
+    and container, so the emit functions of fastbp.io.onnx serve the
+    converters."""
+
+    def __init__(self, scope, container) -> None:
+        self.scope, self.container = scope, container
+        self.opset = container.target_opset
+
+    def fresh(self, hint: str) -> str:
+        return self.scope.get_unique_variable_name(hint)
+
+    def const(self, value, hint: str = "const") -> str:
+        value = np.asarray(value)
+        name = self.fresh(hint)
+        if value.dtype == object:
+            content = [str(v).encode("utf-8") for v in value.ravel()]
+            kind = _onnx_type(np.str_)
+        else:
+            content, kind = value.ravel().tolist(), _onnx_type(value.dtype)
+        self.container.add_initializer(name, kind, list(value.shape), content)
+        return name
+
+    def op(self, op_type, inputs, *, outputs=1, domain="", **attrs):
+        if isinstance(outputs, int):
+            names = [self.fresh(op_type.lower()) for _ in range(outputs)]
+        else:
+            names = list(outputs)
+        self.container.add_node(
+            op_type,
+            list(inputs),
+            names,
+            op_domain=domain,
+            name=self.scope.get_unique_operator_name(op_type),
+            **attrs,
+        )
+        return names[0] if len(names) == 1 else names

@@ -157,9 +157,26 @@ def test_import_fastbp_needs_no_optional_extra():
     import sys
 
     code = (
-        "import sys, fastbp, fastbp.kernels;"
+        "import sys, fastbp, fastbp.kernels, fastbp.io, fastbp.io.onnx;"
         "bad = [m for m in ('sklearn', 'matplotlib', 'mpi4py', 'torch', 'jax', "
-        "'pyarrow') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+        "'pyarrow', 'onnx', 'onnxruntime', 'skl2onnx') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_onnx_is_imported_by_the_export_only():
+    """The estimators and the command line load no ONNX package until an
+    export or a converter registration asks for one."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("sklearn")
+    code = (
+        "import sys, fastbp.sklearn, fastbp.cli;"
+        "bad = [m for m in ('onnx', 'onnxruntime', 'skl2onnx') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -2,7 +2,8 @@
 
 ``fastbp.io`` owns what leaves a training run: model files (a pickle-free
 ``.npz`` of the weights with a JSON description, written atomically) and
-predictions written batch by batch as CSV or Parquet.
+predictions written batch by batch as CSV or Parquet, and the ONNX export of
+a model with its preprocessing (needs the ``onnx`` extra).
 """
 
 from .._compat import lazy_exports
@@ -14,6 +15,7 @@ _NAMES = {
         "model",
     ),
     **dict.fromkeys(("PredictionWriter", "output_format"), "outputs"),
+    **dict.fromkeys(("export_onnx",), "onnx"),
 }  # fmt: skip
 
 __all__ = list(_NAMES)
