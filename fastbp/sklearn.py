@@ -562,6 +562,7 @@ class _BaseMLP(BaseEstimator):
                 predictor.scaler.std.astype(np.float64),
             )
         )
+        est._target_scale = predictor.target_scale
         est._adopt(predictor, meta, sigmoid_out)
         return est
 
@@ -940,6 +941,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """Predicted values (n_samples,), or (n_samples, n_outputs) for
         several outputs."""
         y = self._decision(self._check_X(X))
+        scale = getattr(self, "_target_scale", None)
+        if scale is not None:  # a fastbp train model of a scaled target
+            y = y.astype(np.float64) * scale[1] + scale[0]
         return y.ravel() if y.shape[1] == 1 else y
 
 

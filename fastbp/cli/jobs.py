@@ -182,6 +182,15 @@ def load(config: TrainConfig, world: MpiWorld, out) -> TableJob | StreamJob:
     return TableJob(problem.name, prepared, len(prepared.X_train), len(prepared.X_val))
 
 
+def _located(exc: Exception, config: TrainConfig) -> InputError:
+    """A data error of a raw table, its data row named by its line in a CSV
+    file, with the option that helps."""
+    from ..data.tables import with_lines
+
+    message = with_lines(str(exc), config.data, config.data_format)
+    return data_error(type(exc)(message))
+
+
 def _raw(config: TrainConfig, out) -> TableJob:
     """A raw table: read as it is, its column plan made from the training
     rows, every row encoded by it; regression targets scaled inside."""
@@ -203,7 +212,7 @@ def _raw(config: TrainConfig, out) -> TableJob:
                 seed=config.seed,
             )  # fmt: skip
     except (DataError, PlanError) as exc:
-        raise data_error(exc) from None
+        raise _located(exc, config) from None
     except ValueError as exc:  # val_fraction leaves no training rows
         raise InputError(f"--val-split: {exc}") from None
     loss = _loss_for(config.loss, problem.task, problem.default_loss)
@@ -213,7 +222,7 @@ def _raw(config: TrainConfig, out) -> TableJob:
             scale_target=True,
         )  # fmt: skip
     except DataError as exc:
-        raise data_error(exc) from None
+        raise _located(exc, config) from None
     if not len(prepared.X_train):
         raise InputError(f"--val-split: {config.val_split:g} leaves no training rows")
     return TableJob(

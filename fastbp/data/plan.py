@@ -19,8 +19,9 @@ datetime       Arrow dates and timestamps, or ISO-like date/time text
                (2012-01-31, 2012/01/31, 2012-01-31 10:30:00): year, month,
                day of year, day of week (Monday 0), and hour where times vary
 identifier     a pandas index column (unnamed first column), an integer
-               column that is a unique row counter, an ID-named column whose
-               values are all distinct: left out
+               column that is a unique row counter (a permutation of a range;
+               in a table of 50 rows or more, or named like an ID), an
+               ID-named column whose values are all distinct: left out
 text           text with nearly all values distinct (names, free text): left
                out
 dropped        asked for (``drop=``, or not among ``features=``), or empty
@@ -104,7 +105,7 @@ DATE_FORMATS = (
     "%Y-%m-%d %H:%M",
     "%Y/%m/%d %H:%M",
 )
-_NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+_NUMBER = r"^[+-]?((\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|(?i:inf|infinity))$"
 _INDEX_NAMES = ("", "Unnamed: 0", "__index_level_0__", "rownames")
 _ID_NAME = re.compile(r"(^|[_\s.-])id$|^id([_\s.-]|$)|[a-z]Id$", re.IGNORECASE)
 
@@ -215,7 +216,8 @@ def text_cells(column, na_values: tuple[str, ...]):
 
 def numbers_of(column, na_values: tuple[str, ...]) -> tuple[NDArray, NDArray]:
     """(values float64, usable bool) of any column read as numbers: nulls,
-    NaN, infinities and text that is not a number are not usable (value NaN)."""
+    NaN and text that is not a number are NaN, infinities stay; only finite
+    values are usable."""
     pa, pc = _types()
     column = _plain(column)
     kind = kind_of(column.type)
@@ -231,9 +233,7 @@ def numbers_of(column, na_values: tuple[str, ...]) -> tuple[NDArray, NDArray]:
     else:
         values = np.full(len(column), np.nan)
     values = np.asarray(values, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        usable = np.isfinite(values)
-    return np.where(usable, values, np.nan), usable
+    return values, np.isfinite(values)
 
 
 def bools_of(column, na_values: tuple[str, ...]) -> tuple[NDArray, NDArray]:
@@ -353,7 +353,7 @@ class ColumnStats:
         self.na_values, self.seed = tuple(na_values), seed
         self.want_levels = want_levels or kind == "text"
         self.rows = self.missing = 0
-        self.n_number = self.n_bool = self.n_date = 0
+        self.n_number = self.n_numberlike = self.n_bool = self.n_date = 0
         self.integers = True
         self.low, self.high = math.inf, -math.inf
         self.hash_sum = np.uint64(0)
@@ -408,6 +408,7 @@ class ColumnStats:
     def _numbers(self, values: NDArray, usable: NDArray, rows: NDArray) -> None:
         k = int(usable.sum())
         self.n_number += k
+        self.n_numberlike += int(np.count_nonzero(~np.isnan(values)))
         if k == 0:
             return
         good = values[usable]
@@ -454,6 +455,7 @@ class ColumnStats:
         self.rows += other.rows
         self.missing += other.missing
         self.n_number += other.n_number
+        self.n_numberlike += other.n_numberlike
         self.n_bool += other.n_bool
         self.n_date += other.n_date
         self.integers &= other.integers
@@ -831,9 +833,11 @@ def _role(column: ColumnStats, position: int, options: PlanOptions) -> tuple[str
         return "boolean", ""
     distinct = column.levels.distinct - (1 if column.missing else 0)
     all_distinct = not column.levels.overflow and distinct == present and present > 2
-    numeric = column.kind == "number" or column.n_number >= NUMERIC_SHARE * present
+    numeric = (
+        column.kind == "number" or column.n_numberlike >= NUMERIC_SHARE * present
+    )
     if numeric:
-        if column.row_counter():
+        if column.row_counter() and (_ID_NAME.search(name) or column.rows >= 50):
             return "identifier", "unique row counter"
         if _ID_NAME.search(name) and all_distinct:
             return "identifier", "an ID: every value distinct"

@@ -324,6 +324,20 @@ class Predictor:
             raise ValueError("Predictor.predict: X contains NaN or infinity")
         return self._standardized(X, where, len(X))
 
+    def _check_columns(self, path: str, format: str | None) -> None:
+        """DataError naming the columns the file lacks (read from its
+        header only)."""
+        from .tables import header_of
+
+        present = header_of(path, format) if path != "-" else []
+        missing = [c for c in self.columns if c not in present]
+        if present and missing:
+            raise DataError(
+                f"{path}: the model takes {len(self.columns)} features "
+                f"({', '.join(map(repr, self.columns))}); missing "
+                f"{', '.join(map(repr, missing))}"
+            )
+
     def _table_inputs(self, table, where: str, offset: int) -> NDArray:
         """Inputs of the named columns of an Arrow table (or batch)."""
         missing = [c for c in self.columns if c not in table.column_names]
@@ -429,6 +443,7 @@ class Predictor:
         path = os.fspath(path)
         names = list(self.columns)
         extra = [c for c in dict.fromkeys(carry) if c not in names]
+        self._check_columns(path, format)
         offset = 0
         try:
             for batch in iter_batches(
@@ -438,6 +453,8 @@ class Predictor:
                 outputs = self.model.predict(self._table_inputs(batch, path, offset))
                 offset += batch.num_rows
                 yield outputs, {c: batch.column(c) for c in carry}
+            if offset == 0:
+                raise DataError(f"{path}, line 1: header only, no data rows")
         except Exception as exc:
             import pyarrow as pa
 
@@ -470,8 +487,12 @@ def _read_error(exc: Exception, path: str, format: str | None) -> Exception:
     if isinstance(exc, FileNotFoundError):
         return DataError(f"{path}: no such file")
     from .raw import read_problem
+    from .tables import ragged_line
 
-    fmt = format or format_of(path)[0] if path != "-" else "csv"
+    fmt = format_of(path, format)[0] if path != "-" else "csv"
+    ragged = ragged_line(path, format) if "columns" in str(exc) else None
+    if ragged is not None:
+        return DataError(f"{path}, {ragged}")
     return DataError(f"{path}: {read_problem(exc, fmt)}")
 
 

@@ -81,6 +81,9 @@ class Problem:
         Data rows of the file before X's first row: 0, or a shard's offset
         (:func:`fastbp.data.shard.load_shard`), so that messages name the
         whole file's data row.
+    data_rows : ndarray of int64, or None
+        The file's data row (from 0) of each row of X, when rows were left
+        out (a missing target); None when row i is data row first_row + i.
     plan : TablePlan or None
         The column plan X was encoded with (:mod:`fastbp.data.plan`): a raw
         table's roles, fills, levels and the standardization of every input.
@@ -98,6 +101,7 @@ class Problem:
     default_loss: str = "mse"
     first_row: int = 0
     plan: TablePlan | None = None
+    data_rows: NDArray | None = None
 
     @property
     def n_samples(self) -> int:
@@ -395,7 +399,7 @@ class Problem:
         where = (
             f"row {row}, column {column!r}"
             if self.name in ("arrays", "xor")
-            else f"{self.name}, data row {self.first_row + row + 1}, column {column!r}"
+            else f"{self.name}, data row {self._data_row(row) + 1}, column {column!r}"
         )
         advice = "use float64 or scale" if dtype == np.float32 else "scale"
         if kind == "target":
@@ -414,6 +418,12 @@ class Problem:
             f"{where}: {value} is too large for {dtype} arithmetic (its square "
             f"overflows); {advice} the column down, or drop the row"
         )
+
+    def _data_row(self, row: int) -> int:
+        """The file's data row (from 0) of row ``row`` of X."""
+        if self.data_rows is not None:
+            return int(self.data_rows[row])
+        return self.first_row + row
 
     def _targets(self, loss: str, dtype: np.dtype) -> tuple[NDArray, int, str]:
         """(training targets, output units, metric) for the loss."""

@@ -77,7 +77,16 @@ def read_raw(path: str, fmt: str, compression: str | None, source, columns=None)
     except OSError as exc:
         raise _open_error(path, exc) from None
     except pa.ArrowException as exc:
-        raise DataError(f"{path}: {read_problem(exc, fmt)}") from None
+        ragged = None
+        if "Expected" in str(exc) and "columns" in str(exc):
+            from .tables import ragged_line
+
+            ragged = ragged_line(path, fmt)
+        raise DataError(
+            f"{path}: {read_problem(exc, fmt)}"
+            if ragged is None
+            else f"{path}, {ragged}"
+        ) from None
 
 
 def read_problem(exc: Exception, fmt: str) -> str:
@@ -164,9 +173,10 @@ class TargetStats:
     or by value (numbers, each named as first written).
     """
 
-    def __init__(self, task: str | None, name: str, where: str, na_values, limit):
+    def __init__(self, task: str | None, name: str, where: str, na_values, dtype):
         self.task, self.name, self.where = task, name, where
-        self.na_values, self.limit = tuple(na_values), limit
+        self.na_values, self.dtype = tuple(na_values), np.dtype(dtype)
+        self.limit = float(np.finfo(self.dtype).max)
         self.rows = self.missing = 0
         self.numeric, self.integers, self.overflow = True, True, False
         self.first_text: tuple[int, str] | None = None
@@ -185,12 +195,16 @@ class TargetStats:
         self.rows += n
         self.missing += int(missing.sum())
         values, usable = numbers_of(column, self.na_values)
+        infinite = np.isinf(values)  # a number, but no target: missing
+        if infinite.any():
+            missing |= infinite
+            self.missing += int(infinite.sum())
         too_large = usable & (np.abs(np.where(usable, values, 0)) > self.limit)
         if too_large.any():
             i = int(np.argmax(too_large))
             raise DataError(
                 f"{self.where}, data row {first_row + i + 1}: {values[i]:g} is too "
-                "large (use float64)"
+                f"large for {self.dtype} (use float64)"
             )
         text = ~missing & ~usable
         if text.any() and self.first_text is None:
@@ -335,7 +349,7 @@ class RawTable:
         names = list(table.column_names)
         check_header(names, path)
         if table.num_rows == 0:
-            raise DataError(f"{path}: no data rows")
+            raise DataError(f"{path}, line 1: header only, no data rows")
         return cls(table, target_name_of(target, names, path), path)
 
     @staticmethod
@@ -382,19 +396,19 @@ def raw_problem(
     options.check_names(raw.table.column_names, raw.target_name, path)
     dtype = np.dtype(dtype)
     where = f"{path}, column {raw.target_name!r}"
-    stats = TargetStats(
-        task, raw.target_name, where, options.na_values, float(np.finfo(dtype).max)
-    )
+    stats = TargetStats(task, raw.target_name, where, options.na_values, dtype)
     column = table.column(raw.target_name)
     stats.add(column, 0)
     task, classes, class_values = stats.finish()
     y, present = code_target(column, task, classes, class_values, options.na_values)
     dropped = int((~present).sum())
+    data_rows = None
     if dropped:
         import pyarrow as pa
 
         table = table.filter(pa.array(present))
         y = y[present]
+        data_rows = np.flatnonzero(present)
     features = table.drop_columns([raw.target_name])
     stratify = y if task == "classification" else None
     train_idx, val_idx = train_val_split(len(y), val_fraction, seed, stratify=stratify)
@@ -409,6 +423,6 @@ def raw_problem(
     X = plan.encode(features, dtype)
     problem = Problem(
         X, y, plan.inputs, raw.target_name, task, classes, path, True,
-        "ce" if task == "classification" else "mse", plan=plan,
+        "ce" if task == "classification" else "mse", plan=plan, data_rows=data_rows,
     )  # fmt: skip
     return problem, val_rows, dropped

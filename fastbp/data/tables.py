@@ -61,6 +61,10 @@ __all__ = [
     "file_part",
     "read_part",
     "count_newlines",
+    "line_of_row",
+    "with_lines",
+    "ragged_line",
+    "input_source",
 ]
 
 #: Formats by name, as ``format=`` and ``fastbp train --format`` take them.
@@ -1187,3 +1191,83 @@ def count_newlines(path: str | os.PathLike, stop: int, chunk: int = 1 << 24) -> 
             count += data.count(b"\n")
             left -= len(data)
     return count
+
+
+def line_of_row(path: str, data_row: int, format: str | None = None) -> int | None:
+    """The line (from 1, the header being line 1) where data row ``data_row``
+    (from 1) of a CSV or TSV file starts, counting records as pyarrow and
+    :mod:`csv` do (quoted line breaks inside a field, blank lines skipped);
+    None for other formats, standard input, or a row past the end. Reads
+    the file up to that row: for error messages only."""
+    if path == _STDIN:
+        return None
+    fmt, compression = format_of(path, format)
+    if fmt not in ("csv", "tsv"):
+        return None
+    import csv
+    import io
+
+    import pyarrow as pa
+
+    with input_source(path, compression) as raw:
+        text = io.TextIOWrapper(pa.PythonFile(raw, mode="r"), encoding="utf-8-sig",
+                                errors="replace", newline="")  # fmt: skip
+        reader = csv.reader(text, delimiter=_delimiter(fmt))
+        seen, line = -1, 1  # the header is record 0
+        for fields in reader:
+            if fields:
+                seen += 1
+                if seen == data_row:
+                    return line
+            line = reader.line_num + 1
+    return None
+
+
+def with_lines(message: str, path: str, format: str | None = None) -> str:
+    """message with its first "data row N" of the file ``path`` named as
+    "line L" when path is a CSV or TSV file (see :func:`line_of_row`)."""
+    match = re.search(r"data row (\d+)", message)
+    if match is None or not message.startswith(path):
+        return message
+    try:
+        line = line_of_row(path, int(match.group(1)), format)
+    except (OSError, ValueError):
+        line = None
+    if line is None:
+        return message
+    return message[: match.start()] + f"line {line}" + message[match.end() :]
+
+
+def ragged_line(path: str, format: str | None = None) -> str | None:
+    """For a CSV or TSV file that pyarrow could not parse: "line L: K fields,
+    but the header (line 1) has M" for its first record of another length,
+    or None."""
+    if path == _STDIN:
+        return None
+    fmt, compression = format_of(path, format)
+    if fmt not in ("csv", "tsv"):
+        return None
+    import csv
+    import io
+
+    import pyarrow as pa
+
+    with input_source(path, compression) as raw:
+        text = io.TextIOWrapper(pa.PythonFile(raw, mode="r"), encoding="utf-8-sig",
+                                errors="replace", newline="")  # fmt: skip
+        reader = csv.reader(text, delimiter=_delimiter(fmt))
+        width, line = None, 1
+        try:
+            for fields in reader:
+                if fields:
+                    if width is None:
+                        width, header_line = len(fields), line
+                    elif len(fields) != width:
+                        return (
+                            f"line {line}: {len(fields)} fields, but the header "
+                            f"(line {header_line}) has {width}"
+                        )
+                line = reader.line_num + 1
+        except csv.Error as exc:
+            return f"line {reader.line_num}: {exc}"
+    return None

@@ -67,7 +67,8 @@ def expected_predictions(model_path, data_path):
         X = Standardizer(**meta["standardizer"]).transform(X)
     Y = model.predict(np.ascontiguousarray(X, dtype=model.dtype))
     if meta["task"] == "regression":
-        return Y[:, 0]
+        scale = meta.get("target_scale") or {"mean": 0.0, "std": 1.0}
+        return Y[:, 0].astype(np.float64) * scale["std"] + scale["mean"]
     index = (Y[:, 0] > 0.5).astype(int) if Y.shape[1] == 1 else Y.argmax(axis=1)
     return [meta["classes"][i] for i in index]
 
@@ -593,12 +594,47 @@ BAD_FILE_NAMES = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
-def test_cli_train_bad_file(case, tmp_path):
+def test_cli_train_bad_file_strict(case, tmp_path):
+    path = write(tmp_path, f"{case}.csv", BAD_FILES[case])
+    target = old_model(tmp_path)
+    result = invoke("train", "--data", path, "--save", target, "--strict")
+    assert_input_error(result.output, result.exit_code, path, *BAD_FILE_NAMES[case])
+    assert target.read_bytes() == OLD_MODEL
+
+
+#: Files that are bad as raw tables too (without --strict).
+RAW_BAD = ("empty", "header_only", "ragged_row", "single_class")
+
+
+@pytest.mark.parametrize("case", RAW_BAD)
+def test_cli_train_bad_file_raw(case, tmp_path):
     path = write(tmp_path, f"{case}.csv", BAD_FILES[case])
     target = old_model(tmp_path)
     result = invoke("train", "--data", path, "--save", target)
     assert_input_error(result.output, result.exit_code, path, *BAD_FILE_NAMES[case])
     assert target.read_bytes() == OLD_MODEL
+
+
+@pytest.mark.parametrize(
+    ("case", "role"),
+    [
+        ("missing_value", "numeric (1 missing)"),
+        ("nan", "numeric (1 missing)"),
+        ("inf", "numeric (1 missing)"),
+        ("non_numeric", "categorical"),
+    ],
+)
+def test_cli_train_raw_cells_take_a_role(case, role, tmp_path):
+    # Without --strict a missing, NaN or infinite cell is missing (filled
+    # with the training rows' median, plus an indicator input), and a column
+    # with text is categorical; the header names each column's role.
+    path = write(tmp_path, f"{case}.csv", BAD_FILES[case])
+    result = invoke("train", "--data", path, "--epochs", 2, "--val-split", 0)
+    assert result.exit_code == 0, result.output
+    columns = next(
+        line for line in result.output.splitlines() if line.startswith("columns:")
+    )
+    assert f"'b': {role}" in columns, columns
 
 
 def test_cli_train_missing_file(tmp_path):
@@ -779,7 +815,29 @@ PREDICT_BAD_FILES = {
 }
 
 
+@pytest.fixture(scope="module")
+def strict_iris_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("iris") / "iris-strict.npz"
+    result = invoke("train", "--data", IRIS, "-q", "--save", path, "--strict")
+    assert result.exit_code == 0, result.output
+    return path
+
+
 @pytest.mark.parametrize("case", sorted(PREDICT_BAD_FILES))
+def test_cli_predict_bad_data_file_strict_model(
+    case, strict_iris_model, predict_out, tmp_path
+):
+    # A model trained with --strict reads clean numbers only, as before.
+    text, names = PREDICT_BAD_FILES[case]
+    path = write(tmp_path, f"{case}.csv", text)
+    result = invoke(
+        "predict", "--model", strict_iris_model, "--data", path, "--out", predict_out
+    )
+    assert_input_error(result.output, result.exit_code, path, *names)
+    assert predict_out.read_text() == "prediction\nold\n"
+
+
+@pytest.mark.parametrize("case", ["empty", "header_only", "ragged_row"])
 def test_cli_predict_bad_data_file(case, iris_model, predict_out, tmp_path):
     text, names = PREDICT_BAD_FILES[case]
     path = write(tmp_path, f"{case}.csv", text)
@@ -788,6 +846,29 @@ def test_cli_predict_bad_data_file(case, iris_model, predict_out, tmp_path):
     )
     assert_input_error(result.output, result.exit_code, path, *names)
     assert predict_out.read_text() == "prediction\nold\n"
+
+
+def test_cli_predict_fills_missing_and_unreadable_cells(iris_model, tmp_path):
+    # A model with a column plan fills what it cannot read with the training
+    # rows' median: the same prediction as the median written out.
+    from fastbp.data.predictor import Predictor
+
+    predictor = Predictor.load(iris_model)
+    medians = {c.name: c.fill for c in predictor.plan.used}
+    row = [5.1, 3.5, 1.4, 0.2]
+    cells = ["5.1", "abc", "", "NA"]
+    filled = [
+        row[0],
+        medians["sepal_width"],
+        medians["petal_length"],
+        medians["petal_width"],
+    ]
+    path = write(tmp_path, "holes.csv", IRIS_HEADER + ",".join(cells) + "\n")
+    result = invoke("predict", "--model", iris_model, "--data", path)
+    assert result.exit_code == 0, result.output
+    assert read_predictions(result.stdout) == list(
+        predictor.predict(np.array([filled]))
+    )
 
 
 def test_cli_predict_missing_data_file(iris_model, tmp_path):
@@ -896,7 +977,8 @@ def test_cli_train_float64_overflow_does_not_blame_the_learning_rate(tmp_path):
     rows = ["x1,x2,y"] + [f"{i},{i % 3},{i}e200" for i in range(1, 21)]
     path = write(tmp_path, "huge.csv", "\n".join(rows) + "\n")
     result = invoke("train", "--data", path, "--dtype", "float64", "--epochs", 2)
-    last = assert_input_error(result.output, result.exit_code, "data row 1", "'y'")
+    # The message names the CSV line of the data row (data row 1 is line 2).
+    last = assert_input_error(result.output, result.exit_code, "line 2", "'y'")
     assert "learning rate" not in last and "--lr" not in last
     assert "too large for float64" in last
 
@@ -930,14 +1012,14 @@ def test_cli_train_target_overflow_past_the_first_batch_names_the_row(
     path = write(tmp_path, "late.csv", "\n".join(rows) + "\n")
     result = invoke("train", "--data", path, "--dtype", dtype, "--epochs", 2)
     last = assert_input_error(
-        result.output, result.exit_code, "data row 51", "column 'y'", dtype
+        result.output, result.exit_code, "line 52", "column 'y'", dtype
     )
     assert "learning rate" not in last and "--val-split" not in last
     assert ("--dtype float64" in last) == (dtype == "float32")
 
 
 @pytest.mark.parametrize(
-    ("dtype", "where"), [("float64", "data row 51"), ("float32", "line 52")]
+    ("dtype", "where"), [("float64", "line 52"), ("float32", "line 52")]
 )
 def test_cli_subprocess_overflow_is_one_line(dtype, where, tmp_path):
     rows = ["x1,x2,y"] + [f"{i},{i % 3},{i / 10}" for i in range(60)]
