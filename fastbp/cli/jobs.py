@@ -84,8 +84,8 @@ class TableJob:
         p = self.prepared
         return p.X_train, p.T_train, p.validation
 
-    def save(self, path: str, model) -> None:
-        self.prepared.save(path, model)
+    def save(self, path: str, model, extra: dict) -> None:
+        self.prepared.save(path, model, extra)
 
     def final_figures(self, model, loss, result, strategy) -> tuple[float, float]:
         """(loss, metric) of the trained model over the training rows (the
@@ -141,8 +141,8 @@ class StreamJob:
 
         return Streamed(self.source_fn, self.stats, shuffle_buffer=self.shuffle_buffer)
 
-    def save(self, path: str, model) -> None:
-        self.stats.save(path, model, self.loss)
+    def save(self, path: str, model, extra: dict) -> None:
+        self.stats.save(path, model, self.loss, extra)
 
     def final_figures(self, model, loss, result, strategy) -> tuple[float, None]:
         """(the last epoch's mean training loss, None): the streamed table is

@@ -18,6 +18,16 @@ __all__ = ["main"]
 COMMANDS = {
     "train": ("fastbp.cli.train", "train", "Train an MLP on XOR or a table."),
     "predict": ("fastbp.cli.predict", "predict", "Predict with a saved model."),
+    "evaluate": (
+        "fastbp.cli.predict",
+        "evaluate",
+        "Score a saved model on a table that holds its target.",
+    ),
+    "inspect": (
+        "fastbp.cli.predict",
+        "inspect",
+        "Show what a model file expects and holds.",
+    ),
     "export": ("fastbp.cli.export", "export", "Export a model file to ONNX."),
     "bench": ("fastbp.bench.command", "bench", "Speed benchmarks."),
 }

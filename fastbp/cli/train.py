@@ -57,7 +57,9 @@ def run(config: TrainConfig, world: MpiWorld) -> None:
     figures = job.final_figures(model, loss, result, strategy)
     reporter.notes(result, model)
     if config.save is not None:
-        job.save(config.save, model)
+        job.save(
+            config.save, model, {"training": _training(config, job, result, figures)}
+        )
     if config.plot is not None:
         from ..plot import plot_history
 
@@ -65,6 +67,32 @@ def run(config: TrainConfig, world: MpiWorld) -> None:
         name = config.data if job.streamed else job.name
         plot_history(result.history, config.plot, metric_name=key, title=name)
     reporter.summary(result, figures, widths)
+
+
+def _training(config: TrainConfig, job, result, figures) -> dict:
+    """How the model was trained and how it ended, for the model file
+    (``fastbp inspect`` shows it)."""
+    key = "r2" if job.metric == "r2" else "accuracy"
+    val_loss = result.kept(result.val_loss)
+    return {
+        "data": config.data,
+        "hidden": list(config.hidden),
+        "activation": config.activation,
+        "optimizer": config.optimizer,
+        "lr": config.lr,
+        "batch_size": config.batch_size,
+        "epochs": result.epochs,
+        "seed": config.seed,
+        "val_split": config.val_split,
+        "lr_schedule": config.lr_schedule,
+        "early_stopping": config.early_stopping,
+        "final": {
+            "train_loss": figures[0],
+            f"train_{key}": figures[1],
+            "val_loss": None if val_loss is None else val_loss * job.loss_scale,
+            f"val_{key}": result.kept(result.val_metric),
+        },
+    }
 
 
 def build(config: TrainConfig, widths: list[int], loss_name: str):

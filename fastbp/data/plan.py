@@ -833,9 +833,7 @@ def _role(column: ColumnStats, position: int, options: PlanOptions) -> tuple[str
         return "boolean", ""
     distinct = column.levels.distinct - (1 if column.missing else 0)
     all_distinct = not column.levels.overflow and distinct == present and present > 2
-    numeric = (
-        column.kind == "number" or column.n_numberlike >= NUMERIC_SHARE * present
-    )
+    numeric = column.kind == "number" or column.n_numberlike >= NUMERIC_SHARE * present
     if numeric:
         if column.row_counter() and (_ID_NAME.search(name) or column.rows >= 50):
             return "identifier", "unique row counter"

@@ -502,10 +502,13 @@ class Prepared:
             self.loss, self.metric, plan=p.plan, target_scale=self.target_scale,
         )  # fmt: skip
 
-    def save(self, path: str | os.PathLike, model: Sequential) -> None:
-        """Write model and :meth:`metadata` to a fastbp model file, atomically
-        (see :func:`fastbp.io.save_model`)."""
-        save(path, model, self.metadata())
+    def save(
+        self, path: str | os.PathLike, model: Sequential, extra: dict | None = None
+    ) -> None:
+        """Write model and :meth:`metadata` (with the keys of ``extra``, such
+        as the training settings ``fastbp train`` records) to a fastbp model
+        file, atomically (see :func:`fastbp.io.save_model`)."""
+        save(path, model, {**self.metadata(), **(extra or {})})
 
     def predictor(self, model: Sequential) -> Predictor:
         """The model trained on this preparation, as a :class:`Predictor`

@@ -234,10 +234,15 @@ class StreamStats:
         return self.prepared(loss).metadata()
 
     def save(
-        self, path: str | os.PathLike, model: Sequential, loss: str | Loss | None = None
+        self,
+        path: str | os.PathLike,
+        model: Sequential,
+        loss: str | Loss | None = None,
+        extra: dict | None = None,
     ) -> None:
-        """Write model and :meth:`metadata` to a fastbp model file, atomically."""
-        self.prepared(loss).save(path, model)
+        """Write model and :meth:`metadata` (and the keys of ``extra``) to a
+        fastbp model file, atomically."""
+        self.prepared(loss).save(path, model, extra)
 
 
 def _loss_name(loss: str | Loss | None, default: str) -> str:

@@ -52,6 +52,11 @@ class PredictionWriter:
     """Context manager: ``with PredictionWriter(path, kind) as out:
     out.write(batch)``.
 
+    Each row holds, in this order, the columns passed ``before`` the
+    prediction (ID columns carried through), ``prediction``, and those
+    passed ``after`` it (class probabilities); the first :meth:`write`
+    fixes the columns.
+
     Parameters
     ----------
     path : str, path-like or None
@@ -92,6 +97,7 @@ class PredictionWriter:
         self._stack = contextlib.ExitStack()
         self._file = None
         self._parquet_writer = None
+        self._names: list[str] | None = None
 
     def __enter__(self) -> PredictionWriter:
         if self.path is None:
@@ -102,15 +108,6 @@ class PredictionWriter:
                 raise ValueError("Parquet predictions need a binary standard output")
         else:
             self._file = self._stack.enter_context(atomic_file(self.path))
-        if self.parquet:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            kind = pa.string() if self.kind == "labels" else pa.float64()
-            schema = pa.schema([("prediction", kind)])
-            self._parquet_writer = pq.ParquetWriter(self._file, schema)
-        else:
-            self._emit("prediction\n")
         return self
 
     def _emit(self, text: str) -> None:
@@ -119,28 +116,53 @@ class PredictionWriter:
         else:
             self._file.write(text.encode("utf-8"))
 
-    def write(self, predictions: Sequence[str] | np.ndarray) -> None:
-        """Append one batch of predictions (labels or values)."""
-        if self.kind == "labels":
-            items = [str(label) for label in predictions]
-        else:
-            # tolist() gives Python floats, whose repr reads back exactly
-            # (about 1.3 s per million values, as repr(float(v)) was).
-            items = np.asarray(predictions, dtype=np.float64).reshape(-1).tolist()
-        if not items:
-            return
-        self.rows += len(items)
-        if self._parquet_writer is not None:
-            import pyarrow as pa
+    def write(
+        self,
+        predictions: Sequence[str] | np.ndarray,
+        *,
+        before: dict | None = None,
+        after: dict | None = None,
+    ) -> None:
+        """Append one batch of predictions (labels or values), with the
+        columns of ``before`` and ``after`` ({name: pyarrow array or
+        sequence}, as long as predictions) beside them."""
+        import pyarrow as pa
 
-            kind = pa.string() if self.kind == "labels" else pa.float64()
-            column = pa.array(items, kind)
-            self._parquet_writer.write_table(pa.table({"prediction": column}))
+        if self.kind == "labels":
+            main = pa.array([str(label) for label in predictions], pa.string())
         else:
-            encode = csv_field if self.kind == "labels" else repr
-            self._emit("\n".join(map(encode, items)) + "\n")
+            main = pa.array(np.asarray(predictions, dtype=np.float64).reshape(-1))
+        columns = {**(before or {}), "prediction": main, **(after or {})}
+        columns = {name: _arrow(values) for name, values in columns.items()}
+        if self._names is None:
+            self._start(columns)
+        if not len(main):
+            return
+        self.rows += len(main)
+        if self._parquet_writer is not None:
+            table = pa.table(columns).cast(self._parquet_writer.schema)
+            self._parquet_writer.write_table(table)
+        else:
+            cells = [_csv_cells(values) for values in columns.values()]
+            self._emit(
+                "".join(",".join(row) + "\n" for row in zip(*cells, strict=True))
+            )
+
+    def _start(self, columns: dict) -> None:
+        """The header (CSV) or schema (Parquet), from the first batch."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._names = list(columns)
+        if self.parquet:
+            schema = pa.schema([(n, v.type) for n, v in columns.items()])
+            self._parquet_writer = pq.ParquetWriter(self._file, schema)
+        else:
+            self._emit(",".join(csv_field(name) for name in self._names) + "\n")
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None and self._names is None:  # no batch: the header
+            self.write([])
         try:
             if self._parquet_writer is not None:
                 self._parquet_writer.close()
@@ -149,3 +171,24 @@ class PredictionWriter:
         finally:
             self._stack.__exit__(exc_type, exc, tb)
         return False
+
+
+def _arrow(values):
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values
+    return pa.array(values)
+
+
+def _csv_cells(column) -> list[str]:
+    """A column's cells as CSV fields: floats as ``repr`` (which reads back
+    exactly), text quoted where needed, missing cells empty."""
+    import pyarrow as pa
+
+    values = column.to_pylist()
+    if pa.types.is_floating(column.type):
+        return ["" if v is None else repr(float(v)) for v in values]
+    return ["" if v is None else csv_field(str(v)) for v in values]

@@ -23,6 +23,8 @@ __all__ = [
     "r2",
     "batch_loss_share",
     "evaluate_arrays",
+    "ClassificationScore",
+    "RegressionScore",
 ]
 
 
@@ -93,3 +95,79 @@ def evaluate_arrays(model, loss, X, T, metric=None, batch_size=4096):
     value = total / X.shape[0]
     y_all = np.concatenate(outputs)
     return value, (METRICS[metric](y_all, T) if metric else math.nan)
+
+
+class ClassificationScore:
+    """Accuracy, log-loss and the confusion matrix of predictions, summed
+    batch by batch.
+
+    ``add(labels, proba)`` takes true class indices (n,) int64 (into the
+    model's classes) and predicted probabilities (n, n_classes).
+    """
+
+    def __init__(self, classes: tuple[str, ...]) -> None:
+        self.classes = tuple(classes)
+        k = len(self.classes)
+        self.confusion = np.zeros((k, k), dtype=np.int64)
+        self.log_loss_sum = 0.0
+        self.rows = 0
+
+    def add(self, labels: NDArray, proba: NDArray) -> None:
+        predicted = np.argmax(proba, axis=1)
+        np.add.at(self.confusion, (labels, predicted), 1)
+        p = np.clip(proba[np.arange(len(labels)), labels], 1e-15, 1.0)
+        self.log_loss_sum += float(-np.log(p).sum())
+        self.rows += len(labels)
+
+    def result(self) -> dict:
+        """{"rows", "accuracy", "log_loss", "classes", "confusion_matrix"}
+        (rows of the matrix: true class; columns: predicted)."""
+        rows = self.rows
+        return {
+            "rows": rows,
+            "accuracy": float(np.trace(self.confusion) / rows) if rows else math.nan,
+            "log_loss": self.log_loss_sum / rows if rows else math.nan,
+            "classes": list(self.classes),
+            "confusion_matrix": self.confusion.tolist(),
+        }
+
+
+class RegressionScore:
+    """R^2, RMSE and MAE of predicted values, summed batch by batch (the
+    targets' spread merged as in :class:`fastbp.data.stats.Moments`)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.squared = 0.0
+        self.absolute = 0.0
+
+    def add(self, y: NDArray, predicted: NDArray) -> None:
+        y = np.asarray(y, np.float64).ravel()
+        d = y - np.asarray(predicted, np.float64).ravel()
+        self.squared += float(d @ d)
+        self.absolute += float(np.abs(d).sum())
+        m = len(y)
+        if m == 0:
+            return
+        mean = float(y.mean())
+        m2 = float(((y - mean) ** 2).sum())
+        n = self.rows + m
+        delta = mean - self.mean
+        self.mean += delta * m / n
+        self.m2 += m2 + delta * delta * self.rows * m / n
+        self.rows = n
+
+    def result(self) -> dict:
+        """{"rows", "r2", "rmse", "mae"} in the target's units."""
+        n = self.rows
+        if not n:
+            return {"rows": 0, "r2": math.nan, "rmse": math.nan, "mae": math.nan}
+        r2_value = 1.0 - self.squared / self.m2 if self.m2 > 0 else math.nan
+        return {
+            "rows": n,
+            "r2": r2_value,
+            "rmse": math.sqrt(self.squared / n),
+            "mae": self.absolute / n,
+        }
