@@ -111,12 +111,27 @@ class StreamJob:
     shuffle_buffer: int
     streamed = True
     sharded = False
-    dropped = 0
-    loss_scale = 1.0
 
     @property
     def plan(self):
-        return None
+        return self.stats.plan
+
+    @property
+    def dropped(self) -> int:
+        return self.stats.dropped
+
+    @property
+    def problem(self):
+        return self.stats.prepared(self.loss).problem
+
+    @property
+    def prepared(self):
+        return self.stats.prepared(self.loss)
+
+    @property
+    def loss_scale(self) -> float:
+        scale = self.stats.target_scale
+        return 1.0 if scale is None else scale[1] ** 2
 
     @property
     def task(self) -> str:
@@ -147,7 +162,8 @@ class StreamJob:
     def final_figures(self, model, loss, result, strategy) -> tuple[float, None]:
         """(the last epoch's mean training loss, None): the streamed table is
         not read again to score the final model on it."""
-        return (result.loss[-1] if result.loss else math.nan), None
+        last = result.loss[-1] if result.loss else math.nan
+        return last * self.loss_scale, None
 
 
 def load(config: TrainConfig, world: MpiWorld, out) -> TableJob | StreamJob:
@@ -266,6 +282,8 @@ def _shard(config: TrainConfig, world: MpiWorld) -> TableJob:
                 config.data, world.comm, target=config.target, task=config.task,
                 loss=config.loss, val_fraction=config.val_split, seed=config.seed,
                 dtype=config.dtype, format=config.data_format,
+                options=config.plan_options(), strict=config.strict,
+                scale_target=not config.strict,
             )  # fmt: skip
     except (DataError, ValueError) as exc:  # the same on every rank
         raise data_error(exc) from None
@@ -285,6 +303,8 @@ def _stream(config: TrainConfig) -> StreamJob:
             stats = scan(
                 source, target=config.target, task=config.task, dtype=config.dtype,
                 val_fraction=config.val_split, seed=config.seed, name=config.data,
+                options=config.plan_options(), strict=config.strict,
+                scale_target=not config.strict,
             )  # fmt: skip
         loss, n_outputs, metric = stats.coding(config.loss)
     except (DataError, ValueError) as exc:

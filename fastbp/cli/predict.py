@@ -47,6 +47,20 @@ def _names(ctx, param, values):
     return tuple(dict.fromkeys(names))
 
 
+def _header(data: str, data_format: str | None) -> list[str]:
+    """The data file's column names ([] for standard input); one line when
+    the file cannot be opened."""
+    from ..data.loading import DataError
+    from ..data.tables import header_of
+
+    if data == "-":
+        return []
+    try:
+        return header_of(data, data_format)
+    except (DataError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+
+
 def _load(model_path: str):
     """The model file's Predictor (one-line error)."""
     from ..data.predictor import Predictor
@@ -167,7 +181,6 @@ def predict(model_path, data, data_format, out, proba, keep, as_json, quiet):
 
     When --data holds the model's target column, its score goes to standard
     error (accuracy and log-loss, or R^2, RMSE and MAE)."""
-    from ..data.tables import header_of
     from ..io.outputs import PredictionWriter
 
     if as_json and out is None:
@@ -177,7 +190,7 @@ def predict(model_path, data, data_format, out, proba, keep, as_json, quiet):
     predictor = _load(model_path)
     if proba and predictor.task != "classification":
         raise InputError("--proba needs a classification model; this one regresses")
-    present = header_of(data, data_format) if data != "-" else []
+    present = _header(data, data_format)
     missing = [c for c in keep if present and c not in present]
     if missing:
         raise InputError(
@@ -224,11 +237,9 @@ def predict(model_path, data, data_format, out, proba, keep, as_json, quiet):
 def evaluate(model_path, data, data_format, as_json, quiet):
     """Score a saved model on a table that holds its target: accuracy,
     log-loss and the confusion matrix, or R^2, RMSE and MAE."""
-    from ..data.tables import header_of
-
     predictor = _load(model_path)
     target = predictor.target_name
-    present = header_of(data, data_format) if data != "-" else [target]
+    present = _header(data, data_format) if data != "-" else [target]
     if present and target not in present:
         raise InputError(
             f"{data}: no column {target!r}, the model's target; evaluate needs it"

@@ -19,7 +19,7 @@ _NAMES = {
     ),
     **dict.fromkeys(
         ("FORMATS", "format_of", "read_columns", "read_table", "iter_batches",
-         "batch_array", "file_part", "read_part"),
+         "batch_array", "file_part", "part_table"),
         "tables",
     ),
     **dict.fromkeys(("Problem", "Prepared", "Predictor"), "problem"),

@@ -416,7 +416,8 @@ class ColumnStats:
         self.low = min(self.low, float(good.min()))
         self.high = max(self.high, float(good.max()))
         if self.integers and self.low >= 0 and self.high < 2**62:
-            self.hash_sum += _hash_values(good.astype(np.uint64))
+            with np.errstate(over="ignore"):  # a sum modulo 2**64
+                self.hash_sum += _hash_values(good.astype(np.uint64))
         self._stat(self.number, good, rows[usable])
 
     def _booleans(self, column, rows: NDArray) -> int:
@@ -460,7 +461,8 @@ class ColumnStats:
         self.n_date += other.n_date
         self.integers &= other.integers
         self.low, self.high = min(self.low, other.low), max(self.high, other.high)
-        self.hash_sum += other.hash_sum
+        with np.errstate(over="ignore"):  # a sum modulo 2**64
+            self.hash_sum += other.hash_sum
         self.tokens.merge(other.tokens)
         self.levels.merge(other.levels)
         for mine, theirs in (

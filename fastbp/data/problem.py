@@ -33,6 +33,7 @@ from .loading import DataError, Standardizer, train_val_split
 from .loading import xor as xor_data
 from .plan import TablePlan
 from .predictor import META_KEYS, Predictor, check_metadata, model_metadata, save
+from .stats import Moments
 from .tables import read_table
 
 __all__ = [
@@ -252,6 +253,7 @@ class Problem:
         scaler: Standardizer | None = None,
         val_rows: NDArray | None = None,
         scale_target: bool = False,
+        target_scale: tuple[float, float] | None = None,
     ) -> Prepared:
         """Arrays ready for ``fastbp.train``.
 
@@ -287,6 +289,9 @@ class Problem:
             the target's units; ``Prepared.target_scale`` holds (mean, std),
             and predictions and reported losses are put back in the target's
             units.
+        target_scale : (mean, std), optional
+            Regression: the scale to train with, instead of the training
+            rows' (a shard gets every rank's).
 
         The standardizer (when ``standardize``) is fitted on the training
         rows only, so validation rows do not leak into it.
@@ -359,10 +364,10 @@ class Problem:
             self._check_squares(X_train, train_idx, dtype, "features")
         T_train = np.ascontiguousarray(targets[train_idx])
         T_val = np.ascontiguousarray(targets[val_idx])
-        target_scale = None
-        if scale_target and self.task == "regression" and len(T_train):
-            mean, std = _target_moments(T_train)
-            target_scale = (mean, std)
+        if target_scale is None and scale_target and self.task == "regression":
+            target_scale = _target_moments(T_train)
+        if target_scale is not None:
+            mean, std = target_scale
             T_train = ((T_train - mean) / std).astype(dtype)
             T_val = ((T_val - mean) / std).astype(dtype)
         return Prepared(
@@ -438,11 +443,13 @@ class Problem:
 
 
 def _target_moments(T: NDArray) -> tuple[float, float]:
-    """(mean, std) of a regression target's training values, float64 (std 1
-    for a constant target)."""
-    values = T.astype(np.float64).ravel()
-    std = float(values.std())
-    return float(values.mean()), std if std > 0 else 1.0
+    """(mean, std) of a regression target's training values (in the training
+    dtype), float64; std 1 for a constant target. The statistic of
+    :class:`fastbp.data.raw.TargetStats.scale`, for one chunk."""
+    moments = Moments(1)
+    moments.add(T.reshape(-1, 1))
+    mean, std = moments.mean_std()
+    return float(mean[0]), float(std[0])
 
 
 def _compact(X: NDArray, idx: NDArray, chunk: int = 1 << 15) -> NDArray:

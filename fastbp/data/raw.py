@@ -28,6 +28,7 @@ from .plan import (
     labels_of,
     numbers_of,
 )
+from .stats import Moments
 
 __all__ = ["read_raw", "TargetStats", "RawTable", "raw_problem", "MAX_CLASSES"]
 
@@ -182,10 +183,13 @@ class TargetStats:
         self.first_text: tuple[int, str] | None = None
         self.numbers: dict[float, tuple[int, str]] = {}  # value -> (row, text)
         self.texts: set[str] = set()
+        self.moments = Moments(1)  # of the training rows' numbers
 
-    def add(self, column, first_row: int) -> None:
+    def add(self, column, first_row: int, train: NDArray | None = None) -> NDArray:
         """Take a chunk of the column whose first row is the table's row
-        ``first_row`` (0-based)."""
+        ``first_row`` (0-based); ``train`` marks the training rows, whose
+        numbers give the target's scale (all rows when None). Returns the
+        rows that have a target (bool)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -217,11 +221,13 @@ class TargetStats:
                 unique = pc.unique(pc.filter(cells, pa.array(present)))
                 self.texts.update(unique.to_pylist())
                 self.overflow |= len(self.texts) > MAX_CLASSES
-            return
+            return present
         good = values[present]
         self.integers &= bool(np.all(good == np.floor(good)))
+        scaled = present if train is None else present & train
+        self.moments.add(values[scaled].astype(self.dtype))
         if self.task == "regression" or self.overflow:
-            return
+            return present
         unique, first = np.unique(good, return_index=True)
         new = [k for k, v in enumerate(unique.tolist()) if v not in self.numbers]
         if len(self.numbers) + len(new) > MAX_CLASSES:
@@ -232,6 +238,7 @@ class TargetStats:
             names = cells.take(pa.array(where)).to_pylist()
             for k, row, text in zip(new, where.tolist(), names, strict=True):
                 self.numbers[float(unique[k])] = (first_row + row, text)
+        return present
 
     def merge(self, other: TargetStats) -> None:
         """Add a later chunk's (or rank's, in rank order) statistics."""
@@ -243,9 +250,16 @@ class TargetStats:
         self.integers &= other.integers
         self.overflow |= other.overflow
         self.texts |= other.texts
+        self.moments.merge(other.moments)
         for value, (row, text) in other.numbers.items():
             if value not in self.numbers or row < self.numbers[value][0]:
                 self.numbers[value] = (row, text)
+
+    def scale(self) -> tuple[float, float]:
+        """(mean, std) of the training rows' numeric targets (std 1 for a
+        constant target): regression trains on (y - mean) / std."""
+        mean, std = self.moments.mean_std()
+        return float(mean[0]), float(std[0])
 
     def finish(self) -> tuple[str, tuple[str, ...] | None, NDArray | None]:
         """(task, classes, class values (numbers) or None): DataError for a
@@ -384,11 +398,14 @@ def raw_problem(
     options: PlanOptions | None = None,
     val_fraction: float = 0.0,
     seed: int | None = 0,
+    val_rows: NDArray | None = None,
 ):
     """(Problem, validation rows, rows dropped for a missing target) of a raw
     table: the target coded, its missing rows dropped, the split (stratified
-    by class), the plan of the training rows and every row encoded by it
-    (unstandardized; ``Problem.plan`` holds the plan and its statistics)."""
+    by class; or ``val_rows``, a bool mask over every row of the table, such
+    as the stream's :func:`fastbp.data.stream.holdout_mask`), the plan of the
+    training rows and every row encoded by it (unstandardized;
+    ``Problem.plan`` holds the plan)."""
     from .problem import Problem
 
     path, table = raw.name, raw.table
@@ -410,10 +427,15 @@ def raw_problem(
         y = y[present]
         data_rows = np.flatnonzero(present)
     features = table.drop_columns([raw.target_name])
-    stratify = y if task == "classification" else None
-    train_idx, val_idx = train_val_split(len(y), val_fraction, seed, stratify=stratify)
-    val_rows = np.zeros(len(y), dtype=bool)
-    val_rows[val_idx] = True
+    if val_rows is not None:
+        val_rows = np.asarray(val_rows, dtype=bool)[present]
+    else:
+        stratify = y if task == "classification" else None
+        train_idx, val_idx = train_val_split(
+            len(y), val_fraction, seed, stratify=stratify
+        )
+        val_rows = np.zeros(len(y), dtype=bool)
+        val_rows[val_idx] = True
     table_stats = TableStats(features.schema, dtype, options, seed=seed or 0)
     table_stats.add(features, ~val_rows, 0)
     try:

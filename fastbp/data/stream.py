@@ -2,22 +2,27 @@
 
 A file larger than memory trains in two kinds of passes over a *source*, a
 zero-argument callable returning a fresh iterator of ``pyarrow.RecordBatch``
-(for a file: :func:`file_source`):
+(for a file: :func:`file_source`, which reads every CSV cell as text, so that
+a column's type comes from the whole file, never from its first block):
 
-- :func:`scan`, once: counts the rows, names the columns, discovers the task
-  and class labels (the rules of :func:`fastbp.data.load_csv`) and computes
-  the standardization statistics over the training rows, merged chunk by
-  chunk in float64 (Chan et al.'s pairwise update of mean and sum of squared
-  deviations), so they equal :meth:`fastbp.data.Standardizer.fit` to rounding;
-- :func:`train_stream`, per epoch: reads the source again, converts each
-  record batch to arrays of the training dtype, standardizes them, and trains
-  on them with the fused kernel (:class:`fastbp.train.FusedRunner`) or the
-  layer path, then streams once more over the validation rows.
+- :func:`scan`, once: counts the rows, codes the target (task and labels:
+  :class:`fastbp.data.raw.TargetStats`, the rules of a table read into
+  memory) and gathers the statistics of the training rows
+  (:class:`fastbp.data.plan.TableStats`) from which the column plan is made
+  (roles, fills, levels, date parts, standardization) -- the same code, the
+  same plan as in memory, where the data fits, to float64 rounding (medians
+  exactly up to 2**20 training values per column, then from a row-hash
+  sample of that many);
+- each epoch (:class:`Streamed`, a data source of :func:`fastbp.training.fit`):
+  reads the source again, encodes each record batch with the plan, and
+  trains on it with the fused kernel or the layer path, then streams once
+  more over the validation rows.
 
 Validation rows are chosen by a seeded hash of the 0-based row number
 (splitmix64 of (seed, row), as a uniform draw in [0, 1), compared with
 ``val_fraction``), so they are the same rows in every pass without storing
-them; about ``val_fraction`` of the rows, not an exact count.
+them; about ``val_fraction`` of the rows, not an exact count. Rows without a
+target are left out of both.
 
 Shuffling is APPROXIMATE: rows wait in a buffer of ``shuffle_buffer`` rows;
 once it overflows, whole mini-batches of rows drawn at random from the buffer
@@ -31,8 +36,9 @@ same model.
 
 Memory is one record batch, its arrays in float64 and the training dtype, and
 about ``3 * (shuffle_buffer + batch_size)`` rows of the training dtype; none of
-it grows with the file. Every chunk reaches the kernel as C-contiguous arrays
-of one dtype, so its compiled version is reused, never recompiled.
+it grows with the file (the first pass also keeps each text column's levels,
+up to 65536, and each column's median sample). Every chunk reaches the kernel
+as C-contiguous arrays of one dtype, so its compiled version is reused.
 """
 
 from __future__ import annotations
@@ -57,15 +63,11 @@ from ..training.checkpoint import CheckpointError
 from ..training.checks import check_initial_loss, divergence_error
 from ..training.metrics import batch_loss_share
 from ..training.runners import epoch_order
-from .loading import (
-    MAX_INFERRED_CLASSES,
-    DataError,
-    Standardizer,
-    parse_number,
-    target_index,
-    warn_many_classes,
-)
+from .loading import DataError, Standardizer
+from .plan import PlanError, PlanOptions, TablePlan, TableStats, infer_plan, numbers_of
 from .problem import LOSS_NAMES, TASKS, Prepared, Problem
+from .raw import TargetStats, check_header, code_target, target_name_of
+from .stats import Moments, row_hash
 
 __all__ = [
     "DEFAULT_SHUFFLE_BUFFER",
@@ -75,6 +77,7 @@ __all__ = [
     "train_stream",
     "file_source",
     "holdout_mask",
+    "strict_cells",
 ]
 
 #: Rows the shuffle buffer holds by default: 65536 rows of 20 float32
@@ -82,48 +85,35 @@ __all__ = [
 #: one Parquet record batch's worth of rows.
 DEFAULT_SHUFFLE_BUFFER = 65536
 
-#: A streamed classification target may have at most this many labels (they
-#: are kept in memory during the first pass).
-MAX_STREAM_CLASSES = 65536
+#: The most rows the shuffle buffer may hold: 2**30 rows (and their copy for
+#: drawing) are more than most machines have memory for anyway.
+MAX_SHUFFLE_BUFFER = 1 << 30
 
 Source = Callable[[], Iterator]
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-def _splitmix(z: NDArray) -> NDArray:
-    """The splitmix64 finalizer of uint64 z (wrapping arithmetic)."""
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
 
 
 def holdout_mask(start: int, n: int, val_fraction: float, seed: int) -> NDArray:
     """Which of rows start..start+n-1 (0-based) are validation rows: bool (n,).
 
     Row r is held out when ``u(seed, r) < val_fraction``, u the top 53 bits of
-    splitmix64(splitmix64(seed) + (r + 1) * golden) over 2**53: a fixed
-    uniform draw per (seed, row), independent of how the rows are chunked.
+    splitmix64(splitmix64(seed) + (r + 1) * golden) over 2**53
+    (:func:`fastbp.data.stats.row_hash`): a fixed uniform draw per (seed,
+    row), independent of how the rows are chunked.
     """
     if val_fraction <= 0.0:
         return np.zeros(n, dtype=bool)
-    key = _splitmix(np.array([seed % (1 << 64)], dtype=np.uint64))[0]
-    rows = np.arange(start + 1, start + n + 1, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        h = _splitmix(rows * _GOLDEN + key)
+    h = row_hash(np.arange(start, start + n, dtype=np.uint64), seed)
     return (h >> np.uint64(11)).astype(np.float64) * 2.0**-53 < val_fraction
 
 
 def file_source(
     path: str | os.PathLike, *, format: str | None = None, batch_rows: int = 65536
 ) -> Source:
-    """A source reading path's record batches (:func:`fastbp.tables.iter_batches`)
-    afresh on every call."""
+    """A source reading path's record batches afresh on every call, every
+    CSV cell as text (:func:`fastbp.data.tables.iter_batches`)."""
     from .tables import iter_batches
 
-    return lambda: iter_batches(path, format=format, batch_rows=batch_rows)
+    return lambda: iter_batches(path, format=format, batch_rows=batch_rows, text=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,16 +123,15 @@ class StreamStats:
     Attributes
     ----------
     n_rows, n_train : int
-        Data rows in the source, and those not held out for validation.
-    feature_names : tuple of str
+        Data rows with a target in the source, and those not held out for
+        validation.
+    plan : TablePlan
+        Every column's role and encoding (its ``inputs`` are the model's),
+        from the training rows.
     target_name : str
     task : {"regression", "classification"}
     classes : tuple of str or None
         Classification: the labels as written, ``classes[k]`` for index k.
-    scaler : Standardizer
-        Mean and std (ddof=0, float64, 0 -> 1) of each feature over the
-        training rows, the values rounded to ``dtype`` first, as
-        :meth:`fastbp.problem.Problem.prepare` computes them.
     dtype : float32 or float64
     val_fraction : float
     seed : int
@@ -151,28 +140,46 @@ class StreamStats:
         Names the data in messages.
     class_values : ndarray of float64 or None
         Numeric labels: the sorted values ``classes`` name.
+    dropped : int
+        Rows without a target, left out.
+    target_scale : (mean, std) or None
+        Regression trained on (y - mean) / std (``scan(scale_target=True)``).
+    strict : bool
+        Every pass refuses a missing or non-numeric cell (``scan(strict=True)``).
     """
 
     n_rows: int
     n_train: int
-    feature_names: tuple[str, ...]
+    plan: TablePlan
     target_name: str
     task: str
     classes: tuple[str, ...] | None
-    scaler: Standardizer
     dtype: np.dtype
     val_fraction: float
     seed: int
     name: str
     class_values: NDArray | None = None
+    dropped: int = 0
+    target_scale: tuple[float, float] | None = None
+    strict: bool = False
 
     @property
     def n_val(self) -> int:
         return self.n_rows - self.n_train
 
     @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The model's inputs (the plan's encoded names)."""
+        return self.plan.inputs
+
+    @property
     def n_features(self) -> int:
         return len(self.feature_names)
+
+    @property
+    def scaler(self) -> Standardizer:
+        """Mean and std of each input over the training rows (the plan's)."""
+        return Standardizer(*self.plan.standardizer())
 
     @property
     def default_loss(self) -> str:
@@ -187,7 +194,7 @@ class StreamStats:
         if self.task == "regression":
             if name == "ce":
                 raise ValueError(
-                    "train_stream: loss 'ce' needs a classification target; use "
+                    "train: loss 'ce' needs a classification target; use "
                     "loss 'mse' for regression"
                 )
             return name, 1, "r2"
@@ -199,9 +206,9 @@ class StreamStats:
         return name, n_classes, "accuracy"
 
     def prepared(self, loss: str | Loss | None = None) -> Prepared:
-        """A :class:`fastbp.problem.Prepared` with empty arrays, for its
-        :meth:`~fastbp.problem.Prepared.metadata` and
-        :meth:`~fastbp.problem.Prepared.save` (the model-file schema)."""
+        """A :class:`fastbp.data.problem.Prepared` with empty arrays, for its
+        :meth:`~fastbp.data.problem.Prepared.metadata` and
+        :meth:`~fastbp.data.problem.Prepared.save` (the model-file schema)."""
         name, n_outputs, metric = self.coding(loss)
         f = self.n_features
         problem = Problem(
@@ -214,6 +221,7 @@ class StreamStats:
             self.name,
             True,
             self.default_loss,
+            plan=self.plan,
         )
         empty_t = np.empty(0, np.int64) if name == "ce" else np.empty((0, n_outputs))
         return Prepared(
@@ -227,6 +235,7 @@ class StreamStats:
             X_val=problem.X,
             T_val=empty_t,
             dtype=self.dtype,
+            target_scale=self.target_scale,
         )
 
     def metadata(self, loss: str | Loss | None = None) -> dict:
@@ -327,225 +336,6 @@ def _read_ahead(iterator: Iterator, depth: int = 1) -> Iterator:
         thread.join()
 
 
-def _first_bad_cell(column) -> tuple[int, object]:
-    """(index, cell) of the first cell of a non-numeric column that is not a
-    number (the first cell when all are)."""
-    for i, cell in enumerate(column.to_pylist()):
-        if cell is None or parse_number(str(cell).strip()) is None:
-            return i, cell
-    return 0, column[0].as_py()
-
-
-def _fill_features(batch, names, offset, limit, out, where) -> None:
-    """out[:, k] = column names[k] of batch (rows offset+1..., from 1) in out's
-    dtype; DataError naming the data row and column unless every value is a
-    finite number within limit."""
-    import pyarrow as pa
-
-    for k, col_name in enumerate(names):
-        try:
-            column = batch.column(col_name)
-        except KeyError:
-            raise DataError(
-                f"{where}: the record batch from data row {offset + 1} has no "
-                f"column {col_name!r}"
-            ) from None
-        at = f"{where}, column {col_name!r}"
-        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-            i, cell = _first_bad_cell(column)
-            raise DataError(
-                f"{at}, data row {offset + i + 1}: {cell!r} is not a number"
-            )
-        if column.null_count:
-            i = int(np.argmax(column.is_null().to_numpy(zero_copy_only=False)))
-            raise DataError(f"{at}, data row {offset + i + 1}: missing value")
-        values = column.to_numpy(zero_copy_only=False)
-        if values.dtype.kind == "f":
-            bad = ~np.isfinite(values)
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise DataError(
-                    f"{at}, data row {offset + i + 1}: {values[i]} is not finite"
-                )
-        if values.size and np.abs(values).max() > limit:
-            i = int(np.argmax(np.abs(values) > limit))
-            raise DataError(
-                f"{at}, data row {offset + i + 1}: {values[i]:g} is too large for "
-                f"{out.dtype} (use float64)"
-            )
-        out[:, k] = values
-
-
-def _stripped(column, where: str, offset: int):
-    """The column as a pyarrow string array, surrounding spaces stripped;
-    DataError on an empty cell."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if column.null_count:
-        i = int(np.argmax(column.is_null().to_numpy(zero_copy_only=False)))
-        raise DataError(f"{where}, data row {offset + i + 1}: missing value")
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-        column = pc.cast(column, pa.string())
-    return pc.utf8_trim_whitespace(column)
-
-
-def _numbers(column, where: str, offset: int, limit: float) -> NDArray | None:
-    """The target column as float64 numbers, or None when a cell is text;
-    DataError on an empty, non-finite or too large value."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if column.null_count:
-        i = int(np.argmax(column.is_null().to_numpy(zero_copy_only=False)))
-        raise DataError(f"{where}, data row {offset + i + 1}: missing value")
-    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        values = column.to_numpy(zero_copy_only=False).astype(np.float64)
-    elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        text = pc.utf8_trim_whitespace(column)
-        if pc.any(pc.match_substring(text, "_")).as_py():
-            return None  # "1_0" is text to load_csv, a number to pyarrow
-        try:
-            values = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return None
-    else:
-        return None
-    bad = ~np.isfinite(values) | (np.abs(values) > limit)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise DataError(
-            f"{where}, data row {offset + i + 1}: {column[i].as_py()!r} is not "
-            "finite or too large"
-        )
-    return values
-
-
-class _TargetScan:
-    """The target column's task and labels, learned chunk by chunk with the
-    rules of :func:`fastbp.data.load_csv`; memory bounded by the labels kept."""
-
-    def __init__(self, task: str | None, where: str, limit: float) -> None:
-        self.task, self.where, self.limit = task, where, limit
-        self.numeric, self.integers, self.overflow = True, True, False
-        self.first_text_row: int | None = None
-        self.numbers: dict[float, str] = {}  # value -> first cell as written
-        self.texts: set[str] = set()  # distinct text cells
-        self.cap = {"regression": 0, "classification": MAX_STREAM_CLASSES}.get(
-            task, MAX_INFERRED_CLASSES
-        )
-
-    def add(self, column, offset: int) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        values = _numbers(column, self.where, offset, self.limit)
-        if values is None:
-            if self.numeric:
-                self.numeric = False
-                text = _stripped(column, self.where, offset).to_pylist()
-                bad = next(
-                    i for i, cell in enumerate(text) if parse_number(cell) is None
-                )
-                self.first_text_row = offset + bad + 1
-            if self.task == "regression":
-                return
-            unique = pc.unique(_stripped(column, self.where, offset)).to_pylist()
-            self.texts.update(unique)
-            if len(self.texts) > MAX_STREAM_CLASSES:
-                self.overflow = True
-            return
-        self.integers = self.integers and bool(np.all(values == np.floor(values)))
-        if self.overflow or self.cap == 0:
-            return
-        unique, first = np.unique(values, return_index=True)
-        new = [j for j, v in enumerate(unique.tolist()) if v not in self.numbers]
-        if len(self.numbers) + len(new) > self.cap:
-            self.overflow = True
-            return
-        if new:
-            cells = _stripped(column, self.where, offset)
-            names = cells.take(pa.array(first[new])).to_pylist()
-            for j, cell in zip(new, names, strict=True):
-                self.numbers[float(unique[j])] = cell
-
-    def finish(self, n_rows: int, path: str, target_name: str):
-        """(task, classes, class_values)."""
-        task, inferred = self.task, self.task is None
-        if inferred:
-            if not self.numeric:
-                task = "classification"
-            else:
-                limit = min(MAX_INFERRED_CLASSES, max(2, n_rows // 2))
-                small = not self.overflow and len(self.numbers) <= limit
-                task = "classification" if self.integers and small else "regression"
-        if task == "regression":
-            if not self.numeric:
-                raise DataError(
-                    f"{self.where}, data row {self.first_text_row}: not a number "
-                    "(the regression target must be numeric)"
-                )
-            return task, None, None
-        if self.overflow:
-            most = self.cap if self.numeric else MAX_STREAM_CLASSES
-            raise DataError(
-                f"{self.where}: more than {most} distinct labels; too many "
-                "classes to stream (pass task='regression' for a number)"
-            )
-        if self.numeric:
-            keys = sorted(self.numbers)
-            classes = tuple(self.numbers[v] for v in keys)
-            values = np.array(keys, dtype=np.float64)
-        else:
-            classes = tuple(sorted(self.texts | set(self.numbers.values())))
-            values = None
-        if inferred:
-            warn_many_classes(path, target_name, n_rows, len(classes))
-        if len(classes) < 2:
-            raise DataError(
-                f"{self.where}: only one class ({classes[0]!r}) in {n_rows} rows; "
-                "classification needs at least 2"
-            )
-        return task, classes, values
-
-
-class _Moments:
-    """Count, mean and sum of squared deviations per column, float64, merged
-    chunk by chunk (Chan, Golub and LeVeque's pairwise update)."""
-
-    def __init__(self, n_columns: int) -> None:
-        self.n = 0
-        self.mean = np.zeros(n_columns)
-        self.m2 = np.zeros(n_columns)
-
-    def add(self, X: NDArray) -> None:
-        """Merge the rows of X, (m, n_columns); each column is taken in
-        float64 as Standardizer.fit takes it (col.mean(), then the mean of
-        squared deviations), so one chunk gives its results bit for bit."""
-        m = X.shape[0]
-        if m == 0:
-            return
-        mean, m2 = np.empty(X.shape[1]), np.empty(X.shape[1])
-        for j in range(X.shape[1]):
-            col = X[:, j].astype(np.float64)
-            mean[j] = col.mean()
-            d = col - mean[j]
-            m2[j] = np.sum(d * d)
-        if self.n == 0:
-            self.n, self.mean, self.m2 = m, mean, m2
-            return
-        n = self.n + m
-        delta = mean - self.mean
-        self.mean = self.mean + delta * (m / n)
-        self.m2 = self.m2 + m2 + delta * delta * (self.n * m / n)
-        self.n = n
-
-    def standardizer(self) -> Standardizer:
-        std = np.sqrt(self.m2 / self.n)
-        std[std == 0] = 1.0
-        return Standardizer(self.mean, std)
-
-
 def scan(
     source: Source,
     *,
@@ -555,95 +345,135 @@ def scan(
     val_fraction: float = 0.0,
     seed: int | None = 0,
     name: str = "<stream>",
+    options: PlanOptions | None = None,
+    strict: bool = False,
+    scale_target: bool = False,
 ) -> StreamStats:
-    """The first pass over a streamed table: rows, columns, task, labels and
-    standardization statistics over the training rows.
+    """The first pass over a streamed table: rows, task, labels and the
+    column plan of the training rows.
 
     Parameters
     ----------
     source : callable returning an iterator of pyarrow.RecordBatch
         Read once here; every record batch must have the same columns.
-    target, task : as in :func:`fastbp.data.load_csv`
+    target : column name or 0-based index, or None for the last column
+    task : "regression", "classification" or None (inferred)
     dtype : float32 or float64
-        The training dtype: features are rounded to it before the statistics
-        are taken, and values too large for it are errors.
+        The training dtype: values are rounded to it before the statistics
+        are taken, and targets too large for it are errors.
     val_fraction : float in [0, 1)
         The expected share of validation rows (:func:`holdout_mask`).
     seed : int or None
         Seeds the validation hash; None draws one (kept in the result).
     name : str
         Names the data in error messages.
+    options : PlanOptions or None
+        What the user says about the columns (:mod:`fastbp.data.plan`).
+    strict : bool
+        Clean numbers only: a missing or non-numeric cell is an error naming
+        its data row and column (as ``fastbp train --strict``).
+    scale_target : bool
+        Regression: train on (y - mean) / std of the training rows' targets
+        (``StreamStats.target_scale``), as ``fastbp train`` does.
 
     Raises
     ------
     DataError
-        One line naming the data row (from 1) and column at fault: a missing,
-        non-numeric, non-finite or too large value, an unknown target, a
-        record batch without a column, a single class, no training rows.
+        One line naming the data row (from 1) and column at fault: an unknown
+        target, a record batch without a column, a single class, a target
+        too large for dtype, no training rows; with ``strict``, a missing or
+        non-numeric cell.
     """
     if task not in (None, *TASKS):
         raise ValueError(f"scan: task must be one of {TASKS} or None, got {task!r}")
     if not 0.0 <= float(val_fraction) < 1.0:
         raise ValueError(f"scan: val_fraction must be in [0, 1), got {val_fraction!r}")
     dtype = as_dtype(dtype, "scan")
-    limit = float(np.finfo(dtype).max)
+    options = options or PlanOptions()
     if seed is None:
         seed = int(np.random.default_rng().integers(1 << 62))
-    header: list[str] | None = None
-    n_rows = 0
+    first = None
+    rows = kept = train_rows = 0
     for batch in _batches(source, name):
-        if header is None:
-            header = [str(c).strip() for c in batch.schema.names]
-            if len(header) < 2 or len(set(header)) != len(header) or "" in header:
-                raise DataError(
-                    f"{name}: needs at least 2 distinctly named columns, got {header}"
-                )
-            t = target_index(target, header, name)
-            target_name = header[t]
-            features = [h for j, h in enumerate(header) if j != t]
-            where = f"{name}, column {target_name!r}"
-            labels = _TargetScan(task, where, limit)
-            moments = _Moments(len(features))
-            batch_names = list(batch.schema.names)
-            feature_columns = [batch_names[j] for j in range(len(header)) if j != t]
-            target_column = batch_names[t]
+        if first is None:
+            first = _first_batch(batch, target, task, dtype, options, seed, name)
+            target_name, labels, stats, features = first
         c = batch.num_rows
         if c == 0:
             continue
-        X = np.empty((c, len(features)), dtype)
-        _fill_features(batch, feature_columns, n_rows, limit, X, name)
-        try:
-            labels.add(batch.column(target_column), n_rows)
-        except KeyError:
-            raise DataError(
-                f"{name}: the record batch from data row {n_rows + 1} has no "
-                f"column {target_name!r}"
-            ) from None
-        keep = ~holdout_mask(n_rows, c, float(val_fraction), seed)
-        moments.add(X if keep.all() else X[keep])
-        n_rows += c
-    if header is None or n_rows == 0:
+        columns = _columns(batch, [*features, target_name], name, rows)
+        if strict:
+            strict_cells(columns, features, rows, name, options)
+        held_out = holdout_mask(rows, c, float(val_fraction), seed)
+        present = labels.add(columns.column(target_name), rows, ~held_out)
+        train = present & ~held_out
+        stats.add(columns.select(features), train, rows)
+        rows += c
+        kept += int(present.sum())
+        train_rows += int(train.sum())
+    if first is None or rows == 0:
         raise DataError(f"{name}: no data rows")
-    if moments.n == 0:
+    if train_rows == 0:
         raise DataError(
             f"{name}: val_fraction {val_fraction:g} leaves no training rows in "
-            f"{n_rows} rows"
+            f"{kept} rows"
         )
-    task, classes, values = labels.finish(n_rows, name, target_name)
+    task, classes, values = labels.finish()
+    try:
+        plan = infer_plan(stats, options, where=name)
+    except PlanError as exc:
+        raise DataError(str(exc)) from None
     return StreamStats(
-        n_rows=n_rows,
-        n_train=moments.n,
-        feature_names=tuple(features),
-        target_name=target_name,
-        task=task,
-        classes=classes,
-        scaler=moments.standardizer(),
-        dtype=dtype,
-        val_fraction=float(val_fraction),
-        seed=seed,
-        name=name,
-        class_values=values,
-    )
+        n_rows=kept, n_train=train_rows, plan=plan, target_name=target_name,
+        task=task, classes=classes, dtype=dtype, val_fraction=float(val_fraction),
+        seed=seed, name=name, class_values=values, dropped=rows - kept,
+        target_scale=labels.scale() if scale_target and task == "regression" else None,
+        strict=strict,
+    )  # fmt: skip
+
+
+def _first_batch(batch, target, task, dtype, options, seed, name):
+    """(target name, TargetStats, TableStats, feature names) from the first
+    record batch's columns."""
+    header = list(batch.schema.names)
+    check_header(header, name)
+    target_name = target_name_of(target, header, name)
+    options.check_names(header, target_name, name)
+    features = [h for h in header if h != target_name]
+    where = f"{name}, column {target_name!r}"
+    labels = TargetStats(task, target_name, where, options.na_values, dtype)
+    stats = TableStats(batch.select(features).schema, dtype, options, seed=seed)
+    return target_name, labels, stats, features
+
+
+def _columns(batch, names, name, offset):
+    """The batch with just these columns; DataError when one is missing."""
+    missing = [c for c in names if c not in batch.schema.names]
+    if missing:
+        raise DataError(
+            f"{name}: the record batch from data row {offset + 1} has no "
+            f"column {missing[0]!r}"
+        )
+    return batch.select(names)
+
+
+def strict_cells(batch, features, offset, name, options) -> None:
+    """DataError naming the data row and column of the first missing or
+    non-numeric feature cell of a batch (--strict)."""
+    for column_name in features:
+        values, usable = numbers_of(batch.column(column_name), options.na_values)
+        if not usable.all():
+            i = int(np.argmin(usable))
+            cell = batch.column(column_name)[i].as_py()
+            if isinstance(cell, float):
+                what = f"{cell} is not finite"
+            elif cell is None or str(cell).strip() in options.na_values:
+                what = "missing value"
+            else:
+                what = f"{cell!r} is not a number"
+            raise DataError(
+                f"{name}, column {column_name!r}, data row {offset + i + 1}: {what}"
+            )
 
 
 # --- the training pass -------------------------------------------------------
@@ -651,110 +481,71 @@ def scan(
 
 class _Reader:
     """Record batches as standardized (X, T) arrays of the training dtype,
-    split into training and validation rows by the stats' hash."""
+    encoded by the plan and split into training and validation rows by the
+    stats' hash; rows without a target are left out."""
 
     def __init__(self, stats: StreamStats, loss_name: str, n_outputs: int) -> None:
         self.stats, self.loss_name, self.n_outputs = stats, loss_name, n_outputs
-        self.limit = float(np.finfo(stats.dtype).max)
-        self.where = f"{stats.name}, column {stats.target_name!r}"
+        self.scaler = stats.scaler
+        self.columns = [*stats.plan.raw_columns, stats.target_name]
 
     def chunks(self, source: Source) -> Iterator[tuple[NDArray, NDArray, NDArray]]:
         """(X, T, held_out) per record batch: X (c, n_features), T targets
         (int64 labels (c,), or (c, n_outputs) of the dtype), held_out bool (c,)."""
         stats = self.stats
-        offset = 0
-        feature_columns = target_column = None
+        offset = kept = 0
         for batch in _batches(source, stats.name):
-            if feature_columns is None:
-                names = list(batch.schema.names)
-                stripped = [str(c).strip() for c in names]
-                lookup = dict(zip(stripped, names, strict=False))
-                missing = [
-                    c
-                    for c in (*stats.feature_names, stats.target_name)
-                    if c not in lookup
-                ]
-                if missing:
-                    raise DataError(
-                        f"{stats.name}: no column {missing[0]!r}; the statistics "
-                        "were taken from another table"
-                    )
-                feature_columns = [lookup[c] for c in stats.feature_names]
-                target_column = lookup[stats.target_name]
             c = batch.num_rows
             if c == 0:
                 continue
-            X = np.empty((c, stats.n_features), stats.dtype)
-            _fill_features(batch, feature_columns, offset, self.limit, X, stats.name)
-            _standardize(X, stats.scaler)
-            try:
-                column = batch.column(target_column)
-            except KeyError:
-                raise DataError(
-                    f"{stats.name}: the record batch from data row {offset + 1} has "
-                    f"no column {stats.target_name!r}"
-                ) from None
-            T = self._targets(column, offset)
+            batch = _columns(batch, self.columns, stats.name, offset)
+            if stats.strict:
+                strict_cells(
+                    batch, stats.plan.raw_columns, offset, stats.name,
+                    PlanOptions(na_values=stats.plan.na_values),
+                )  # fmt: skip
+            T, present = self._targets(batch.column(stats.target_name))
             held_out = holdout_mask(offset, c, stats.val_fraction, stats.seed)
-            yield X, T, held_out
             offset += c
-        if offset != stats.n_rows:
+            if not present.all():
+                import pyarrow as pa
+
+                batch = batch.filter(pa.array(present))
+                T, held_out = T[present], held_out[present]
+            kept += len(T)
+            X = stats.plan.encode(batch, np.float64)
+            yield self._standardized(X), T, held_out
+        if kept != stats.n_rows:
             raise DataError(
-                f"{stats.name}: the source gave {offset} rows, the first pass "
-                f"counted {stats.n_rows}; it must give the same rows every time"
+                f"{stats.name}: the source gave {kept} rows with a target, the "
+                f"first pass counted {stats.n_rows}; it must give the same rows "
+                "every time"
             )
 
-    def _targets(self, column, offset: int) -> NDArray:
+    def _standardized(self, X: NDArray) -> NDArray:
+        """X = (X - mean) / std in float64, rounded once into the dtype."""
+        X -= self.scaler.mean
+        X /= self.scaler.std
+        return np.ascontiguousarray(X, dtype=self.stats.dtype)
+
+    def _targets(self, column) -> tuple[NDArray, NDArray]:
+        """(T coded for the loss, rows with a target)."""
         stats, dtype = self.stats, self.stats.dtype
+        y, present = code_target(
+            column, stats.task, stats.classes, stats.class_values,
+            stats.plan.na_values,
+        )  # fmt: skip
         if stats.task == "regression":
-            values = _numbers(column, self.where, offset, self.limit)
-            if values is None:
-                raise DataError(
-                    f"{self.where}, data rows from {offset + 1}: not a number (the "
-                    "regression target must be numeric)"
-                )
-            return values.astype(dtype).reshape(-1, 1)
-        index = self._labels(column, offset)
+            if stats.target_scale is not None:
+                mean, std = stats.target_scale
+                y = (y.astype(dtype).astype(np.float64) - mean) / std
+            return y.astype(dtype), present
         if self.loss_name == "ce":
-            return index
+            return y, present
+        index = np.where(present, y, 0)
         if self.n_outputs == 1:
-            return index.astype(dtype).reshape(-1, 1)
-        return np.eye(self.n_outputs, dtype=dtype)[index]
-
-    def _labels(self, column, offset: int) -> NDArray:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        stats = self.stats
-        if stats.class_values is not None:
-            values = _numbers(column, self.where, offset, self.limit)
-            ok = values is not None
-            if ok:
-                index = np.searchsorted(stats.class_values, values)
-                index = np.minimum(index, len(stats.class_values) - 1)
-                unseen = stats.class_values[index] != values
-                ok = not unseen.any()
-            if ok:
-                return index.astype(np.int64)
-        else:
-            cells = _stripped(column, self.where, offset)
-            found = pc.index_in(cells, value_set=pa.array(stats.classes))
-            if not found.null_count:
-                return found.to_numpy(zero_copy_only=False).astype(np.int64)
-        raise DataError(
-            f"{self.where}, data rows from {offset + 1}: a label the first pass did "
-            "not see; the source must give the same rows every time"
-        )
-
-
-def _standardize(X: NDArray, scaler: Standardizer) -> None:
-    """X = (X - mean) / std in place: the arithmetic of
-    Standardizer.transform_ (float64, rounded once into X's dtype), on the
-    whole chunk at once rather than column by column (3x faster here)."""
-    wide = X.astype(np.float64)
-    wide -= scaler.mean
-    wide /= scaler.std
-    X[...] = wide
+            return index.astype(dtype).reshape(-1, 1), present
+        return np.eye(self.n_outputs, dtype=dtype)[index], present
 
 
 class _ShufflePool:
@@ -818,7 +609,7 @@ class _ValidationSums:
         self.loss, self.metric = loss, metric
         self.rows, self.total, self.hits, self.cells = 0, 0.0, 0, 0
         self.ss_res = 0.0
-        self.t = None  # _Moments of the targets, for r2
+        self.t = None  # Moments of the targets, for r2
 
     def add(self, model: Sequential, X: NDArray, T: NDArray, batch: int) -> bool:
         """Adds rows X, T; False when the model's outputs are not finite."""
@@ -831,7 +622,7 @@ class _ValidationSums:
             self.rows += y.shape[0]
             if self.metric == "r2":
                 if self.t is None:
-                    self.t = _Moments(t.shape[1])
+                    self.t = Moments(t.shape[1])
                 self.t.add(t)
                 diff = t.astype(np.float64) - y
                 self.ss_res += np.sum(diff * diff, axis=0)
@@ -896,6 +687,11 @@ class Streamed:
             raise TypeError(f"train: stats must come from scan(), got {stats!r}")
         self.source, self.stats = source, stats
         self.shuffle_buffer = positive_int(shuffle_buffer, "train", "shuffle_buffer")
+        if self.shuffle_buffer > MAX_SHUFFLE_BUFFER:
+            raise ValueError(
+                f"train: shuffle_buffer must be at most {MAX_SHUFFLE_BUFFER} rows, "
+                f"got {self.shuffle_buffer}"
+            )
 
     @property
     def has_validation(self) -> bool:
@@ -934,7 +730,8 @@ class Streamed:
         self.batch_size = min(run.batch_size, stats.n_train)
         self.rng = np.random.default_rng(run.seed)
         self.pool = _ShufflePool(
-            self.shuffle_buffer,
+            # A buffer larger than the training rows holds them all anyway.
+            min(self.shuffle_buffer, stats.n_train),
             self.batch_size,
             stats.n_features,
             () if labels else (n_outputs,),

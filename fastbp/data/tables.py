@@ -17,11 +17,11 @@ Formats are chosen by extension (``.csv``, ``.tsv``, ``.csv.gz``,
 ``.csv.zst``, ``.parquet``/``.pq``, ``.feather``/``.arrow``/``.ipc``) or by
 ``format=``; ``"-"`` is CSV on standard input.
 
-A file can also be read in contiguous parts (for :mod:`fastbp.shard`, one per
-MPI rank): :func:`file_part` plans a part from the file's size or metadata
-(CSV byte ranges cut at line starts, Parquet row groups, Feather rows) and
-:func:`read_part` reads only its rows, with the same checks and one-line
-errors as :func:`read_table`, lines and data rows counted in the whole file.
+A file can also be read in contiguous parts (for :mod:`fastbp.data.shard`, one
+per MPI rank): :func:`file_part` plans a part from the file's size or
+metadata (CSV byte ranges cut at line starts, Parquet row groups, Feather
+rows) and :func:`part_table` reads only its rows (every CSV cell as text, for
+the column plan).
 """
 
 from __future__ import annotations
@@ -36,14 +36,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .._validate import as_dtype
 from .loading import (
     DataError,
     Dataset,
     encode_target,
     infer_numeric_task,
     load_csv,
-    parse_number,
     target_index,
     warn_many_classes,
 )
@@ -57,14 +55,13 @@ __all__ = [
     "header_of",
     "batch_array",
     "Part",
-    "TablePart",
     "file_part",
-    "read_part",
     "count_newlines",
     "line_of_row",
     "with_lines",
     "ragged_line",
     "input_source",
+    "part_table",
 ]
 
 #: Formats by name, as ``format=`` and ``fastbp train --format`` take them.
@@ -704,7 +701,7 @@ def read_arrow(path: str | os.PathLike, *, format: str | None = None):
 @dataclass(frozen=True)
 class Part:
     """A contiguous share of a table file's data rows: :func:`file_part`
-    plans one, :func:`read_part` reads it.
+    plans one, :func:`part_table` reads it.
 
     Attributes
     ----------
@@ -723,47 +720,6 @@ class Part:
     stop: int
     first_row: int | None
     header_end: int = 0
-
-
-@dataclass(frozen=True, eq=False)
-class TablePart:
-    """The rows of a :class:`Part`, read by :func:`read_part`: features in the
-    training dtype, the target checked cell by cell but not yet coded (its
-    task and labels depend on every part).
-
-    Attributes
-    ----------
-    X : ndarray of shape (n_rows, n_features), float32 or float64
-        C-contiguous, in the dtype asked for.
-    cells : pyarrow.Array of length n_rows
-        The target cells: stripped text for CSV, as the file types them for
-        Parquet and Feather.
-    values : ndarray of shape (n_rows,), float64, or None
-        The target cells as numbers (finite, within the dtype's range); None
-        when one of them is text.
-    feature_names : tuple of str
-    target_name : str
-    path : str
-    first_row : int or None
-        Data rows of the file before this part (None for CSV).
-    """
-
-    X: NDArray
-    cells: object
-    values: NDArray | None
-    feature_names: tuple[str, ...]
-    target_name: str
-    path: str
-    first_row: int | None
-
-    @property
-    def n_rows(self) -> int:
-        return self.X.shape[0]
-
-    def texts(self):
-        """The target cells as a pyarrow string array of length n_rows
-        (numbers written as pyarrow writes them)."""
-        return _as_text(self.cells)
 
 
 def file_part(
@@ -948,239 +904,6 @@ def _part_batches(path, fmt, part, column_types, batch_rows, columns, column_nam
                     yield batch.select(columns) if columns else batch
 
 
-def read_part(
-    path: str | os.PathLike,
-    part: Part,
-    *,
-    target: str | int | None = None,
-    task: str | None = None,
-    dtype: DTypeLike = np.float32,
-    format: str | None = None,
-) -> TablePart:
-    """Read only the rows of one :class:`Part` of a table file.
-
-    Parameters
-    ----------
-    path : str or path-like
-    part : Part
-        From :func:`file_part` for the same file.
-    target : str, int or None
-        As in :func:`read_table`.
-    task : {"regression", "classification"} or None
-        Only "regression" is used here: a text target cell is then an error.
-        Task inference and label coding need every part (see
-        :mod:`fastbp.shard`).
-    dtype : float32 or float64
-    format : one of FORMATS, or None to use the extension
-
-    Returns
-    -------
-    TablePart
-        Features of shape (n_rows, n_features) and the part's target cells.
-
-    Raises
-    ------
-    DataError
-        One line, as :func:`read_table` gives it, naming the file and, for
-        CSV, the line of the whole file (the part is parsed by pyarrow; when
-        it cannot vouch for a cell, the header and the part's lines are
-        scanned by :func:`fastbp.data.read_csv_cells` and its line number is
-        moved by the newlines before the part, counted then), for Parquet and
-        Feather the data row of the whole file; and the column.
-    """
-    path = os.fspath(path)
-    if not isinstance(part, Part):
-        raise TypeError(f"read_part: part must be a Part, got {part!r}")
-    if task not in (None, "regression", "classification"):
-        raise ValueError(
-            f"read_part: task must be 'regression', 'classification' or None, "
-            f"got {task!r}"
-        )
-    dtype = as_dtype(dtype, "read_part")
-    fmt, compression = format_of(path, format)
-    if path == _STDIN or compression:
-        raise DataError(f"{path}: cannot be read in parts")
-    limit = float(np.finfo(dtype).max)
-    if fmt in ("csv", "tsv"):
-        return _read_csv_part(path, fmt, part, target, task, dtype, limit)
-    header = [name.strip() for name in _header(path, fmt, None)]
-    if len(header) < 2 or len(set(header)) != len(header) or "" in header:
-        raise DataError(
-            f"{path}: needs at least 2 distinctly named columns, got {header}"
-        )
-    t = target_index(target, header, path)
-    features = [j for j in range(len(header)) if j != t]
-    X, cells = _read_part_columns(path, fmt, part, header, features, t, dtype)
-    values, bad = _check_target(cells, task, limit)
-    if bad is not None:
-        i, reason = bad
-        row = (part.first_row or 0) + i + 1
-        raise DataError(f"{path}, column {header[t]!r}, data row {row}: {reason}")
-    names = tuple(header[j] for j in features)
-    return TablePart(X, cells, values, names, header[t], path, part.first_row)
-
-
-def _read_part_columns(path, fmt, part, header, features, t, dtype):
-    """(X, target cells) of a part, by the fast reader; _NotFast when it
-    cannot vouch for a cell (a DataError for Parquet and Feather)."""
-    import pyarrow as pa
-
-    if part.stop <= part.start:
-        return np.empty((0, len(features)), dtype), pa.array([], pa.string())
-    try:
-        X, (cells,) = _read_columns(
-            path, fmt, None, header, features, (t,), dtype, part=part
-        )
-    except _NotFast as exc:
-        if fmt in ("csv", "tsv"):
-            raise
-        message = str(exc)
-        raise DataError(
-            message if message.startswith(path) else f"{path}: {message}"
-        ) from None
-    return X, cells
-
-
-def _read_csv_part(path, fmt, part, target, task, dtype, limit) -> TablePart:
-    """read_part for CSV and TSV: pyarrow on the part's bytes under the
-    header's names, else the line-by-line scanner on the header and the part."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(part.header_end)
-    except OSError as exc:
-        raise _open_error(path, exc) from None
-    names = _header_names(head, _delimiter(fmt))
-    if names is not None:
-        t = target_index(target, names, path)  # load_csv's own message
-        features = [j for j in range(len(names)) if j != t]
-        try:
-            X, cells = _read_part_columns(path, fmt, part, names, features, t, dtype)
-            values, bad = _check_target(cells, task, limit)
-        except _NotFast:
-            bad = True
-        if bad is None:
-            chosen = tuple(names[j] for j in features)
-            return TablePart(X, cells, values, chosen, names[t], path, None)
-    return _slow_part(path, fmt, part, head, target, task, dtype)
-
-
-def _header_names(head: bytes, delimiter: str) -> list[str] | None:
-    """The stripped column names in the header bytes, as load_csv reads them;
-    None when they are not at least 2 distinct non-empty names (the slow
-    scanner then says what is wrong)."""
-    import csv
-    import io
-
-    try:
-        text = head.decode("utf-8-sig")
-        rows = csv.reader(
-            io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True
-        )
-        for fields in rows:
-            if any(cell.strip() for cell in fields) or len(fields) > 1:
-                names = [cell.strip() for cell in fields]
-                usable = len(names) >= 2 and len(set(names)) == len(names)
-                return names if usable and "" not in names else None
-    except (UnicodeDecodeError, csv.Error):
-        pass
-    return None
-
-
-def _check_target(cells, task, limit) -> tuple[NDArray | None, tuple | None]:
-    """(values, bad) for a part's target cells: values the cells as float64
-    numbers (None when one is text); bad None, or (index, reason) for the
-    first cell that load_csv would refuse: empty, a number not finite or
-    beyond limit, text for task "regression"."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if cells.null_count:
-        return None, (int(np.argmax(cells.is_null().to_numpy(False))), "missing value")
-    values = None
-    if pa.types.is_integer(cells.type) or pa.types.is_floating(cells.type):
-        values = cells.to_numpy(zero_copy_only=False).astype(np.float64)
-    elif not pc.any(pc.match_substring(cells, "_")).as_py():  # text to load_csv
-        try:
-            values = pc.cast(cells, pa.float64()).to_numpy(zero_copy_only=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-    if values is not None:
-        bad = ~(np.abs(values) <= limit)
-        if bad.any():
-            i = int(np.argmax(bad))
-            return None, (i, f"{cells[i].as_py()!r} is not finite or too large")
-        return values, None
-    wrong: list[tuple[int, str]] = []
-    for cell in pc.unique(cells).to_pylist():
-        number = parse_number(cell)
-        if not cell:
-            wrong.append((pc.index(cells, cell).as_py(), "missing value"))
-        elif number is not None and not abs(number) <= limit:
-            reason = f"{cell!r} is not finite or too large"
-            wrong.append((pc.index(cells, cell).as_py(), reason))
-        elif number is None and task == "regression":
-            reason = f"{cell!r} is not a number (the regression target must be numeric)"
-            wrong.append((pc.index(cells, cell).as_py(), reason))
-    return None, min(wrong) if wrong else None
-
-
-def _slow_part(path, fmt, part, head, target, task, dtype) -> TablePart:
-    """read_part by fastbp.data.read_csv_cells on a copy of the header and
-    the part's lines; its line numbers name the whole file's lines."""
-    import pyarrow as pa
-
-    from .loading import read_csv_cells
-
-    with tempfile.TemporaryDirectory() as folder:
-        copy = os.path.join(folder, "part." + fmt)
-        try:
-            with open(path, "rb") as src, open(copy, "wb") as dst:
-                dst.write(head)
-                src.seek(part.start)
-                left = part.stop - part.start
-                while left > 0 and (chunk := src.read(min(left, 1 << 20))):
-                    dst.write(chunk)
-                    left -= len(chunk)
-        except OSError as exc:
-            raise _open_error(path, exc) from None
-        try:
-            data = read_csv_cells(
-                copy, target=target, task=task, dtype=dtype,
-                delimiter=_delimiter(fmt),
-            )  # fmt: skip
-        except DataError as exc:
-            raise DataError(
-                _renumber(str(exc), copy, path, head.count(b"\n"), part.start)
-            ) from None
-    numeric = None not in data.numbers
-    return TablePart(
-        np.ascontiguousarray(data.X, dtype=dtype),
-        pa.array(data.cells, pa.string()),
-        np.array(data.numbers, dtype=np.float64) if numeric else None,
-        data.feature_names,
-        data.target_name,
-        path,
-        None,
-    )
-
-
-def _renumber(message: str, copy: str, path: str, header_lines: int, start: int):
-    """A message of the scan of ``copy`` (the header's ``header_lines`` lines,
-    then the lines of path from byte ``start``) about path: a line after the
-    header is moved by the newlines before start, counted now."""
-    prefix = f"{copy}, line "
-    digits = (
-        re.match(r"\d+", message[len(prefix) :]) if message.startswith(prefix) else None
-    )
-    if digits is None:
-        return message.replace(copy, path)
-    line = int(digits.group())
-    if line > header_lines:
-        line += count_newlines(path, start) - header_lines
-    rest = message[len(prefix) + len(digits.group()) :]
-    return f"{path}, line {line}{rest.replace(copy, path)}"
-
-
 def count_newlines(path: str | os.PathLike, stop: int, chunk: int = 1 << 24) -> int:
     """The newline bytes in the first ``stop`` bytes of a file, read in
     chunks of ``chunk`` bytes (memory: one chunk)."""
@@ -1271,3 +994,50 @@ def ragged_line(path: str, format: str | None = None) -> str | None:
         except csv.Error as exc:
             return f"line {reader.line_num}: {exc}"
     return None
+
+
+def part_table(path: str | os.PathLike, part: Part, *, format: str | None = None):
+    """The rows of one :class:`Part` of a table file as a ``pyarrow.Table``:
+    CSV and TSV with every column as text (as the column plan reads a whole
+    file), Parquet and Feather with their types. DataError naming the file
+    when it cannot be read."""
+    import pyarrow as pa
+
+    path = os.fspath(path)
+    fmt, compression = format_of(path, format)
+    if fmt in ("csv", "tsv"):
+        with open(path, "rb") as f:
+            header = _csv_names(f.read(part.header_end), _delimiter(fmt))
+    else:
+        header = _header(path, fmt, compression)
+    types = {name: pa.string() for name in header} if fmt in ("csv", "tsv") else None
+    try:
+        batches = list(
+            _batches(path, fmt, compression, types, part=part, column_names=header)
+        )
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    except pa.ArrowException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
+        raise DataError(f"{path}: cannot read as {fmt} ({first})") from None
+    if batches:
+        return pa.Table.from_batches(batches)
+    schema = pa.schema([(name, pa.string()) for name in header]) if types else None
+    if schema is None:
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path) if fmt == "parquet" else None
+    return pa.table({n: pa.array([], schema.field(n).type) for n in schema.names})
+
+
+def _csv_names(head: bytes, delimiter: str) -> list[str]:
+    """The column names of a CSV header (the first line that is not blank in
+    the bytes before the data), stripped; a byte-order mark is ignored."""
+    import csv
+    import io
+
+    text = head.decode("utf-8-sig", errors="replace")
+    for fields in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+        if any(cell.strip() for cell in fields) or len(fields) > 1:
+            return [cell.strip() for cell in fields]
+    return []

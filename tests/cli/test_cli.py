@@ -1148,8 +1148,12 @@ def test_cli_train_stream_bad_cell_is_one_line(tmp_path):
     rows = ["a,b,y"] + [f"{i},{i % 3},{i / 7}" for i in range(500)]
     rows[300] = "1,zz,2"
     path = write(tmp_path, "bad.csv", "\n".join(rows) + "\n")
+    result = invoke("train", "--data", path, "--stream", "--epochs", 1, "--strict")
+    assert_input_error(result.output, result.exit_code, "'b'", "data row 300")
+    # Without --strict the text cell is one of the column's missing cells.
     result = invoke("train", "--data", path, "--stream", "--epochs", 1)
-    assert_input_error(result.output, result.exit_code, "'b'")
+    assert result.exit_code == 0, result.output
+    assert "text cells such as 'zz' read as missing" in result.output
 
 
 def test_cli_progress_bars_only_on_a_terminal(tmp_path):

@@ -173,7 +173,7 @@ def test_bad_cell_is_one_line_from_rank_0(tmp_path, table):
     lines = table.read_text().splitlines()
     lines[40] = lines[40].replace(lines[40].split(",")[2], "oops", 1)
     bad.write_text("\n".join(lines) + "\n")
-    proc = mpirun(2, [FASTBP, "train", "--data", str(bad), "--target", "y"])
+    proc = mpirun(2, [FASTBP, "train", "--data", str(bad), "--target", "y", "--strict"])
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if "Error" in line]
     assert len(errors) == 1, proc.stderr
@@ -274,7 +274,7 @@ def test_bad_cell_in_one_shard_ends_every_rank_with_its_message(tmp_path):
     lines[350] = "349,x7,1"  # in the second half: rank 1's share
     path = tmp_path / "bad.csv"
     path.write_text("\n".join(lines) + "\n")
-    proc = mpirun(2, [FASTBP, "train", "--data", str(path), "--shard"])
+    proc = mpirun(2, [FASTBP, "train", "--data", str(path), "--shard", "--strict"])
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.strip()]
     errors = [line for line in errors if "Warning" not in line]
