@@ -29,6 +29,7 @@ _NAMES = {
         "stream",
     ),
     **dict.fromkeys(("load_shard", "LocalComm"), "shard"),
+    **dict.fromkeys(("SQUARE_SAFE", "Moments"), "stats"),
 }  # fmt: skip
 
 __all__ = list(_NAMES)

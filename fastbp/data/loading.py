@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from .._files import open_input
+from .stats import Moments
 
 __all__ = [
     "DataError",
@@ -648,12 +649,6 @@ def _stratified(perm: NDArray, labels: NDArray, n_val: int) -> NDArray:
     return np.concatenate(picks)
 
 
-#: Up to this magnitude a column's sum of squared deviations stays finite in
-#: float64 for any feasible row count (1e100 squared is 1e200, far below the
-#: 1.8e308 limit); beyond it, Standardizer.fit scales the column first.
-SQUARE_SAFE = 1e100
-
-
 #: Rows a Standardizer converts to float64 at a time.
 _BLOCK_ROWS = 1 << 14
 
@@ -705,10 +700,12 @@ class Standardizer:
         (n_samples, n_features), over ``rows`` (indices; all rows when None,
         at least one); returns self.
 
-        Computed one column at a time in float64, so the memory needed beyond
-        X is one column, whatever X's dtype. A column holding values beyond
-        1e100 (whose summed squares could overflow float64) is divided by a power of
-        two first and the results multiplied back: exact, and finite.
+        Computed one column at a time in float64 by
+        :class:`fastbp.data.stats.Moments` (the statistic streamed and
+        sharded reading merge), so the memory needed beyond X is one column,
+        whatever X's dtype. A column holding values beyond 1e100 (whose
+        summed squares could overflow float64) is divided by a power of two
+        first and the results multiplied back: exact, and finite.
         """
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[0] == 0 or (rows is not None and len(rows) == 0):
@@ -718,17 +715,10 @@ class Standardizer:
             )
         mean, std = np.empty(X.shape[1]), np.empty(X.shape[1])
         for j in range(X.shape[1]):
-            col = X[:, j] if rows is None else X[rows, j]
-            col = col.astype(np.float64)
-            big = float(np.max(np.abs(col)))
-            if big > SQUARE_SAFE and math.isfinite(big):
-                scale = math.ldexp(1.0, math.frexp(big)[1] - 1)
-                col = col / scale  # magnitudes now below 2
-                mean[j], std[j] = col.mean() * scale, col.std() * scale
-            else:
-                mean[j] = col.mean()
-                std[j] = col.std()
-        std[std == 0] = 1.0
+            moments = Moments(1)
+            moments.add((X[:, j] if rows is None else X[rows, j]).reshape(-1, 1))
+            m, s = moments.mean_std()
+            mean[j], std[j] = m[0], s[0]
         self.mean, self.std = mean, std
         return self
 
