@@ -283,6 +283,8 @@ def dates_of(column, fmt: str, na_values) -> tuple[NDArray, NDArray]:
         )
     elif kind_of(column.type) == "datetime":
         stamps = column
+        if pa.types.is_date(column.type):  # days: the hour is 0
+            stamps = pc.cast(column, pa.timestamp("s"))
     else:  # a column forced to datetime that is not one
         stamps = pa.nulls(len(column), pa.timestamp("s"))
     usable = ~stamps.is_null().to_numpy(zero_copy_only=False)
