@@ -20,6 +20,15 @@ def _out_folder(ctx: click.Context, param: click.Parameter, value: str | None):
     return value
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float):
+    """A FloatRange lets NaN through (every comparison with it is False)."""
+    import math
+
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number", ctx, param)
+    return value
+
+
 @click.command()
 @click.option(
     "--quick",
@@ -43,6 +52,7 @@ def _out_folder(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.option(
     "--budget",
     type=click.FloatRange(min=0, min_open=True, max=3600),
+    callback=_finite,
     default=0.25,
     show_default=True,
     help="Seconds per timing; each engine is timed once per round.",

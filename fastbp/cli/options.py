@@ -318,7 +318,7 @@ TRAIN_OPTIONS = [
     ),
     click.option(
         "--shuffle-buffer",
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=1 << 30),
         default=65536,
         show_default=True,
         help="With --stream: rows the approximate shuffle draws from; at least the "

@@ -61,7 +61,9 @@ def read_raw(path: str, fmt: str, compression: str | None, source, columns=None)
                         null_values=[],
                     ),
                 )
-                return reader.read_all()
+                table = reader.read_all()
+                table.column_names  # names not UTF-8 raise here  # noqa: B018
+                return table
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -75,8 +77,12 @@ def read_raw(path: str, fmt: str, compression: str | None, source, columns=None)
                 stream.seek(0)
                 table = ipc.open_stream(stream).read_all()
         return table.select(columns) if columns else table
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: {read_problem(UnicodeError('utf-8'), fmt)}") from None
     except OSError as exc:
-        raise _open_error(path, exc) from None
+        from .tables import open_error
+
+        raise open_error(path, exc) from None
     except pa.ArrowException as exc:
         ragged = None
         if "Expected" in str(exc) and "columns" in str(exc):
@@ -101,14 +107,6 @@ def read_problem(exc: Exception, fmt: str) -> str:
     if "Expected" in first and "columns" in first:
         return f"a row has another number of fields than the header ({first})"
     return f"cannot read as {fmt} ({first})"
-
-
-def _open_error(path: str, exc: OSError) -> DataError:
-    if isinstance(exc, FileNotFoundError):
-        return DataError(f"{path}: no such file")
-    if isinstance(exc, IsADirectoryError):
-        return DataError(f"{path}: is a directory, not a data file")
-    return DataError(f"{path}: cannot open ({exc.strerror or exc})")
 
 
 def _all_text(path, fmt, compression, source) -> dict:

@@ -283,8 +283,19 @@ def _batches(source: Source, name: str) -> Iterator:
                 raise TypeError(f"{name}: source yielded {type(batch).__name__}")
             yield batch
             offset += batch.num_rows
+    except OSError as exc:
+        from .tables import open_error
+
+        raise open_error(name, exc) from None
     except pa.ArrowException as exc:
         first = (str(exc).strip().splitlines() or ["error"])[0]
+        ragged = None
+        if "columns" in first and os.path.isfile(name):
+            from .tables import ragged_line
+
+            ragged = ragged_line(name)
+        if ragged is not None:
+            raise DataError(f"{name}, {ragged}") from None
         raise DataError(
             f"{name}: cannot read the data after data row {offset} ({first})"
         ) from None

@@ -62,6 +62,7 @@ __all__ = [
     "ragged_line",
     "input_source",
     "part_table",
+    "open_error",
 ]
 
 #: Formats by name, as ``format=`` and ``fastbp train --format`` take them.
@@ -116,12 +117,15 @@ def input_source(path: str, compression: str | None):
     return pa.input_stream(path, compression=compression)
 
 
-def _open_error(path: str, exc: OSError) -> DataError:
+def open_error(path: str, exc: OSError) -> DataError:
+    """The one-line DataError of an OSError reading path."""
     if isinstance(exc, FileNotFoundError):
         return DataError(f"{path}: no such file")
     if isinstance(exc, IsADirectoryError):
         return DataError(f"{path}: is a directory, not a data file")
-    return DataError(f"{path}: cannot open ({exc.strerror or exc})")
+    if exc.strerror is None:  # a read error of the data, not of the file
+        return DataError(f"{path}: cannot read ({exc}); is the file whole?")
+    return DataError(f"{path}: cannot open ({exc.strerror})")
 
 
 def _header(path: str, fmt: str, compression: str | None) -> list[str]:
@@ -143,7 +147,7 @@ def _header(path: str, fmt: str, compression: str | None) -> list[str]:
     except StopIteration:
         return []
     except OSError as exc:
-        raise _open_error(path, exc) from None
+        raise open_error(path, exc) from None
     except pa.ArrowException:
         return []  # the full read (or the slow scanner) reports it
 
@@ -266,6 +270,11 @@ def read_table(
         One line naming the file and the line (CSV; data row for Parquet and
         Feather) and column at fault, as ``load_csv`` describes.
     """
+    if task not in (None, "regression", "classification"):
+        raise ValueError(
+            f"read_table: task must be 'regression', 'classification' or None, "
+            f"got {task!r}"
+        )
     path = os.fspath(path)
     dtype = np.dtype(dtype)
     fmt, compression = format_of(path, format)
@@ -386,7 +395,7 @@ def _read_columns(
                 cells.append(_stripped_text(batch.column(j), keep_numbers=True))
             offset += rows
     except OSError as exc:
-        raise _open_error(path, exc) from None
+        raise open_error(path, exc) from None
     except pa.ArrowException as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
         raise _NotFast(f"{path}: cannot read as {fmt} ({first})") from None
@@ -689,7 +698,7 @@ def read_arrow(path: str | os.PathLike, *, format: str | None = None):
             return pq.read_table(path)
         return pa.Table.from_batches(list(_batches(path, fmt, None)))
     except OSError as exc:
-        raise _open_error(path, exc) from None
+        raise open_error(path, exc) from None
     except pa.ArrowException as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
         raise DataError(f"{path}: cannot read as {fmt} ({first})") from None
@@ -765,7 +774,7 @@ def file_part(
             return _parquet_part(path, int(index), int(n_parts))
         n_rows = _row_count(path, fmt)
     except OSError as exc:
-        raise _open_error(path, exc) from None
+        raise open_error(path, exc) from None
     except pa.ArrowException as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
         raise DataError(f"{path}: cannot read as {fmt} ({first})") from None
@@ -1016,7 +1025,7 @@ def part_table(path: str | os.PathLike, part: Part, *, format: str | None = None
             _batches(path, fmt, compression, types, part=part, column_names=header)
         )
     except OSError as exc:
-        raise _open_error(path, exc) from None
+        raise open_error(path, exc) from None
     except pa.ArrowException as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
         raise DataError(f"{path}: cannot read as {fmt} ({first})") from None
