@@ -27,7 +27,7 @@ _NAMES = {
     **dict.fromkeys(("Optimizer", "SGD", "Adam"), "nn.optim"),
     **dict.fromkeys(("GradcheckResult", "numerical_gradient"), "nn.numerical"),
     **dict.fromkeys(("evaluate",), "training.api"),
-    **dict.fromkeys(("fit", "InMemory"), "training.loop"),
+    **dict.fromkeys(("fit", "FitOptions", "InMemory"), "training.loop"),
     **dict.fromkeys(("TrainResult", "DivergenceError"), "training.result"),
     **dict.fromkeys(("lbfgs", "loss_and_gradient"), "training.fullbatch"),
     **dict.fromkeys(("Callback", "EpochCallback", "GradNorms"), "training.callbacks"),

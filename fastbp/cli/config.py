@@ -183,6 +183,7 @@ class TrainConfig:
             features=self.features or None,
             na_values=self.na_values or NA_VALUES,
             max_categories=self.max_categories,
+            strict=self.strict,
         )
 
 

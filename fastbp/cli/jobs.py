@@ -282,8 +282,7 @@ def _shard(config: TrainConfig, world: MpiWorld) -> TableJob:
                 config.data, world.comm, target=config.target, task=config.task,
                 loss=config.loss, val_fraction=config.val_split, seed=config.seed,
                 dtype=config.dtype, format=config.data_format,
-                options=config.plan_options(), strict=config.strict,
-                scale_target=not config.strict,
+                options=config.plan_options(), scale_target=not config.strict,
             )  # fmt: skip
     except (DataError, ValueError) as exc:  # the same on every rank
         raise data_error(exc) from None
@@ -303,8 +302,7 @@ def _stream(config: TrainConfig) -> StreamJob:
             stats = scan(
                 source, target=config.target, task=config.task, dtype=config.dtype,
                 val_fraction=config.val_split, seed=config.seed, name=config.data,
-                options=config.plan_options(), strict=config.strict,
-                scale_target=not config.strict,
+                options=config.plan_options(), scale_target=not config.strict,
             )  # fmt: skip
         loss, n_outputs, metric = stats.coding(config.loss)
     except (DataError, ValueError) as exc:

@@ -124,6 +124,10 @@ class PlanOptions:
     features : when given, the only columns used (besides the target)
     na_values : spellings of a missing cell
     max_categories : levels one-hot coded per categorical column (>= 1)
+    strict : clean numbers only: a missing or non-numeric cell is an error
+        naming its line (CSV) or data row, and column (streamed and sharded
+        reading; a table read into memory with ``--strict`` takes the
+        clean-number reader)
     """
 
     categorical: tuple[str, ...] = ()
@@ -132,6 +136,7 @@ class PlanOptions:
     features: tuple[str, ...] | None = None
     na_values: tuple[str, ...] = NA_VALUES
     max_categories: int = MAX_CATEGORIES
+    strict: bool = False
 
     def __post_init__(self) -> None:
         both = set(self.categorical) & set(self.numeric)

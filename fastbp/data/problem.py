@@ -296,66 +296,17 @@ class Problem:
         The standardizer (when ``standardize``) is fitted on the training
         rows only, so validation rows do not leak into it.
         """
-        loss = self.default_loss if loss is None else loss
-        if loss not in LOSS_NAMES:
-            raise ValueError(f"prepare: loss must be one of {LOSS_NAMES}, got {loss!r}")
-        if loss == "ce" and self.task != "classification":
-            raise ValueError(
-                "prepare: loss 'ce' needs a classification target; use loss 'mse' "
-                "for regression"
-            )
+        loss = self._check_loss(loss)
         dtype = as_dtype(dtype, "prepare")
-        if val_rows is None:
-            stratify = self.y if self.task == "classification" else None
-            train_idx, val_idx = train_val_split(
-                self.n_samples, val_fraction, seed, stratify=stratify
-            )
-        else:
-            val_rows = np.asarray(val_rows)
-            if val_rows.dtype != np.bool_ or val_rows.shape != (self.n_samples,):
-                raise ValueError(
-                    f"prepare: val_rows must be a bool array of shape "
-                    f"({self.n_samples},), got {val_rows.dtype} {val_rows.shape}"
-                )
-            train_idx = np.flatnonzero(~val_rows).astype(np.int64)
-            val_idx = np.flatnonzero(val_rows).astype(np.int64)
-        if scaler is None and self.plan is not None:
-            scaler = Standardizer(*self.plan.standardizer())
-        if scaler is not None and (
-            not isinstance(scaler, Standardizer)
-            or scaler.mean is None
-            or scaler.mean.shape != (self.n_features,)
-        ):
-            raise ValueError(
-                f"prepare: scaler must be a fitted Standardizer of "
-                f"{self.n_features} features, got {scaler!r}"
-            )
+        train_idx, val_idx = self._split(val_fraction, seed, val_rows)
+        scaler = self._scaler(scaler, train_idx)
         with np.errstate(over="ignore"):  # reported by _check_squares
             targets, n_outputs, metric = self._targets(loss, dtype)
-        if not self.standardize:
-            scaler = None
-        elif scaler is None:
-            scaler = Standardizer().fit(
-                self.X, rows=None if len(train_idx) == self.n_samples else train_idx
-            )
-
-        def rows(idx: NDArray) -> NDArray:
-            # One gather per side, standardized in place, then rounded once
-            # into dtype (a no-op for a table read in dtype): the peak is the
-            # problem's X plus its gathered rows. A value out of the dtype's
-            # range becomes inf here and is reported below.
-            part = self.X[idx]
-            with np.errstate(over="ignore"):
-                part = scaler.transform_(part) if scaler else part
-                part = np.asarray(part, dtype=dtype)
-            self._check_squares(part, idx, dtype, "features")
-            return part
-
         if self.task == "regression":
             self._check_squares(targets, None, dtype, "target")
-        X_val = rows(val_idx)  # before the in-place path moves rows
+        X_val = self._rows(val_idx, scaler, dtype)  # before rows move in place
         if copy or self.X.dtype != dtype or not self.X.flags.writeable:
-            X_train = rows(train_idx)
+            X_train = self._rows(train_idx, scaler, dtype)
         else:
             X_train = _compact(self.X, train_idx)
             with np.errstate(over="ignore"):
@@ -383,6 +334,70 @@ class Problem:
             dtype=dtype,
             target_scale=target_scale,
         )
+
+    def _check_loss(self, loss: str | None) -> str:
+        """The loss name to prepare for (ValueError for one that does not fit
+        the task)."""
+        loss = self.default_loss if loss is None else loss
+        if loss not in LOSS_NAMES:
+            raise ValueError(f"prepare: loss must be one of {LOSS_NAMES}, got {loss!r}")
+        if loss == "ce" and self.task != "classification":
+            raise ValueError(
+                "prepare: loss 'ce' needs a classification target; use loss 'mse' "
+                "for regression"
+            )
+        return loss
+
+    def _split(self, val_fraction, seed, val_rows) -> tuple[NDArray, NDArray]:
+        """(training rows, validation rows) as int64 indices: the seeded split
+        (stratified by class), or the given bool mask."""
+        if val_rows is None:
+            stratify = self.y if self.task == "classification" else None
+            return train_val_split(
+                self.n_samples, val_fraction, seed, stratify=stratify
+            )
+        val_rows = np.asarray(val_rows)
+        if val_rows.dtype != np.bool_ or val_rows.shape != (self.n_samples,):
+            raise ValueError(
+                f"prepare: val_rows must be a bool array of shape "
+                f"({self.n_samples},), got {val_rows.dtype} {val_rows.shape}"
+            )
+        return (
+            np.flatnonzero(~val_rows).astype(np.int64),
+            np.flatnonzero(val_rows).astype(np.int64),
+        )
+
+    def _scaler(self, scaler, train_idx: NDArray) -> Standardizer | None:
+        """The standardizer to apply: the given one, the plan's, or one
+        fitted on the training rows (None when not standardizing)."""
+        if scaler is None and self.plan is not None:
+            scaler = Standardizer(*self.plan.standardizer())
+        if scaler is not None and (
+            not isinstance(scaler, Standardizer)
+            or scaler.mean is None
+            or scaler.mean.shape != (self.n_features,)
+        ):
+            raise ValueError(
+                f"prepare: scaler must be a fitted Standardizer of "
+                f"{self.n_features} features, got {scaler!r}"
+            )
+        if not self.standardize:
+            return None
+        if scaler is None:
+            every = len(train_idx) == self.n_samples
+            scaler = Standardizer().fit(self.X, rows=None if every else train_idx)
+        return scaler
+
+    def _rows(self, idx: NDArray, scaler, dtype) -> NDArray:
+        """Rows idx of X, standardized and rounded once into dtype: one
+        gather, standardized in place (the peak is X plus the gathered
+        rows). A value out of the dtype's range becomes inf and is reported."""
+        part = self.X[idx]
+        with np.errstate(over="ignore"):
+            part = scaler.transform_(part) if scaler else part
+            part = np.asarray(part, dtype=dtype)
+        self._check_squares(part, idx, dtype, "features")
+        return part
 
     def _check_squares(
         self, A: NDArray, idx: NDArray | None, dtype: np.dtype, kind: str

@@ -185,7 +185,6 @@ def load_shard(
     dtype: DTypeLike = np.float32,
     format: str | None = None,
     options: PlanOptions | None = None,
-    strict: bool = False,
     scale_target: bool = False,
 ) -> Prepared:
     """This rank's share of a table file, ready for ``fastbp.train``.
@@ -217,10 +216,9 @@ def load_shard(
     seed : int or None
         Seeds the validation rows; None draws one on rank 0 for all.
     options : PlanOptions or None
-        What the user says about the columns.
-    strict : bool
-        Clean numbers only: a missing or non-numeric cell is an error naming
-        its line (CSV) or data row and column.
+        What the user says about the columns; ``options.strict``: clean
+        numbers only, a missing or non-numeric cell is an error naming its
+        line (CSV) or data row and column.
     scale_target : bool
         Regression: train on (y - mean) / std of every rank's training
         targets.
@@ -264,7 +262,7 @@ def load_shard(
     target_name = target_name_of(target, names, path)
     options.check_names(names, target_name, path)
     features = table.drop_columns([target_name])
-    if strict:
+    if options.strict:
         run_collectively(comm, _strict_part, features, first_row, path, format, options)
     held_out = holdout_mask(first_row, table.num_rows, float(val_fraction), seed)
     where = f"{path}, column {target_name!r}"

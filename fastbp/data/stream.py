@@ -357,7 +357,6 @@ def scan(
     seed: int | None = 0,
     name: str = "<stream>",
     options: PlanOptions | None = None,
-    strict: bool = False,
     scale_target: bool = False,
 ) -> StreamStats:
     """The first pass over a streamed table: rows, task, labels and the
@@ -379,10 +378,10 @@ def scan(
     name : str
         Names the data in error messages.
     options : PlanOptions or None
-        What the user says about the columns (:mod:`fastbp.data.plan`).
-    strict : bool
-        Clean numbers only: a missing or non-numeric cell is an error naming
-        its data row and column (as ``fastbp train --strict``).
+        What the user says about the columns (:mod:`fastbp.data.plan`);
+        ``options.strict``: clean numbers only, a missing or non-numeric
+        cell is an error naming its data row and column (as ``fastbp train
+        --strict``).
     scale_target : bool
         Regression: train on (y - mean) / std of the training rows' targets
         (``StreamStats.target_scale``), as ``fastbp train`` does.
@@ -413,7 +412,7 @@ def scan(
         if c == 0:
             continue
         columns = _columns(batch, [*features, target_name], name, rows)
-        if strict:
+        if options.strict:
             strict_cells(columns, features, rows, name, options)
         held_out = holdout_mask(rows, c, float(val_fraction), seed)
         present = labels.add(columns.column(target_name), rows, ~held_out)
@@ -439,7 +438,7 @@ def scan(
         task=task, classes=classes, dtype=dtype, val_fraction=float(val_fraction),
         seed=seed, name=name, class_values=values, dropped=rows - kept,
         target_scale=labels.scale() if scale_target and task == "regression" else None,
-        strict=strict,
+        strict=options.strict,
     )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from ..nn.optim import Optimizer
 from .callbacks import Callback, EpochCallback, GradNorms
 from .checkpoint import Checkpoint, CheckpointFile, Checkpointing
 from .checks import coerce
-from .loop import InMemory, fit
+from .loop import FitOptions, InMemory, fit
 from .metrics import evaluate_arrays
 from .parallel import DataParallel
 from .result import TrainResult
@@ -184,9 +184,9 @@ def train(
         Checkpointing(None, checkpoint_every, None)
     return fit(
         model, loss, optimizer, data, epochs=epochs, batch_size=batch_size,
-        seed=seed, shuffle=shuffle, metric=metric, fuse=fuse, threads=threads,
-        l2=l2, strategy=strategy,
+        seed=seed, strategy=strategy,
         callbacks=[*norms, *every, *callbacks, control, *saving],
+        options=FitOptions(shuffle, metric, fuse, threads, l2),
     )  # fmt: skip
 
 

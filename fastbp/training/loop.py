@@ -59,11 +59,34 @@ from .result import TrainResult
 from .runners import Engine, linear_layers, shuffle_key
 from .schedules import EpochControl
 
-__all__ = ["fit", "Run", "InMemory", "STEPS_PER_CALL"]
+__all__ = ["fit", "FitOptions", "Run", "InMemory", "STEPS_PER_CALL"]
 
 #: The fused path runs this many training steps per call at most, so progress
 #: is reported about every 0.1-1 s; fewer when validation runs every epoch.
 STEPS_PER_CALL = 1 << 16
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How :func:`fit` trains, besides epochs, batches, seed, callbacks and
+    strategy.
+
+    shuffle : visit the rows of epoch e (from 0) in the order
+        ``epoch_order(shuffle_key(seed), e, n)``; False: in their stored order
+    metric : a name of :data:`fastbp.training.metrics.METRICS`, or None (the
+        data source's default: accuracy for labels, R^2 for values)
+    fuse : None picks the fused path when the parts qualify, True demands it,
+        False forces the layer path
+    threads : cap on BLAS and Numba threads during training, or None
+    l2 : float >= 0, each batch's loss gains 0.5 * l2 * sum(||W||**2) / (its
+        total weight) over the Linear weights
+    """
+
+    shuffle: bool = True
+    metric: str | None = None
+    fuse: bool | None = None
+    threads: int | None = None
+    l2: float = 0.0
 
 
 @dataclass(eq=False)
@@ -184,13 +207,9 @@ def fit(
     epochs: int,
     batch_size: int = 32,
     seed: int | None = 0,
-    shuffle: bool = True,
-    metric: str | None = None,
-    fuse: bool | None = None,
-    threads: int | None = None,
-    l2: float = 0.0,
     callbacks: Sequence[Callback] = (),
     strategy: SingleProcess | None = None,
+    options: FitOptions | None = None,
 ) -> TrainResult:
     """Train ``model`` on a data source; the one loop behind ``fastbp.train``.
 
@@ -203,23 +222,20 @@ def fit(
         :class:`fastbp.data.stream.Streamed`
     epochs, batch_size : int >= 1 (``epochs`` in all, a resumed
         checkpoint's included)
-    seed, shuffle : the shuffle key is ``shuffle_key(seed)`` (fresh entropy
-        for None); shuffle=False visits rows in their stored order
-    metric : a name of :data:`fastbp.training.metrics.METRICS`, or None
-        (the data source's default: accuracy for labels, R^2 for values)
-    fuse : None picks the fused path when the parts qualify, True demands it,
-        False forces the layer path
-    threads : cap on BLAS and Numba threads during training, or None
-    l2 : float >= 0, each batch's loss gains 0.5 * l2 * sum(||W||**2) / (its
-        total weight) over the Linear weights
+    seed : int or None, the shuffle key is ``shuffle_key(seed)`` (fresh
+        entropy for None)
     callbacks : Callback instances, run in this order around every call
     strategy : :class:`fastbp.training.parallel.DataParallel`, or None
+    options : FitOptions (shuffling, metric, path, threads, L2), or None for
+        the defaults
 
     Returns the run's TrainResult; raises DivergenceError when the loss
     becomes NaN or infinite.
     """
     epochs = positive_int(epochs, "train", "epochs")
     batch_size = positive_int(batch_size, "train", "batch_size")
+    options = options or FitOptions()
+    metric = options.metric
     if not isinstance(model, Sequential):
         raise TypeError(f"train: model must be a fastbp Sequential, got {model!r}")
     if not isinstance(loss, Loss):
@@ -239,14 +255,15 @@ def fit(
             f"train: metric must be one of {sorted(METRICS)}, got {metric!r}"
         )
     try:
-        engine = Engine.choose(model, loss, optimizer, fuse)
+        engine = Engine.choose(model, loss, optimizer, options.fuse)
     except ValueError as exc:
         raise ValueError(f"train: {exc}") from None
     controls = [cb for cb in callbacks if isinstance(cb, EpochControl)]
     control = controls[0] if controls else EpochControl(optimizer, model)
     run = Run(
         model, loss, optimizer, engine, data, epochs, batch_size,
-        non_negative(l2, "l2"), seed, shuffle_key(seed) if shuffle else -1,
+        non_negative(options.l2, "l2"), seed,
+        shuffle_key(seed) if options.shuffle else -1,
         metric or data.default_metric(loss),
         TrainResult(fused=engine.fused, layer_path_reason=engine.reason),
         control, strategy or SingleProcess(), callbacks=callbacks,
@@ -254,7 +271,7 @@ def fit(
     run.result.metric_name = run.metric
     run.strategy.begin(run)
     data.bind(run)
-    with thread_limit(threads):
+    with thread_limit(options.threads):
         for callback in callbacks:
             callback.on_train_begin(run)
         data.start(run)

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastbp.data import DataError, Standardizer
+from fastbp.data.plan import PlanOptions
 from fastbp.data.problem import Problem
 from fastbp.data.raw import RawTable, raw_problem
 from fastbp.data.shard import (
@@ -384,7 +385,9 @@ def test_load_shard_strict_bad_cell_ends_every_rank_with_its_line(tmp_path):
     lines = ["a,b,y"] + [f"{i},{i * 2},{'p' if i % 2 else 'q'}" for i in range(60)]
     lines[50] = "49,x2,p"  # line 51, in the second half
     path = write_text(tmp_path, "bad.csv", lines)
-    messages = errors(2, lambda c: load_shard(path, c, strict=True))
+    messages = errors(
+        2, lambda c: load_shard(path, c, options=PlanOptions(strict=True))
+    )
     assert (
         messages == [f"rank 1: {path}, column 'b', line 51: 'x2' is not a number"] * 2
     )
@@ -483,6 +486,7 @@ WORKER = r"""
 import json, sys
 import numpy as np
 from mpi4py import MPI
+from fastbp.data.plan import PlanOptions
 from fastbp.data.shard import global_rows, load_shard
 
 comm = MPI.COMM_WORLD
@@ -490,6 +494,8 @@ rank = comm.Get_rank()
 jobs, out = json.load(open(sys.argv[1])), sys.argv[2]
 for job in jobs:
     name, path = job.pop("name"), job.pop("path")
+    if job.pop("strict", False):
+        job["options"] = PlanOptions(strict=True)
     try:
         p = load_shard(path, comm, **job)
     except ValueError as exc:

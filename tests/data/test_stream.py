@@ -10,6 +10,7 @@ import pytest
 
 import fastbp
 from fastbp.data import DataError, Standardizer, load_csv
+from fastbp.data.plan import PlanOptions
 from fastbp.data.problem import Predictor
 from fastbp.data.stream import (
     Streamed,
@@ -348,17 +349,17 @@ def test_scan_nan_in_later_chunk_names_row_and_column():
     cols, _, _ = regression_columns(3000)
     cols["x2"][2499] = np.nan
     with pytest.raises(DataError, match=r"column 'x2', data row 2500: nan") as info:
-        scan(table_source(cols, 1000), strict=True)
+        scan(table_source(cols, 1000), options=PlanOptions(strict=True))
     assert "\n" not in str(info.value)
 
 
 def test_scan_inf_or_empty_in_later_csv_chunk_names_row_and_column():
     source = csv_source(_csv(3000, bad_row=2500, bad_value="inf"), block_size=4096)
     with pytest.raises(DataError, match=r"column 'b', data row 2500: inf"):
-        scan(source, strict=True)
+        scan(source, options=PlanOptions(strict=True))
     source = csv_source(_csv(3000, bad_row=2700, bad_value=""), block_size=4096)
     with pytest.raises(DataError, match=r"column 'b', data row 2700: missing"):
-        scan(source, strict=True)
+        scan(source, options=PlanOptions(strict=True))
 
 
 def test_scan_text_in_later_csv_chunk_is_one_line():
@@ -377,7 +378,7 @@ def test_train_stream_text_in_later_batch_names_row_and_column():
         calls.append(1)
         return iter([good, good, bad] if len(calls) > 1 else [good, good])
 
-    stats = scan(source, strict=True)
+    stats = scan(source, options=PlanOptions(strict=True))
     model = fastbp.mlp([1, 1], rng=0)
     with pytest.raises(DataError, match=r"column 'a', data row 6: 'x' is not a number"):
         fastbp.train(
