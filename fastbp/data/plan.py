@@ -237,12 +237,18 @@ def numbers_of(column, na_values: tuple[str, ...]) -> tuple[NDArray, NDArray]:
 
 
 def bools_of(column, na_values: tuple[str, ...]) -> tuple[NDArray, NDArray]:
-    """(values 1.0/0.0, usable) of an Arrow bool or a true/false text column."""
+    """(values 1.0/0.0, usable) of an Arrow bool or a true/false text column
+    (or of numbers: 1 and 0; the other values missing)."""
     pa, pc = _types()
     column = _plain(column)
-    if kind_of(column.type) == "bool":
+    kind = kind_of(column.type)
+    if kind == "bool":
         usable = ~column.is_null().to_numpy(zero_copy_only=False)
         values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+        return np.where(usable, values, np.nan), usable
+    if kind in ("number", "datetime", "other"):
+        values, _ = numbers_of(column, na_values)
+        usable = (values == 0) | (values == 1)
         return np.where(usable, values, np.nan), usable
     cells = pc.utf8_lower(text_cells(column, na_values))
     true = pc.fill_null(pc.equal(cells, "true"), False).to_numpy(zero_copy_only=False)
@@ -273,17 +279,24 @@ def date_format(column, na_values: tuple[str, ...]) -> str | None:
 
 def dates_of(column, fmt: str, na_values) -> tuple[NDArray, NDArray]:
     """(parts (n, 5) float64: year, month, day of year, day of week with
-    Monday 0, hour; usable bool (n,)) of a date/time column read with fmt
-    ("" for Arrow dates and timestamps)."""
+    Monday 0, hour; usable bool (n,)) of a date/time column: Arrow dates and
+    timestamps as they are, text read with fmt (the format the training
+    rows' text had; "" when they were Arrow dates: then each cell in the
+    first of DATE_FORMATS that reads it)."""
     pa, pc = _types()
     column = _plain(column)
-    if fmt:
-        stamps = pc.strptime(
-            text_cells(column, na_values), format=fmt, unit="s", error_is_null=True
-        )
-    elif kind_of(column.type) == "datetime":
-        stamps = column
-    else:  # a column forced to datetime that is not one
+    kind = kind_of(column.type)
+    if kind == "datetime":
+        # Dates as midnight stamps (Arrow has no hour of a date).
+        is_date = pa.types.is_date(column.type)
+        stamps = pc.cast(column, pa.timestamp("s")) if is_date else column
+    elif kind == "text":
+        cells = text_cells(column, na_values)
+        stamps = None
+        for f in (fmt,) if fmt else DATE_FORMATS:
+            parsed = pc.strptime(cells, format=f, unit="s", error_is_null=True)
+            stamps = parsed if stamps is None else pc.coalesce(stamps, parsed)
+    else:  # numbers or bools are no dates
         stamps = pa.nulls(len(column), pa.timestamp("s"))
     usable = ~stamps.is_null().to_numpy(zero_copy_only=False)
     parts = np.empty((len(column), len(DATE_PARTS)))
@@ -833,9 +846,7 @@ def _role(column: ColumnStats, position: int, options: PlanOptions) -> tuple[str
         return "boolean", ""
     distinct = column.levels.distinct - (1 if column.missing else 0)
     all_distinct = not column.levels.overflow and distinct == present and present > 2
-    numeric = (
-        column.kind == "number" or column.n_numberlike >= NUMERIC_SHARE * present
-    )
+    numeric = column.kind == "number" or column.n_numberlike >= NUMERIC_SHARE * present
     if numeric:
         if column.row_counter() and (_ID_NAME.search(name) or column.rows >= 50):
             return "identifier", "unique row counter"
