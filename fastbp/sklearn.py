@@ -1,4 +1,5 @@
-"""scikit-learn estimators: :class:`MLPClassifier` and :class:`MLPRegressor`.
+"""scikit-learn estimators: :class:`MLPClassifier` and :class:`MLPRegressor`,
+and :class:`TableEncoder`, the column plan of ``fastbp train`` for raw tables.
 
 Drop-in replacements for ``sklearn.neural_network.MLPClassifier`` and
 ``MLPRegressor``: the same parameters with the same names, meanings and
@@ -34,6 +35,11 @@ Where it differs, on purpose:
   reports its mean over outputs.
 - Sparse inputs are accepted and made dense.
 
+:class:`TableEncoder` turns raw columns (text categories, missing cells,
+bools, dates, in a pandas DataFrame or an Arrow table) into the standardized
+inputs of a network as ``fastbp train`` does, so ``Pipeline(TableEncoder(),
+MLPClassifier())`` learns from a raw table as the command line does.
+
 ``save(path)`` writes fastbp's pickle-free ``.npz`` model file, which
 ``fastbp predict`` serves; ``load(path)`` reads one written by ``save`` or by
 ``fastbp train`` (its standardization is applied in ``predict``).
@@ -53,7 +59,12 @@ from numbers import Integral, Real
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    RegressorMixin,
+    TransformerMixin,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
@@ -71,7 +82,7 @@ from .training.fullbatch import lbfgs, loss_and_gradient
 from .training.result import DivergenceError
 from .training.schedules import SCHEDULES, EarlyStopping, schedule
 
-__all__ = ["MLPClassifier", "MLPRegressor", "register_onnx"]
+__all__ = ["MLPClassifier", "MLPRegressor", "TableEncoder", "register_onnx"]
 
 #: scikit-learn's activation names -> fastbp layer classes (None: identity).
 ACTIVATIONS = {
@@ -945,6 +956,319 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if scale is not None:  # a fastbp train model of a scaled target
             y = y.astype(np.float64) * scale[1] + scale[0]
         return y.ravel() if y.shape[1] == 1 else y
+
+
+# --- raw tables: the column plan as a transformer ----------------------------
+
+
+def _column_names(est, param: str) -> tuple[str, ...] | None:
+    """A names parameter (None, one column name, or a list of them) as a
+    tuple; TypeError naming the parameter otherwise."""
+    value = getattr(est, param)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    try:
+        names = tuple(value)
+    except TypeError:
+        names = None
+    if names is None or not all(isinstance(n, str) for n in names):
+        raise TypeError(
+            f"{type(est).__name__}: {param} must be None, a column name or a list "
+            f"of column names, got {value!r}"
+        )
+    return names
+
+
+#: The CLI's spellings in plan messages, as TableEncoder's parameters.
+_OPTION_WORDS = {
+    "--features": "features=",
+    "--numeric": "numeric=",
+    "--categorical": "categorical=",
+    "--drop": "drop=",
+}
+
+
+def _parameter_words(text: str) -> str:
+    for option, param in _OPTION_WORDS.items():
+        text = text.replace(option, param)
+    return text
+
+
+class TableEncoder(TransformerMixin, BaseEstimator):
+    """The column plan of ``fastbp train`` as a scikit-learn transformer.
+
+    ``fit`` reads the columns of the training rows (a pandas DataFrame, a
+    pyarrow Table or RecordBatch, a dict of columns, or an array) and gives
+    each a role, exactly as ``fastbp train --data FILE`` does for the
+    feature columns of a raw table (:mod:`fastbp.data.plan`): numeric
+    (median fill, plus a 0/1 missing input where the training rows had
+    missing cells), boolean, categorical (one-hot of the ``max_categories``
+    most frequent levels, then one "(other)" input that also takes levels
+    never seen), datetime (year, month, day of year, day of week, hour where
+    times vary); identifiers (a pandas index column, a row counter, an ID
+    column) and free text are left out. Each input is then standardized with
+    the mean and standard deviation of the training rows (one-hot and
+    missing inputs stay 0/1). ``transform`` gives those standardized inputs:
+    what ``fastbp predict`` feeds a network trained on them, and, for
+    float64, what ``fastbp train`` fed it (in float32, ``fastbp train``
+    rounds each raw number to float32 before standardizing, so its inputs
+    may differ from these in the last bit).
+
+    Missing cells are an empty cell, one of ``na_values``, a null, None, NaN
+    or an infinity; new rows never fail: a missing cell takes its fill, an
+    unseen level goes to "(other)".
+
+    Parameters
+    ----------
+    categorical, numeric : str or list of str, optional
+        Columns given that role whatever their cells.
+    drop : str or list of str, optional
+        Columns left out.
+    features : str or list of str, optional
+        The only columns used; None: every column.
+    na_values : list of str, optional
+        The spellings of a missing cell in text columns (an empty cell is
+        always one), replacing the default ``fastbp.data.plan.NA_VALUES``:
+        "", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "n/a", "#N/A".
+    max_categories : int, default=20
+        Levels one-hot coded per categorical column (the most frequent);
+        the rest share the "(other)" input.
+    dtype : {"float32", "float64"}, default="float32"
+        The dtype of ``transform``'s output, and the one the training rows'
+        statistics are taken in (as ``fastbp train --dtype``).
+
+    Attributes
+    ----------
+    plan_ : fastbp.data.plan.TablePlan
+        Every column's role, fill, levels and standardization
+        (``plan_.summary()`` says it in one line; ``plan_.to_json()`` is what
+        a model file stores).
+    n_features_in_ : int
+        Columns seen in ``fit``.
+    feature_names_in_ : ndarray of str, shape (n_features_in_,)
+        Their names, when ``fit`` saw string column names.
+
+    Notes
+    -----
+    A NumPy array's columns are named x0, x1, ... (or ``feature_names_in_``)
+    and read as numbers, NaN missing; an array of Python objects is read
+    column by column as a DataFrame's object columns are. Medians are exact
+    up to 2**20 values per column and sampled beyond (with the row hash of
+    ``fastbp train``'s default ``--seed 0``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from fastbp.sklearn import TableEncoder
+    >>> df = pd.DataFrame({"size": [1.0, None, 3.0], "color": ["red", "blue", "red"]})
+    >>> enc = TableEncoder().fit(df)
+    >>> list(enc.get_feature_names_out())
+    ['size', 'size_missing', 'color=red', 'color=blue', 'color=(other)']
+    >>> enc.transform(df).shape
+    (3, 5)
+    """
+
+    def __init__(
+        self,
+        *,
+        categorical=None,
+        numeric=None,
+        drop=None,
+        features=None,
+        na_values=None,
+        max_categories=20,
+        dtype="float32",
+    ):
+        self.categorical = categorical
+        self.numeric = numeric
+        self.drop = drop
+        self.features = features
+        self.na_values = na_values
+        self.max_categories = max_categories
+        self.dtype = dtype
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing cells are filled
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        if self.dtype in ("float32", "float64", np.float32, np.float64):
+            tags.transformer_tags.preserves_dtype = [np.dtype(self.dtype).name]
+        return tags
+
+    def _options(self):
+        """The parameters, checked, as PlanOptions."""
+        from .data.plan import NA_VALUES, PlanError, PlanOptions
+
+        name = type(self).__name__
+        names = {
+            p: _column_names(self, p)
+            for p in ("categorical", "numeric", "drop", "features")
+        }
+        na_values = NA_VALUES
+        if self.na_values is not None:
+            spellings = _column_names(self, "na_values")
+            na_values = tuple(dict.fromkeys(["", *(s.strip() for s in spellings)]))
+        k = self.max_categories
+        if isinstance(k, bool) or not isinstance(k, Integral):
+            raise TypeError(f"{name}: max_categories must be an integer, got {k!r}")
+        if k < 1:
+            raise ValueError(f"{name}: max_categories must be >= 1, got {k!r}")
+        if self.dtype not in ("float32", "float64", np.float32, np.float64):
+            raise ValueError(
+                f"{name}: dtype must be 'float32' or 'float64', got {self.dtype!r}"
+            )
+        try:
+            return PlanOptions(
+                categorical=names["categorical"] or (),
+                numeric=names["numeric"] or (),
+                drop=names["drop"] or (),
+                features=names["features"],
+                na_values=na_values,
+                max_categories=int(k),
+            )
+        except PlanError as exc:
+            raise ValueError(f"{name}: {_parameter_words(str(exc))}") from None
+
+    def fit(self, X, y=None):
+        """Make the column plan of the rows of X.
+
+        Parameters
+        ----------
+        X : pandas DataFrame, pyarrow Table or RecordBatch, dict of columns, \
+or array-like of shape (n_samples, n_features)
+            The training rows.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        from .data.plan import PlanError, TableStats, infer_plan
+
+        options = self._options()
+        table = self._table(X, reset=True)
+        name = type(self).__name__
+        try:
+            options.check_names(table.column_names, None, name)
+            stats = TableStats(table.schema, np.dtype(self.dtype), options, seed=0)
+            stats.add(table, np.ones(table.num_rows, dtype=bool), 0)
+            plan = infer_plan(stats, options, where=name)
+        except PlanError as exc:
+            raise ValueError(_parameter_words(str(exc))) from None
+        self.plan_ = _sklearn_reasons(plan)
+        return self
+
+    def transform(self, X):
+        """The standardized model inputs of the rows of X.
+
+        Parameters
+        ----------
+        X : pandas DataFrame, pyarrow Table or RecordBatch, dict of columns, \
+or array-like of shape (n_samples, n_features_in_)
+            The columns seen in ``fit``, in the same order.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_inputs), of ``dtype``
+            One column per name of :meth:`get_feature_names_out`.
+        """
+        from .data.loading import Standardizer
+        from .data.predictor import standardized
+
+        check_is_fitted(self, "plan_")
+        table = self._table(X, reset=False)
+        plan = self.plan_
+        inputs = plan.encode(table, np.float64)
+        return standardized(
+            inputs,
+            Standardizer(*plan.standardizer()),
+            self.dtype,
+            plan.inputs,
+            where=f"{type(self).__name__}.transform",
+        )
+
+    def get_feature_names_out(self, input_features=None):
+        """The names of ``transform``'s columns: for a column c, "c" (a
+        number, boolean), "c_missing" (its missing indicator), "c=level" and
+        "c=(other)" (one-hot), "c:year" ... (date parts).
+
+        Parameters
+        ----------
+        input_features : array-like of str, optional
+            The input columns' names, if they are other than those seen in
+            ``fit`` (without string names there, x0, x1, ...), to name the
+            outputs by; must equal ``feature_names_in_`` when that is set.
+
+        Returns
+        -------
+        ndarray of str objects, shape (n_inputs,)
+        """
+        from sklearn.utils.validation import _check_feature_names_in
+
+        check_is_fitted(self, "plan_")
+        names = _check_feature_names_in(self, input_features)
+        plan = self.plan_
+        if list(names) == [c.name for c in plan.columns]:
+            return np.asarray(plan.inputs, dtype=object)
+        # Named by the columns' new names: each input's column-name prefix
+        # replaced (then made distinct again, as the plan makes them).
+        from .data.plan import _unique
+
+        taken, out = set(), []
+        for column, new in zip(plan.columns, names, strict=True):
+            renamed = [new + s[len(column.name) :] for s in column.inputs]
+            out.extend(_unique(renamed, taken))
+        return np.asarray(out, dtype=object)
+
+    def _names(self) -> list[str]:
+        """The columns' names in the plan: feature_names_in_, or x0, x1..."""
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:
+            return [str(s) for s in names]
+        return [f"x{j}" for j in range(self.n_features_in_)]
+
+    def _table(self, X, reset: bool):
+        """X as a pyarrow Table whose columns carry the plan's names, its
+        features checked against fit's (validate_data)."""
+        import pyarrow as pa
+
+        from .data.predictor import arrow_column, as_table
+
+        name = type(self).__name__
+        table = as_table(X)
+        if table is not None:
+            if isinstance(X, dict | pa.RecordBatch):
+                X = table  # a dict or batch: its names are the Table's
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            if reset and table.num_rows == 0:
+                raise ValueError(f"{name}: X has 0 rows; fit needs at least 1")
+            if table.num_columns == 0:
+                raise ValueError(f"{name}: X has 0 columns; at least 1 is required")
+            return table.rename_columns(self._names())
+        X = validate_data(self, X, reset=reset, dtype=None, ensure_all_finite=False)
+        names = self._names()
+        if X.dtype.kind in "biuf":
+            X = X.astype(np.float64, copy=False)
+            return pa.table([X[:, j] for j in range(X.shape[1])], names=names)
+        if X.dtype.kind == "c":
+            raise ValueError(
+                f"{name}: X holds complex numbers; no column plan reads them"
+            )
+        return pa.table([arrow_column(X[:, j]) for j in range(X.shape[1])], names=names)
+
+
+def _sklearn_reasons(plan):
+    """plan with its columns' reasons in TableEncoder's parameter words."""
+    from dataclasses import replace
+
+    columns = tuple(
+        replace(c, reason=_parameter_words(c.reason)) if "--" in c.reason else c
+        for c in plan.columns
+    )
+    return replace(plan, columns=columns)
 
 
 # --- ONNX: skl2onnx converters -----------------------------------------------
