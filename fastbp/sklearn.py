@@ -1,7 +1,7 @@
 """scikit-learn estimators: :class:`MLPClassifier` and :class:`MLPRegressor`,
 and :class:`TableEncoder`, the column plan of ``fastbp train`` for raw tables.
 
-Drop-in replacements for ``sklearn.neural_network.MLPClassifier`` and
+The networks are drop-in replacements for ``sklearn.neural_network.MLPClassifier`` and
 ``MLPRegressor``: the same parameters with the same names, meanings and
 defaults, the same fitted attributes and methods, trained by fastbp's fused
 kernel (no Python per mini-batch step). Two extra parameters: ``dtype``
@@ -247,27 +247,46 @@ class _BaseMLP(BaseEstimator):
             self.intercepts_.append(rs.uniform(-bound, bound, fan_out).astype(dtype))
 
     def _decision(self, X) -> NDArray:
-        """The network's output (logits for a classifier) for validated X."""
-        return self._network().predict(self._scaled(X))
+        """The network's output (logits for a classifier) for the rows of X."""
+        inputs = self._inputs(X)  # first: NotFittedError before any use
+        return self._network().predict(inputs)
 
-    def _scaled(self, X) -> NDArray:
-        """X standardized as a loaded ``fastbp train`` model was trained."""
+    def _inputs(self, X) -> NDArray:
+        """The network's inputs for X, in dtype: X validated, or, for a model
+        loaded from a ``fastbp train`` file, read and standardized as
+        ``fastbp predict`` reads its data (through the file's column plan for
+        a raw table: X is then a DataFrame, an Arrow table or a dict of the
+        raw columns)."""
+        check_is_fitted(self, "coefs_")
+        if getattr(self, "_plan", None) is not None:
+            from .data.predictor import Predictor, as_table
+
+            name = type(self).__name__
+            table = as_table(X)
+            if table is None:  # numbers in the order of feature_names_in_
+                warnings.warn(
+                    f"X does not have valid feature names, but {name} was fitted "
+                    "with feature names",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            served = Predictor.from_metadata(self._network(), self._meta())
+            return served.inputs(X if table is None else table, where=f"{name}.predict")
+        X = _dense(
+            validate_data(
+                self,
+                X,
+                accept_sparse=["csr", "csc"],
+                dtype=(np.float64, np.float32),
+                reset=False,
+            )
+        )
         scaler = getattr(self, "_standardizer", None)
         if scaler is None:
-            return X
+            return X.astype(self.dtype, copy=False)
+        # As fastbp predict: in float64, rounded once into dtype.
         mean, std = scaler
-        return ((np.asarray(X, np.float64) - mean) / std).astype(self.dtype)
-
-    def _check_X(self, X) -> NDArray:
-        check_is_fitted(self, "coefs_")
-        X = validate_data(
-            self,
-            X,
-            accept_sparse=["csr", "csc"],
-            dtype=(np.float64, np.float32),
-            reset=False,
-        )
-        return _dense(X).astype(self.dtype, copy=False)
+        return ((X.astype(np.float64) - mean) / std).astype(self.dtype)
 
     # --- fitting ---------------------------------------------------------
 
@@ -278,6 +297,12 @@ class _BaseMLP(BaseEstimator):
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
         )
+        if not first_pass and self._from_file():
+            raise ValueError(
+                f"{type(self).__name__}: a model loaded from a fastbp train file "
+                "(with its column plan, standardization or target scale) cannot "
+                "continue training (warm_start, partial_fit); fit a new one"
+            )
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)
         X = _dense(X).astype(self.dtype, copy=False)
         n, n_features = X.shape
@@ -285,7 +310,8 @@ class _BaseMLP(BaseEstimator):
         rs = check_random_state(self.random_state)
         layer_units = [n_features, *sizes, self._n_outputs(Y)]
         if first_pass:
-            self._standardizer = None
+            self._standardizer = self._plan = self._target_scale = None
+            self._target_name = None
             self.n_outputs_ = layer_units[-1]
             self.n_layers_ = len(layer_units)
             self.out_activation_ = self._out_activation()
@@ -507,22 +533,60 @@ class _BaseMLP(BaseEstimator):
 
     # --- model files -----------------------------------------------------
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, *, target_name: str | None = None) -> None:
         """Write the fitted network to a fastbp ``.npz`` model file (atomic,
         pickle-free) that ``fastbp predict`` serves. Supports one target:
-        regression with one output, or a classifier of one label column."""
-        from .data.problem import save
+        regression with one output, or a classifier of one label column. A
+        model loaded from a file keeps its column plan, standardization,
+        target scale and target name. ``target_name`` names the target in
+        the file (the header of ``fastbp predict``'s output; "target" by
+        default). To store a Pipeline with a :class:`TableEncoder`, see
+        :func:`save`."""
+        self._write(path, self._meta(target_name=target_name))
 
-        check_is_fitted(self, "coefs_")
-        meta = self._file_meta()
-        names = getattr(self, "feature_names_in_", None)
-        if names is not None:
-            meta["feature_names"] = [str(s) for s in names]
-        scaler = getattr(self, "_standardizer", None)
-        if scaler is not None:
-            meta["standardizer"] = {"mean": scaler[0], "std": scaler[1]}
+    def _write(self, path, meta: dict) -> None:
+        from .data.predictor import save
+
         extra_sigmoid = self.out_activation_ == "logistic"
         save(path, self._network(extra_sigmoid), meta)
+
+    def _from_file(self) -> bool:
+        """Whether a loaded file's preprocessing applies in predict."""
+        return any(
+            getattr(self, key, None) is not None
+            for key in ("_plan", "_standardizer", "_target_scale")
+        )
+
+    def _meta(self, encoder=None, target_name: str | None = None) -> dict:
+        """The model file's ``meta`` of this network (see
+        :func:`fastbp.data.predictor.model_metadata`), with the column plan
+        and standardization of a fitted TableEncoder in front of it."""
+        check_is_fitted(self, "coefs_")
+        meta = self._file_meta()
+        plan = getattr(self, "_plan", None)
+        scaler = getattr(self, "_standardizer", None)
+        if encoder is not None:
+            plan, scaler = encoder.plan_, encoder.plan_.standardizer()
+        if plan is not None:
+            meta["plan"] = plan.to_json()
+            meta["feature_names"] = list(plan.inputs)
+        else:
+            names = getattr(self, "feature_names_in_", None)
+            if names is not None:
+                meta["feature_names"] = [str(s) for s in names]
+        if scaler is not None:
+            meta["standardizer"] = {"mean": scaler[0], "std": scaler[1]}
+        scale = getattr(self, "_target_scale", None)
+        if scale is not None:
+            meta["target_scale"] = {"mean": scale[0], "std": scale[1]}
+        target_name = target_name or getattr(self, "_target_name", None)
+        if target_name is not None:
+            if not isinstance(target_name, str):
+                raise TypeError(
+                    f"save: target_name must be a string, got {target_name!r}"
+                )
+            meta["target_name"] = target_name
+        return meta
 
     @classmethod
     def load(cls, path: str | os.PathLike):
@@ -561,10 +625,15 @@ class _BaseMLP(BaseEstimator):
         est.n_outputs_ = est.coefs_[-1].shape[1]
         est.n_iter_ = 0
         est.t_ = 0
-        names_in = np.asarray(predictor.feature_names, dtype=object)
-        default = [f"x{j + 1}" for j in range(est.n_features_in_)]
-        if list(names_in) != default:
-            est.feature_names_in_ = names_in
+        est._plan = predictor.plan
+        if predictor.plan is not None:  # predict reads the raw columns
+            est.feature_names_in_ = np.asarray(predictor.plan.raw_columns, object)
+            est.n_features_in_ = len(est.feature_names_in_)
+        else:
+            names_in = np.asarray(predictor.feature_names, dtype=object)
+            default = [f"x{j + 1}" for j in range(est.n_features_in_)]
+            if list(names_in) != default:
+                est.feature_names_in_ = names_in
         est._standardizer = (
             None
             if predictor.scaler is None
@@ -574,6 +643,7 @@ class _BaseMLP(BaseEstimator):
             )
         )
         est._target_scale = predictor.target_scale
+        est._target_name = predictor.target_name
         est._adopt(predictor, meta, sigmoid_out)
         return est
 
@@ -822,7 +892,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict_proba(self, X) -> NDArray:
         """Class probabilities (n_samples, n_classes); for multi-label targets
         each label's probability (n_samples, n_labels)."""
-        z = self._decision(self._check_X(X)).astype(np.float64)
+        z = self._decision(X).astype(np.float64)
         if self.out_activation_ == "softmax":
             return _softmax(z)
         p = _sigmoid(z)
@@ -951,7 +1021,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def predict(self, X) -> NDArray:
         """Predicted values (n_samples,), or (n_samples, n_outputs) for
         several outputs."""
-        y = self._decision(self._check_X(X))
+        y = self._decision(X)
         scale = getattr(self, "_target_scale", None)
         if scale is not None:  # a fastbp train model of a scaled target
             y = y.astype(np.float64) * scale[1] + scale[0]

@@ -10,8 +10,6 @@ set_output, clone, pickle).
 
 import json
 import pickle
-import subprocess
-import sys
 import warnings
 from collections import Counter
 
@@ -22,6 +20,7 @@ sklearn = pytest.importorskip("sklearn")
 pd = pytest.importorskip("pandas")
 pa = pytest.importorskip("pyarrow")
 
+from raw_tables import raw_frame, run_fastbp, write_csv  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.compose import ColumnTransformer  # noqa: E402
 from sklearn.impute import SimpleImputer  # noqa: E402
@@ -55,49 +54,9 @@ def test_sklearn_conformance(estimator, check):
 
 # --- a raw table -----------------------------------------------------------------
 
-CITIES = ["Oslo", "Rome", "Lima", "Pune", "Kyiv", "Suva"]
-
-
-def raw_frame(n=200, seed=0):
-    """A raw table as users have them: a row id, numbers with missing cells,
-    text categories (with "NA" and None), bools with missing, dates with
-    missing, free text, and a label target."""
-    rng = np.random.default_rng(seed)
-    age = rng.normal(40, 12, n).round(1)
-    age[rng.random(n) < 0.1] = np.nan
-    # Distinct frequencies, so the most frequent levels are unambiguous.
-    city = rng.choice(CITIES, n, p=[0.35, 0.25, 0.17, 0.12, 0.07, 0.04]).astype(object)
-    city[rng.random(n) < 0.05] = None
-    city[rng.random(n) < 0.03] = "NA"
-    member = rng.random(n) < 0.4
-    member = np.where(rng.random(n) < 0.08, None, member).astype(object)
-    joined = pd.Series(pd.to_datetime("2015-01-01") + pd.to_timedelta(
-        rng.integers(0, 3000, n), unit="D"))  # fmt: skip
-    joined[rng.random(n) < 0.07] = pd.NaT
-    note = [f"note {i} {rng.integers(1 << 30)}" for i in range(n)]
-    score = (
-        np.nan_to_num(age - 40) / 12
-        + (city == "Rome")
-        - (city == "Lima")
-        + 0.8 * (member == True)  # noqa: E712
-        + rng.normal(0, 0.3, n)
-    )
-    label = np.where(score > 0.5, "high", np.where(score < -0.3, "low", "mid"))
-    return pd.DataFrame(
-        {
-            "id": rng.permutation(n),
-            "age": age,
-            "city": city,
-            "member": member,
-            "joined": joined,
-            "note": note,
-            "label": label,
-        }
-    )
-
 
 def features(df):
-    return df.drop(columns="label")
+    return df.drop(columns=["label", "spend"])
 
 
 def test_roles_of_a_raw_table():
@@ -226,24 +185,11 @@ def test_arrow_tables_batches_dicts_and_frames_give_the_same_inputs():
 # --- the same plan and inputs as fastbp train ---------------------------------
 
 
-def write_csv(df, path):
-    """The table as a user's CSV: missing cells empty (and "NA" where the
-    frame says so), dates as ISO text, bools as True/False."""
-    df.to_csv(path, index=False)
-    return path
-
-
 def test_plan_is_the_one_fastbp_train_saves(tmp_path):
-    df = raw_frame()
-    data = write_csv(df, tmp_path / "raw.csv")
+    data = write_csv(raw_frame().drop(columns="spend"), tmp_path / "raw.csv")
     model = tmp_path / "m.npz"
-    proc = subprocess.run(
-        [sys.executable, "-m", "fastbp", "train", "--data", str(data), "--target",
-         "label", "--val-split", "0", "--epochs", "1", "--max-categories", "4",
-         "--save", str(model), "-q"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    run_fastbp("train", "--data", data, "--target", "label", "--val-split", "0",
+               "--epochs", "1", "--max-categories", "4", "--save", model)  # fmt: skip
     from fastbp.io import load_model
 
     saved = load_model(model)[1]["plan"]
@@ -262,7 +208,7 @@ def test_plan_is_the_one_fastbp_train_saves(tmp_path):
 def test_transform_is_what_fastbp_train_feeds_the_network(tmp_path, dtype):
     from fastbp.data.raw import RawTable, raw_problem
 
-    data = write_csv(raw_frame(), tmp_path / "raw.csv")
+    data = write_csv(raw_frame().drop(columns="spend"), tmp_path / "raw.csv")
     raw = RawTable.read(data, target="label")
     problem, val_rows, _ = raw_problem(raw, dtype=dtype)
     prepared = problem.prepare(val_rows=val_rows, dtype=dtype)
@@ -413,7 +359,7 @@ def test_transform_checks_the_columns_of_fit():
 
 def test_column_transformer_and_set_output():
     df = raw_frame()
-    X = df.drop(columns=["label", "note"])
+    X = df.drop(columns=["label", "spend", "note"])
     ct = ColumnTransformer(
         [("table", TableEncoder(), ["city", "member", "age"]),
          ("scaled", StandardScaler(), ["id"])]
