@@ -82,7 +82,7 @@ from .training.fullbatch import lbfgs, loss_and_gradient
 from .training.result import DivergenceError
 from .training.schedules import SCHEDULES, EarlyStopping, schedule
 
-__all__ = ["MLPClassifier", "MLPRegressor", "TableEncoder", "register_onnx"]
+__all__ = ["MLPClassifier", "MLPRegressor", "TableEncoder", "save", "register_onnx"]
 
 #: scikit-learn's activation names -> fastbp layer classes (None: identity).
 ACTIVATIONS = {
@@ -1339,6 +1339,96 @@ def _sklearn_reasons(plan):
         for c in plan.columns
     )
     return replace(plan, columns=columns)
+
+
+def save(estimator, path: str | os.PathLike, *, target_name: str | None = None):
+    """Write a fitted estimator as one fastbp model file, which ``fastbp
+    predict`` and :class:`fastbp.data.predictor.Predictor` serve and
+    ``MLPClassifier.load`` / ``MLPRegressor.load`` read back.
+
+    Parameters
+    ----------
+    estimator : MLPClassifier, MLPRegressor, or Pipeline
+        A fitted network, or a fitted ``sklearn.pipeline.Pipeline`` of a
+        :class:`TableEncoder` followed by one (steps that are None or
+        "passthrough" are skipped). The file then holds the encoder's column
+        plan and standardization with the network, so that ``fastbp predict
+        --model FILE --data RAW.csv`` reads the raw columns as the pipeline
+        does and gives the pipeline's ``predict`` (class labels as text).
+    path : str or os.PathLike
+        The ``.npz`` file to write (atomically).
+    target_name : str, optional
+        The target's name in the file (the header of ``fastbp predict``'s
+        output); default "target", or the name a loaded model had.
+
+    Raises
+    ------
+    TypeError
+        estimator is not one of these.
+    ValueError
+        A step other than a TableEncoder before the network, a network that
+        does not fit the encoder's outputs, an encoder in float32 before a
+        float64 network (the file cannot round as the pipeline does), and
+        what :meth:`MLPClassifier.save` refuses.
+    """
+    from sklearn.pipeline import Pipeline
+
+    encoder = None
+    if isinstance(estimator, Pipeline):
+        steps = [
+            (name, step)
+            for name, step in estimator.steps
+            if step is not None
+            and not (isinstance(step, str) and step == "passthrough")
+        ]
+        if not steps:
+            raise ValueError("save: the pipeline has no steps")
+        *before, (last_name, network) = steps
+        for k, (name, step) in enumerate(before):
+            if k > 0 or not isinstance(step, TableEncoder):
+                raise ValueError(
+                    f"save: pipeline step {name!r} ({type(step).__name__}) cannot "
+                    "be stored in a fastbp model file; only one TableEncoder may "
+                    "come before the network"
+                )
+        encoder = before[0][1] if before else None
+    else:
+        last_name, network = "estimator", estimator
+    if not isinstance(network, _BaseMLP):
+        raise TypeError(
+            "save: estimator must be a fastbp MLPClassifier or MLPRegressor, or a "
+            f"Pipeline ending in one; got {type(network).__name__}"
+            + (f" as step {last_name!r}" if isinstance(estimator, Pipeline) else "")
+        )
+    check_is_fitted(network, "coefs_")
+    if encoder is None:
+        network.save(path, target_name=target_name)
+        return
+    check_is_fitted(encoder, "plan_")
+    if network._from_file():
+        raise ValueError(
+            "save: the network after the TableEncoder was loaded from a fastbp "
+            "train file with its own preprocessing; fit it on the encoder's output"
+        )
+    inputs = list(encoder.plan_.inputs)
+    if network.n_features_in_ != len(inputs):
+        raise ValueError(
+            f"save: the network takes {network.n_features_in_} inputs, the "
+            f"TableEncoder gives {len(inputs)}"
+        )
+    names = getattr(network, "feature_names_in_", None)
+    if names is not None and list(names) != inputs:
+        raise ValueError(
+            "save: the network was fitted on other columns than the "
+            "TableEncoder's get_feature_names_out()"
+        )
+    if np.dtype(encoder.dtype).itemsize < np.dtype(network.dtype).itemsize:
+        raise ValueError(
+            f"save: the TableEncoder's dtype {encoder.dtype!r} rounds the inputs "
+            f"of a {network.dtype} network, which fastbp predict would not do; "
+            "give both the same dtype"
+        )
+    network._write(path, network._meta(encoder, target_name=target_name))
 
 
 # --- ONNX: skl2onnx converters -----------------------------------------------

@@ -545,6 +545,132 @@ def test_loaded_raw_table_model_errors(tmp_path):
     assert not hasattr(refit, "feature_names_in_")
 
 
+# --- a Pipeline(TableEncoder, MLP) as one model file -------------------------
+
+
+def odd_rows():
+    """New rows as a DataFrame with every column type: a datetime64 column
+    (written as ISO text by to_csv), None and "NA" in text, None in bools,
+    levels never seen."""
+    return new_rows()
+
+
+def served_by_fastbp_predict(tmp_path, model, df):
+    """fastbp predict's output (as text, one per row) on df written as a CSV."""
+    data = write_csv(df, tmp_path / "served.csv")
+    out = tmp_path / "served_out.csv"
+    run_fastbp("predict", "--model", model, "--data", data, "--out", out, "-q")
+    lines = out.read_text().split("\n")
+    assert lines[0] and lines[-1] == ""
+    return lines[1:-1]
+
+
+@pytest.mark.parametrize(
+    "encoder_dtype, network_dtype",
+    [("float32", "float32"), ("float64", "float64"), ("float64", "float32")],
+)
+def test_saved_pipeline_classifier_is_served_by_fastbp_predict(
+    tmp_path, encoder_dtype, network_dtype
+):
+    from fastbp.data.problem import Predictor
+    from fastbp.sklearn import TableEncoder, save
+
+    df = raw_frame()
+    X, y = df.drop(columns=["label", "spend"]), df["label"]
+    pipe = make_pipeline(
+        TableEncoder(dtype=encoder_dtype),
+        MLPClassifier((16,), max_iter=80, random_state=0, dtype=network_dtype),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(X.iloc[:150], y.iloc[:150])
+    model = tmp_path / "pipe.npz"
+    save(pipe, model, target_name="label")
+    rows = odd_rows()
+    expected = pipe.predict(rows)
+    assert len(set(expected)) == 3  # not a constant model
+    assert served_by_fastbp_predict(tmp_path, model, rows) == list(expected)
+    # In-process, the file serves the pipeline's probabilities exactly.
+    served = Predictor.load(model)
+    assert served.target_name == "label"
+    np.testing.assert_array_equal(served.predict_proba(rows), pipe.predict_proba(rows))
+    back = MLPClassifier.load(model)
+    np.testing.assert_array_equal(back.predict(rows), expected)
+    np.testing.assert_array_equal(back.predict_proba(rows), pipe.predict_proba(rows))
+
+
+def test_saved_pipeline_regressor_is_served_by_fastbp_predict(tmp_path):
+    from fastbp.sklearn import TableEncoder, save
+
+    df = raw_frame()
+    X, y = df.drop(columns=["label", "spend"]), df["spend"]
+    pipe = make_pipeline(
+        TableEncoder(categorical="member"),
+        MLPRegressor(
+            hidden_layer_sizes=(16,), solver="lbfgs", max_iter=60, random_state=0
+        ),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(X.iloc[:150], y.iloc[:150])
+    save(pipe, tmp_path / "r.npz")
+    rows = odd_rows()
+    served = served_by_fastbp_predict(tmp_path, tmp_path / "r.npz", rows)
+    # repr of each float64 prediction: exact.
+    np.testing.assert_array_equal(np.array(served, float), pipe.predict(rows))
+    assert np.std(pipe.predict(rows)) > 10
+
+
+def test_saved_pipeline_of_penguins_is_served_by_fastbp_predict(tmp_path):
+    palmerpenguins = pytest.importorskip("palmerpenguins")
+    from fastbp.sklearn import TableEncoder, save
+
+    df = palmerpenguins.load_penguins()
+    X, y = df.drop(columns="species"), df["species"]
+    train = np.random.default_rng(0).random(len(df)) < 0.8
+    pipe = make_pipeline(
+        TableEncoder(), MLPClassifier((16,), solver="lbfgs", random_state=0)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(X[train], y[train])
+    assert pipe.score(X[~train], y[~train]) > 0.9
+    save(pipe, tmp_path / "penguins.npz", target_name="species")
+    served = served_by_fastbp_predict(tmp_path, tmp_path / "penguins.npz", df)
+    assert served == list(pipe.predict(X))
+
+
+def test_save_refuses_what_a_model_file_cannot_hold(tmp_path):
+    from sklearn.pipeline import Pipeline
+
+    from fastbp.sklearn import TableEncoder, save
+
+    df = raw_frame().iloc[:60]
+    X, y = df.drop(columns=["label", "spend"]), df["label"]
+    path = tmp_path / "m.npz"
+
+    def fitted(*steps):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return make_pipeline(*steps).fit(X, y)
+
+    small = dict(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    with pytest.raises(ValueError, match="step 'standardscaler'"):
+        save(fitted(TableEncoder(), StandardScaler(), MLPClassifier(**small)), path)
+    with pytest.raises(ValueError, match="dtype 'float32'"):
+        save(fitted(TableEncoder(), MLPClassifier(dtype="float64", **small)), path)
+    with pytest.raises(TypeError, match="got SkClassifier|got MLPClassifier"):
+        save(fitted(TableEncoder(), SkClassifier(**small)), path)
+    with pytest.raises(sklearn.exceptions.NotFittedError):
+        save(Pipeline([("enc", TableEncoder()), ("mlp", MLPClassifier())]), path)
+    assert not path.exists()
+    # None and "passthrough" steps are skipped.
+    pipe = fitted(TableEncoder(), MLPClassifier(**small))
+    pipe.steps.insert(1, ("nothing", "passthrough"))
+    save(pipe, path)
+    np.testing.assert_array_equal(MLPClassifier.load(path).predict(X), pipe.predict(X))
+
+
 def test_multi_output_regressor_cannot_be_saved(tmp_path):
     X, Y = regression(2)
     est = MLPRegressor(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=50)
