@@ -82,7 +82,14 @@ from .training.fullbatch import lbfgs, loss_and_gradient
 from .training.result import DivergenceError
 from .training.schedules import SCHEDULES, EarlyStopping, schedule
 
-__all__ = ["MLPClassifier", "MLPRegressor", "TableEncoder", "save", "register_onnx"]
+__all__ = [
+    "MLPClassifier",
+    "MLPRegressor",
+    "TableEncoder",
+    "save",
+    "register_onnx",
+    "onnx_inputs",
+]
 
 #: scikit-learn's activation names -> fastbp layer classes (None: identity).
 ACTIVATIONS = {
@@ -1435,11 +1442,13 @@ def save(estimator, path: str | os.PathLike, *, target_name: str | None = None):
 
 
 def register_onnx() -> None:
-    """Register ONNX converters for :class:`MLPClassifier` and
-    :class:`MLPRegressor` with skl2onnx (``update_registered_converter``), so
-    that ``skl2onnx.to_onnx`` converts them, alone or as the last step of a
-    scikit-learn Pipeline. Call it once, before converting; calling it again
-    changes nothing. Needs skl2onnx: ``pip install 'fastbp[onnx]'``.
+    """Register ONNX converters for :class:`MLPClassifier`,
+    :class:`MLPRegressor` and :class:`TableEncoder` with skl2onnx
+    (``update_registered_converter``), so that ``skl2onnx.to_onnx`` converts
+    them, alone or in a scikit-learn Pipeline (a whole
+    ``Pipeline(TableEncoder(), MLPClassifier())`` too). Call it once, before
+    converting; calling it again changes nothing. Needs skl2onnx: ``pip
+    install 'fastbp[onnx]'``.
 
     The graph is the one of :mod:`fastbp.io.onnx` (the input cast to the
     estimator's dtype, standardized first for a model loaded from a
@@ -1452,7 +1461,18 @@ def register_onnx() -> None:
       skl2onnx's option ``zipmap`` (default True) turns the probabilities into
       its list of dicts ``output_probability``; pass ``options={"zipmap":
       False}`` for the tensor. Multi-label classifiers are not converted.
-    - MLPRegressor: ``variable`` (N, n_outputs).
+    - MLPRegressor: ``variable`` (N, n_outputs) (in the target's units for
+      a ``fastbp train`` model of a scaled target).
+    - TableEncoder: ``variable`` (N, n_inputs) in its dtype, ``transform``'s
+      numbers, by :func:`fastbp.io.onnx.emit_plan` (the plan graph of
+      ``fastbp export``). Its inputs are the columns the plan reads, by name,
+      each (N, 1): a DoubleTensorType for a numeric column (NaN missing),
+      a StringTensorType for the others (text as in a CSV file: dates as
+      ISO text, bools "true"/"false"); :func:`onnx_inputs` lists them. A
+      plan of numeric columns only also takes one (N, n_columns) matrix.
+
+    A network loaded from a ``fastbp train`` file of a raw table (which has
+    a column plan) takes the same inputs as a TableEncoder of its plan.
     """
     try:
         from skl2onnx import update_registered_converter
@@ -1472,6 +1492,110 @@ def register_onnx() -> None:
     update_registered_converter(
         MLPRegressor, "FastbpMLPRegressor", _onnx_regressor_shapes, _onnx_convert
     )
+    update_registered_converter(
+        TableEncoder, "FastbpTableEncoder", _onnx_encoder_shapes, _onnx_encode
+    )
+
+
+def onnx_inputs(estimator) -> list[tuple[str, object]]:
+    """skl2onnx's ``initial_types`` for a fitted :class:`TableEncoder`, a
+    Pipeline that starts with one, or a network loaded with a column plan:
+    one (name, type) per column the plan reads, (N, 1), DoubleTensorType
+    for a numeric column and StringTensorType for the others (see
+    :func:`register_onnx`). ValueError for anything else."""
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+    from sklearn.pipeline import Pipeline
+
+    first = estimator.steps[0][1] if isinstance(estimator, Pipeline) else estimator
+    plan = _plan_of(first)
+    if plan is None:
+        raise ValueError(
+            f"onnx_inputs: {type(first).__name__} has no column plan (a fitted "
+            "TableEncoder, or a network loaded from a fastbp train raw-table file)"
+        )
+    return [
+        (
+            c.name,
+            (DoubleTensorType if c.role == "numeric" else StringTensorType)([None, 1]),
+        )
+        for c in plan.used
+    ]
+
+
+def _plan_of(est):
+    """The column plan an estimator reads its inputs through, or None."""
+    if isinstance(est, TableEncoder):
+        check_is_fitted(est, "plan_")
+        return est.plan_
+    return getattr(est, "_plan", None)
+
+
+def _emit_plan_inputs(g, plan, inputs, who: str) -> str:
+    """The plan's model inputs, float64 (N, n_inputs) unstandardized, from
+    skl2onnx's input variables: one per column the plan reads (by name), or
+    one matrix of them when every one is numeric. ValueError otherwise."""
+    from onnx import TensorProto
+
+    from .io.onnx import _plan_columns, emit_plan
+
+    meta = {"plan": plan.to_json(), "feature_names": list(plan.inputs)}
+    try:
+        columns = [c for c in _plan_columns(meta, g.opset) if c["inputs"]]
+    except ValueError as exc:
+        raise ValueError(f"{who}: {str(exc).removeprefix('export_onnx: ')}") from None
+    names = [c["name"] for c in columns]
+    by_name = {v.raw_name: v for v in inputs}
+    numeric = all(c["role"] == "numeric" for c in columns)
+    if len(inputs) == 1 and numeric and (len(names) > 1 or names[0] not in by_name):
+        x = g.op("Cast", [inputs[0].full_name], to=TensorProto.DOUBLE)
+        if len(names) == 1:
+            values = [x]
+        else:
+            sizes = g.const(np.ones(len(names), np.int64), "split")
+            values = g.op("Split", [x, sizes], axis=1, outputs=len(names))
+    else:
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise ValueError(
+                f"{who}: the ONNX inputs must be the columns the plan reads, "
+                f"{names} (fastbp.sklearn.onnx_inputs), or, when all are numeric, "
+                f"one matrix of them; missing {missing}"
+            )
+        values = []
+        for c in columns:
+            value = by_name[c["name"]].full_name
+            if c["role"] == "numeric":
+                value = g.op("Cast", [value], to=TensorProto.DOUBLE)
+            values.append(value)
+    return emit_plan(g, columns, values, plan.na_values)
+
+
+def _onnx_encoder_shapes(operator) -> None:
+    """skl2onnx shape calculator: variable (N, n_inputs) in the dtype."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    est = operator.raw_operator
+    check_is_fitted(est, "plan_")
+    kind = DoubleTensorType if np.dtype(est.dtype) == np.float64 else FloatTensorType
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = kind(shape=[n, len(est.plan_.inputs)])
+
+
+def _onnx_encode(scope, operator, container) -> None:
+    """skl2onnx converter of TableEncoder: the plan, standardized in float64,
+    rounded into the dtype."""
+    est = operator.raw_operator
+    g = _SklOnnxGraph(scope, container)
+    x = _emit_plan_inputs(g, est.plan_, operator.inputs, "TableEncoder")
+    mean, std = est.plan_.standardizer()
+    x = g.op("Sub", [x, g.const(mean, "mean")])
+    x = g.op("Div", [x, g.const(std, "std")])
+    g.op(
+        "Cast",
+        [x],
+        to=_onnx_type(est.dtype),
+        outputs=[operator.outputs[0].full_name],
+    )
 
 
 def _onnx_float(operator):
@@ -1484,6 +1608,17 @@ def _onnx_float(operator):
     return FloatTensorType, np.dtype(np.float32)
 
 
+def _onnx_input_count(operator) -> None:
+    """ValueError unless one input, or a plan's columns (a network loaded
+    with a column plan)."""
+    est = operator.raw_operator
+    if len(operator.inputs) != 1 and getattr(est, "_plan", None) is None:
+        raise ValueError(
+            f"{type(est).__name__}: the ONNX converter takes one input, got "
+            f"{len(operator.inputs)}"
+        )
+
+
 def _onnx_classifier_shapes(operator) -> None:
     """skl2onnx shape calculator: label (N,), probabilities (N, n_classes)."""
     from skl2onnx.common.data_types import Int64TensorType, StringTensorType
@@ -1491,9 +1626,12 @@ def _onnx_classifier_shapes(operator) -> None:
 
     from .io.onnx import onnx_labels
 
-    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=2)
+    check_input_and_output_numbers(
+        operator, input_count_range=[1, None], output_count_range=2
+    )
     est = operator.raw_operator
     check_is_fitted(est, "coefs_")
+    _onnx_input_count(operator)
     if est._binarizer.y_type_.startswith("multilabel"):
         raise ValueError(
             "MLPClassifier: a multi-label classifier has no ONNX converter"
@@ -1513,9 +1651,12 @@ def _onnx_regressor_shapes(operator) -> None:
     """skl2onnx shape calculator: variable (N, n_outputs)."""
     from skl2onnx.common.utils import check_input_and_output_numbers
 
-    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=1)
+    check_input_and_output_numbers(
+        operator, input_count_range=[1, None], output_count_range=1
+    )
     est = operator.raw_operator
     check_is_fitted(est, "coefs_")
+    _onnx_input_count(operator)
     n = operator.inputs[0].get_first_dimension()
     operator.outputs[0].type = _onnx_float(operator)[0](shape=[n, est.n_outputs_])
 
@@ -1531,8 +1672,11 @@ def _onnx_convert(scope, operator, container) -> None:
     dtype = np.dtype(est.dtype)
     out_dtype = _onnx_float(operator)[1]
     x = operator.inputs[0].full_name
+    plan = getattr(est, "_plan", None)
+    if plan is not None:  # the raw columns, as fastbp predict reads them
+        x = _emit_plan_inputs(g, plan, operator.inputs, type(est).__name__)
     scaler = getattr(est, "_standardizer", None)
-    if scaler is not None:  # as _scaled: in float64, then into dtype
+    if scaler is not None:  # as _inputs: in float64, then into dtype
         x = g.op("Cast", [x], to=TensorProto.DOUBLE)
         x = g.op("Sub", [x, g.const(np.asarray(scaler[0], np.float64), "mean")])
         x = g.op("Div", [x, g.const(np.asarray(scaler[1], np.float64), "std")])
@@ -1553,6 +1697,11 @@ def _onnx_convert(scope, operator, container) -> None:
             proba_name=outputs[1],
         )
     else:
+        scale = getattr(est, "_target_scale", None)
+        if scale is not None:  # as predict: in float64, in the target's units
+            out = g.op("Cast", [out], to=TensorProto.DOUBLE)
+            out = g.op("Mul", [out, g.const(np.float64(scale[1]), "target_std")])
+            out = g.op("Add", [out, g.const(np.float64(scale[0]), "target_mean")])
         g.op("Cast", [out], to=_onnx_type(out_dtype), outputs=outputs)
 
 
@@ -1595,6 +1744,10 @@ class _SklOnnxGraph:
             names = [self.fresh(op_type.lower()) for _ in range(outputs)]
         else:
             names = list(outputs)
+        if domain == "ai.onnx.ml":  # the version the plan's LabelEncoders need
+            from .io.onnx import ML_OPSET
+
+            attrs["op_version"] = ML_OPSET
         self.container.add_node(
             op_type,
             list(inputs),
