@@ -1283,21 +1283,30 @@ or array-like of shape (n_samples, n_features_in_)
         -------
         ndarray of str objects, shape (n_inputs,)
         """
-        from sklearn.utils.validation import _check_feature_names_in
-
         check_is_fitted(self, "plan_")
-        names = _check_feature_names_in(self, input_features)
+        names = self._names()
+        if input_features is not None:
+            given = [str(s) for s in np.asarray(input_features, dtype=object)]
+            fitted = getattr(self, "feature_names_in_", None)
+            if fitted is not None and given != names:
+                raise ValueError("input_features is not equal to feature_names_in_")
+            if len(given) != self.n_features_in_:
+                raise ValueError(
+                    f"input_features should have length equal to number of "
+                    f"features ({self.n_features_in_}), got {len(given)}"
+                )
+            names = given
         plan = self.plan_
         if list(names) == [c.name for c in plan.columns]:
             return np.asarray(plan.inputs, dtype=object)
         # Named by the columns' new names: each input's column-name prefix
         # replaced (then made distinct again, as the plan makes them).
-        from .data.plan import _unique
+        from .data.plan import unique_names
 
         taken, out = set(), []
         for column, new in zip(plan.columns, names, strict=True):
             renamed = [new + s[len(column.name) :] for s in column.inputs]
-            out.extend(_unique(renamed, taken))
+            out.extend(unique_names(renamed, taken))
         return np.asarray(out, dtype=object)
 
     def _names(self) -> list[str]:
@@ -1536,11 +1545,11 @@ def _emit_plan_inputs(g, plan, inputs, who: str) -> str:
     one matrix of them when every one is numeric. ValueError otherwise."""
     from onnx import TensorProto
 
-    from .io.onnx import _plan_columns, emit_plan
+    from .io.onnx import emit_plan, plan_columns
 
     meta = {"plan": plan.to_json(), "feature_names": list(plan.inputs)}
     try:
-        columns = [c for c in _plan_columns(meta, g.opset) if c["inputs"]]
+        columns = [c for c in plan_columns(meta, g.opset) if c["inputs"]]
     except ValueError as exc:
         raise ValueError(f"{who}: {str(exc).removeprefix('export_onnx: ')}") from None
     names = [c["name"] for c in columns]

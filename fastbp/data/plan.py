@@ -874,7 +874,7 @@ def _column_plan(
         return ColumnPlan(name, role, reason=reason, missing=missing)
     if role == "categorical":
         levels = column.levels.most_common(options.max_categories)
-        inputs = _unique(
+        inputs = unique_names(
             [f"{name}={level}" for level in levels] + [f"{name}={OTHER_LEVEL}"], taken
         )
         return ColumnPlan(
@@ -892,7 +892,7 @@ def _column_plan(
             [f"{name}_missing"] if indicator else []
         )
         return ColumnPlan(
-            name, role, _unique(names, taken), fill=fill, indicator=indicator,
+            name, role, unique_names(names, taken), fill=fill, indicator=indicator,
             parts=tuple(parts), format=column.date_fmt or "",
             mean=tuple(float(mean[j]) for j in keep) + ((0.0,) if indicator else ()),
             std=tuple(float(std[j]) for j in keep) + ((1.0,) if indicator else ()),
@@ -904,7 +904,7 @@ def _column_plan(
     indicator = usable < column.rows
     names = [name] + ([f"{name}_missing"] if indicator else [])
     return ColumnPlan(
-        name, role, _unique(names, taken), fill=_or_zero(sample.median()),
+        name, role, unique_names(names, taken), fill=_or_zero(sample.median()),
         indicator=indicator,
         mean=(float(mean[0]),) + ((0.0,) if indicator else ()),
         std=(float(std[0]),) + ((1.0,) if indicator else ()),
@@ -916,7 +916,7 @@ def _or_zero(value: float) -> float:
     return 0.0 if math.isnan(value) else float(value)
 
 
-def _unique(names: list[str], taken: set) -> tuple[str, ...]:
+def unique_names(names: list[str], taken: set) -> tuple[str, ...]:
     """names, each made distinct from those taken before (a suffix #2...)."""
     out = []
     for name in names:

@@ -89,6 +89,7 @@ __all__ = [
     "emit_network",
     "emit_classifier",
     "emit_plan",
+    "plan_columns",
     "onnx_labels",
     "flat_layers",
     "DEFAULT_OPSET",
@@ -472,7 +473,7 @@ def _class_values(meta: dict) -> list:
 # --- the column plan ---------------------------------------------------------
 
 
-def _plan_columns(meta: dict, opset: int) -> list[dict] | None:
+def plan_columns(meta: dict, opset: int) -> list[dict] | None:
     """The plan's columns, checked (version, roles, each column's inputs, and
     that they concatenate to feature_names), or None without a plan."""
     plan = meta.get("plan")
@@ -715,7 +716,7 @@ def emit_plan(
     g: Graph, columns: Sequence[dict], values: Sequence[str], na_values: Sequence[str]
 ) -> str:
     """The model inputs, float64 (N, n_inputs) before standardizing, of the
-    used plan columns (JSON form, as :func:`_plan_columns` checks them),
+    used plan columns (JSON form, as :func:`plan_columns` checks them),
     each read from its graph value in ``values``: (N, 1) float64 for a
     numeric column, text for the others."""
     parts = []
@@ -787,7 +788,7 @@ def build_onnx(
         raise _fail(f"inputs must be one of {_INPUT_KINDS}, got {inputs!r}")
     layers = flat_layers(model)
     meta = _checked_meta(meta, model)
-    columns = _plan_columns(meta, int(opset))
+    columns = plan_columns(meta, int(opset))
     if columns is None:
         columns = [
             {"name": n, "role": "numeric", "inputs": [n], "bare": True}
