@@ -1,10 +1,11 @@
 """scikit-learn estimators: :class:`MLPClassifier` and :class:`MLPRegressor`,
 and :class:`TableEncoder`, the column plan of ``fastbp train`` for raw tables.
 
-The networks are drop-in replacements for ``sklearn.neural_network.MLPClassifier`` and
-``MLPRegressor``: the same parameters with the same names, meanings and
-defaults, the same fitted attributes and methods, trained by fastbp's fused
-kernel (no Python per mini-batch step). Two extra parameters: ``dtype``
+The networks are drop-in replacements for scikit-learn's
+``sklearn.neural_network.MLPClassifier`` and ``MLPRegressor``: the same
+parameters with the same names, meanings and defaults, the same fitted
+attributes and methods, trained by fastbp's fused kernel (no Python per
+mini-batch step). Two extra parameters: ``dtype``
 ("float32", the default, or "float64") and ``n_threads`` (a cap on the
 threads training uses). Needs scikit-learn: ``pip install 'fastbp[sklearn]'``.
 
@@ -42,11 +43,14 @@ MLPClassifier())`` learns from a raw table as the command line does.
 
 ``save(path)`` writes fastbp's pickle-free ``.npz`` model file, which
 ``fastbp predict`` serves; ``load(path)`` reads one written by ``save`` or by
-``fastbp train`` (its standardization is applied in ``predict``).
+``fastbp train`` (its standardization, and the column plan of a raw table,
+are applied in ``predict``: a raw-table model reads raw DataFrames and Arrow
+tables). :func:`save` writes a ``Pipeline(TableEncoder(), MLPClassifier())``
+as one such file.
 
-:func:`register_onnx` teaches skl2onnx the two estimators, so that
-``skl2onnx.to_onnx`` converts them, alone or at the end of a Pipeline
-(``pip install 'fastbp[onnx]'``).
+:func:`register_onnx` teaches skl2onnx the three estimators, so that
+``skl2onnx.to_onnx`` converts them, alone or in a Pipeline (``pip install
+'fastbp[onnx]'``); :func:`onnx_inputs` lists a column plan's inputs.
 """
 
 from __future__ import annotations
@@ -1038,9 +1042,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 # --- raw tables: the column plan as a transformer ----------------------------
 
 
-def _column_names(est, param: str) -> tuple[str, ...] | None:
+def _column_names(est, param: str, what="column name") -> tuple[str, ...] | None:
     """A names parameter (None, one column name, or a list of them) as a
-    tuple; TypeError naming the parameter otherwise."""
+    tuple; TypeError naming the parameter otherwise. ``what`` says what a
+    name is, in the message."""
     value = getattr(est, param)
     if value is None:
         return None
@@ -1052,8 +1057,8 @@ def _column_names(est, param: str) -> tuple[str, ...] | None:
         names = None
     if names is None or not all(isinstance(n, str) for n in names):
         raise TypeError(
-            f"{type(est).__name__}: {param} must be None, a column name or a list "
-            f"of column names, got {value!r}"
+            f"{type(est).__name__}: {param} must be None, a {what} or a list of "
+            f"them (strings), got {value!r}"
         )
     return names
 
@@ -1186,7 +1191,7 @@ class TableEncoder(TransformerMixin, BaseEstimator):
         }
         na_values = NA_VALUES
         if self.na_values is not None:
-            spellings = _column_names(self, "na_values")
+            spellings = _column_names(self, "na_values", "missing-cell spelling")
             na_values = tuple(dict.fromkeys(["", *(s.strip() for s in spellings)]))
         k = self.max_categories
         if isinstance(k, bool) or not isinstance(k, Integral):
