@@ -1,9 +1,11 @@
-"""scikit-learn estimators: :class:`MLPClassifier` and :class:`MLPRegressor`.
+"""scikit-learn estimators: :class:`MLPClassifier` and :class:`MLPRegressor`,
+and :class:`TableEncoder`, the column plan of ``fastbp train`` for raw tables.
 
-Drop-in replacements for ``sklearn.neural_network.MLPClassifier`` and
-``MLPRegressor``: the same parameters with the same names, meanings and
-defaults, the same fitted attributes and methods, trained by fastbp's fused
-kernel (no Python per mini-batch step). Two extra parameters: ``dtype``
+The networks are drop-in replacements for scikit-learn's
+``sklearn.neural_network.MLPClassifier`` and ``MLPRegressor``: the same
+parameters with the same names, meanings and defaults, the same fitted
+attributes and methods, trained by fastbp's fused kernel (no Python per
+mini-batch step). Two extra parameters: ``dtype``
 ("float32", the default, or "float64") and ``n_threads`` (a cap on the
 threads training uses). Needs scikit-learn: ``pip install 'fastbp[sklearn]'``.
 
@@ -34,13 +36,21 @@ Where it differs, on purpose:
   reports its mean over outputs.
 - Sparse inputs are accepted and made dense.
 
+:class:`TableEncoder` turns raw columns (text categories, missing cells,
+bools, dates, in a pandas DataFrame or an Arrow table) into the standardized
+inputs of a network as ``fastbp train`` does, so ``Pipeline(TableEncoder(),
+MLPClassifier())`` learns from a raw table as the command line does.
+
 ``save(path)`` writes fastbp's pickle-free ``.npz`` model file, which
 ``fastbp predict`` serves; ``load(path)`` reads one written by ``save`` or by
-``fastbp train`` (its standardization is applied in ``predict``).
+``fastbp train`` (its standardization, and the column plan of a raw table,
+are applied in ``predict``: a raw-table model reads raw DataFrames and Arrow
+tables). :func:`save` writes a ``Pipeline(TableEncoder(), MLPClassifier())``
+as one such file.
 
-:func:`register_onnx` teaches skl2onnx the two estimators, so that
-``skl2onnx.to_onnx`` converts them, alone or at the end of a Pipeline
-(``pip install 'fastbp[onnx]'``).
+:func:`register_onnx` teaches skl2onnx the three estimators, so that
+``skl2onnx.to_onnx`` converts them, alone or in a Pipeline (``pip install
+'fastbp[onnx]'``); :func:`onnx_inputs` lists a column plan's inputs.
 """
 
 from __future__ import annotations
@@ -53,7 +63,12 @@ from numbers import Integral, Real
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    RegressorMixin,
+    TransformerMixin,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
@@ -71,7 +86,14 @@ from .training.fullbatch import lbfgs, loss_and_gradient
 from .training.result import DivergenceError
 from .training.schedules import SCHEDULES, EarlyStopping, schedule
 
-__all__ = ["MLPClassifier", "MLPRegressor", "register_onnx"]
+__all__ = [
+    "MLPClassifier",
+    "MLPRegressor",
+    "TableEncoder",
+    "save",
+    "register_onnx",
+    "onnx_inputs",
+]
 
 #: scikit-learn's activation names -> fastbp layer classes (None: identity).
 ACTIVATIONS = {
@@ -236,27 +258,46 @@ class _BaseMLP(BaseEstimator):
             self.intercepts_.append(rs.uniform(-bound, bound, fan_out).astype(dtype))
 
     def _decision(self, X) -> NDArray:
-        """The network's output (logits for a classifier) for validated X."""
-        return self._network().predict(self._scaled(X))
+        """The network's output (logits for a classifier) for the rows of X."""
+        inputs = self._inputs(X)  # first: NotFittedError before any use
+        return self._network().predict(inputs)
 
-    def _scaled(self, X) -> NDArray:
-        """X standardized as a loaded ``fastbp train`` model was trained."""
+    def _inputs(self, X) -> NDArray:
+        """The network's inputs for X, in dtype: X validated, or, for a model
+        loaded from a ``fastbp train`` file, read and standardized as
+        ``fastbp predict`` reads its data (through the file's column plan for
+        a raw table: X is then a DataFrame, an Arrow table or a dict of the
+        raw columns)."""
+        check_is_fitted(self, "coefs_")
+        if getattr(self, "_plan", None) is not None:
+            from .data.predictor import Predictor, as_table
+
+            name = type(self).__name__
+            table = as_table(X)
+            if table is None:  # numbers in the order of feature_names_in_
+                warnings.warn(
+                    f"X does not have valid feature names, but {name} was fitted "
+                    "with feature names",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            served = Predictor.from_metadata(self._network(), self._meta())
+            return served.inputs(X if table is None else table, where=f"{name}.predict")
+        X = _dense(
+            validate_data(
+                self,
+                X,
+                accept_sparse=["csr", "csc"],
+                dtype=(np.float64, np.float32),
+                reset=False,
+            )
+        )
         scaler = getattr(self, "_standardizer", None)
         if scaler is None:
-            return X
+            return X.astype(self.dtype, copy=False)
+        # As fastbp predict: in float64, rounded once into dtype.
         mean, std = scaler
-        return ((np.asarray(X, np.float64) - mean) / std).astype(self.dtype)
-
-    def _check_X(self, X) -> NDArray:
-        check_is_fitted(self, "coefs_")
-        X = validate_data(
-            self,
-            X,
-            accept_sparse=["csr", "csc"],
-            dtype=(np.float64, np.float32),
-            reset=False,
-        )
-        return _dense(X).astype(self.dtype, copy=False)
+        return ((X.astype(np.float64) - mean) / std).astype(self.dtype)
 
     # --- fitting ---------------------------------------------------------
 
@@ -267,6 +308,12 @@ class _BaseMLP(BaseEstimator):
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
         )
+        if not first_pass and self._from_file():
+            raise ValueError(
+                f"{type(self).__name__}: a model loaded from a fastbp train file "
+                "(with its column plan, standardization or target scale) cannot "
+                "continue training (warm_start, partial_fit); fit a new one"
+            )
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)
         X = _dense(X).astype(self.dtype, copy=False)
         n, n_features = X.shape
@@ -274,7 +321,8 @@ class _BaseMLP(BaseEstimator):
         rs = check_random_state(self.random_state)
         layer_units = [n_features, *sizes, self._n_outputs(Y)]
         if first_pass:
-            self._standardizer = None
+            self._standardizer = self._plan = self._target_scale = None
+            self._target_name = None
             self.n_outputs_ = layer_units[-1]
             self.n_layers_ = len(layer_units)
             self.out_activation_ = self._out_activation()
@@ -496,22 +544,60 @@ class _BaseMLP(BaseEstimator):
 
     # --- model files -----------------------------------------------------
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, *, target_name: str | None = None) -> None:
         """Write the fitted network to a fastbp ``.npz`` model file (atomic,
         pickle-free) that ``fastbp predict`` serves. Supports one target:
-        regression with one output, or a classifier of one label column."""
-        from .data.problem import save
+        regression with one output, or a classifier of one label column. A
+        model loaded from a file keeps its column plan, standardization,
+        target scale and target name. ``target_name`` names the target in
+        the file (the header of ``fastbp predict``'s output; "target" by
+        default). To store a Pipeline with a :class:`TableEncoder`, see
+        :func:`save`."""
+        self._write(path, self._meta(target_name=target_name))
 
-        check_is_fitted(self, "coefs_")
-        meta = self._file_meta()
-        names = getattr(self, "feature_names_in_", None)
-        if names is not None:
-            meta["feature_names"] = [str(s) for s in names]
-        scaler = getattr(self, "_standardizer", None)
-        if scaler is not None:
-            meta["standardizer"] = {"mean": scaler[0], "std": scaler[1]}
+    def _write(self, path, meta: dict) -> None:
+        from .data.predictor import save
+
         extra_sigmoid = self.out_activation_ == "logistic"
         save(path, self._network(extra_sigmoid), meta)
+
+    def _from_file(self) -> bool:
+        """Whether a loaded file's preprocessing applies in predict."""
+        return any(
+            getattr(self, key, None) is not None
+            for key in ("_plan", "_standardizer", "_target_scale")
+        )
+
+    def _meta(self, encoder=None, target_name: str | None = None) -> dict:
+        """The model file's ``meta`` of this network (see
+        :func:`fastbp.data.predictor.model_metadata`), with the column plan
+        and standardization of a fitted TableEncoder in front of it."""
+        check_is_fitted(self, "coefs_")
+        meta = self._file_meta()
+        plan = getattr(self, "_plan", None)
+        scaler = getattr(self, "_standardizer", None)
+        if encoder is not None:
+            plan, scaler = encoder.plan_, encoder.plan_.standardizer()
+        if plan is not None:
+            meta["plan"] = plan.to_json()
+            meta["feature_names"] = list(plan.inputs)
+        else:
+            names = getattr(self, "feature_names_in_", None)
+            if names is not None:
+                meta["feature_names"] = [str(s) for s in names]
+        if scaler is not None:
+            meta["standardizer"] = {"mean": scaler[0], "std": scaler[1]}
+        scale = getattr(self, "_target_scale", None)
+        if scale is not None:
+            meta["target_scale"] = {"mean": scale[0], "std": scale[1]}
+        target_name = target_name or getattr(self, "_target_name", None)
+        if target_name is not None:
+            if not isinstance(target_name, str):
+                raise TypeError(
+                    f"save: target_name must be a string, got {target_name!r}"
+                )
+            meta["target_name"] = target_name
+        return meta
 
     @classmethod
     def load(cls, path: str | os.PathLike):
@@ -550,10 +636,15 @@ class _BaseMLP(BaseEstimator):
         est.n_outputs_ = est.coefs_[-1].shape[1]
         est.n_iter_ = 0
         est.t_ = 0
-        names_in = np.asarray(predictor.feature_names, dtype=object)
-        default = [f"x{j + 1}" for j in range(est.n_features_in_)]
-        if list(names_in) != default:
-            est.feature_names_in_ = names_in
+        est._plan = predictor.plan
+        if predictor.plan is not None:  # predict reads the raw columns
+            est.feature_names_in_ = np.asarray(predictor.plan.raw_columns, object)
+            est.n_features_in_ = len(est.feature_names_in_)
+        else:
+            names_in = np.asarray(predictor.feature_names, dtype=object)
+            default = [f"x{j + 1}" for j in range(est.n_features_in_)]
+            if list(names_in) != default:
+                est.feature_names_in_ = names_in
         est._standardizer = (
             None
             if predictor.scaler is None
@@ -563,6 +654,7 @@ class _BaseMLP(BaseEstimator):
             )
         )
         est._target_scale = predictor.target_scale
+        est._target_name = predictor.target_name
         est._adopt(predictor, meta, sigmoid_out)
         return est
 
@@ -811,7 +903,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict_proba(self, X) -> NDArray:
         """Class probabilities (n_samples, n_classes); for multi-label targets
         each label's probability (n_samples, n_labels)."""
-        z = self._decision(self._check_X(X)).astype(np.float64)
+        z = self._decision(X).astype(np.float64)
         if self.out_activation_ == "softmax":
             return _softmax(z)
         p = _sigmoid(z)
@@ -940,22 +1032,437 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def predict(self, X) -> NDArray:
         """Predicted values (n_samples,), or (n_samples, n_outputs) for
         several outputs."""
-        y = self._decision(self._check_X(X))
+        y = self._decision(X)
         scale = getattr(self, "_target_scale", None)
         if scale is not None:  # a fastbp train model of a scaled target
             y = y.astype(np.float64) * scale[1] + scale[0]
         return y.ravel() if y.shape[1] == 1 else y
 
 
+# --- raw tables: the column plan as a transformer ----------------------------
+
+
+def _column_names(est, param: str, what="column name") -> tuple[str, ...] | None:
+    """A names parameter (None, one column name, or a list of them) as a
+    tuple; TypeError naming the parameter otherwise. ``what`` says what a
+    name is, in the message."""
+    value = getattr(est, param)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    try:
+        names = tuple(value)
+    except TypeError:
+        names = None
+    if names is None or not all(isinstance(n, str) for n in names):
+        raise TypeError(
+            f"{type(est).__name__}: {param} must be None, a {what} or a list of "
+            f"them (strings), got {value!r}"
+        )
+    return names
+
+
+#: The CLI's spellings in plan messages, as TableEncoder's parameters.
+_OPTION_WORDS = {
+    "--features": "features=",
+    "--numeric": "numeric=",
+    "--categorical": "categorical=",
+    "--drop": "drop=",
+}
+
+
+def _parameter_words(text: str) -> str:
+    for option, param in _OPTION_WORDS.items():
+        text = text.replace(option, param)
+    return text
+
+
+class TableEncoder(TransformerMixin, BaseEstimator):
+    """The column plan of ``fastbp train`` as a scikit-learn transformer.
+
+    ``fit`` reads the columns of the training rows (a pandas DataFrame, a
+    pyarrow Table or RecordBatch, a dict of columns, or an array) and gives
+    each a role, exactly as ``fastbp train --data FILE`` does for the
+    feature columns of a raw table (:mod:`fastbp.data.plan`): numeric
+    (median fill, plus a 0/1 missing input where the training rows had
+    missing cells), boolean, categorical (one-hot of the ``max_categories``
+    most frequent levels, then one "(other)" input that also takes levels
+    never seen), datetime (year, month, day of year, day of week, hour where
+    times vary); identifiers (a pandas index column, a row counter, an ID
+    column) and free text are left out. Each input is then standardized with
+    the mean and standard deviation of the training rows (one-hot and
+    missing inputs stay 0/1). ``transform`` gives those standardized inputs:
+    what ``fastbp predict`` feeds a network trained on them, and, for
+    float64, what ``fastbp train`` fed it (in float32, ``fastbp train``
+    rounds each raw number to float32 before standardizing, so its inputs
+    may differ from these in the last bit).
+
+    Missing cells are an empty cell, one of ``na_values``, a null, None, NaN
+    or an infinity; new rows never fail: a missing cell takes its fill, an
+    unseen level goes to "(other)".
+
+    Parameters
+    ----------
+    categorical, numeric : str or list of str, optional
+        Columns given that role whatever their cells.
+    drop : str or list of str, optional
+        Columns left out.
+    features : str or list of str, optional
+        The only columns used; None: every column.
+    na_values : list of str, optional
+        The spellings of a missing cell in text columns (an empty cell is
+        always one), replacing the default ``fastbp.data.plan.NA_VALUES``:
+        "", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "n/a", "#N/A".
+    max_categories : int, default=20
+        Levels one-hot coded per categorical column (the most frequent);
+        the rest share the "(other)" input.
+    dtype : {"float32", "float64"}, default="float32"
+        The dtype of ``transform``'s output, and the one the training rows'
+        statistics are taken in (as ``fastbp train --dtype``).
+
+    Attributes
+    ----------
+    plan_ : fastbp.data.plan.TablePlan
+        Every column's role, fill, levels and standardization
+        (``plan_.summary()`` says it in one line; ``plan_.to_json()`` is what
+        a model file stores).
+    n_features_in_ : int
+        Columns seen in ``fit``.
+    feature_names_in_ : ndarray of str, shape (n_features_in_,)
+        Their names, when ``fit`` saw string column names.
+
+    Notes
+    -----
+    A NumPy array's columns are named x0, x1, ... (or ``feature_names_in_``)
+    and read as numbers, NaN missing; an array of Python objects is read
+    column by column as a DataFrame's object columns are. Medians are exact
+    up to 2**20 values per column and sampled beyond (with the row hash of
+    ``fastbp train``'s default ``--seed 0``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from fastbp.sklearn import TableEncoder
+    >>> df = pd.DataFrame({"size": [1.0, None, 3.0], "color": ["red", "blue", "red"]})
+    >>> enc = TableEncoder().fit(df)
+    >>> list(enc.get_feature_names_out())
+    ['size', 'size_missing', 'color=red', 'color=blue', 'color=(other)']
+    >>> enc.transform(df).shape
+    (3, 5)
+    """
+
+    def __init__(
+        self,
+        *,
+        categorical=None,
+        numeric=None,
+        drop=None,
+        features=None,
+        na_values=None,
+        max_categories=20,
+        dtype="float32",
+    ):
+        self.categorical = categorical
+        self.numeric = numeric
+        self.drop = drop
+        self.features = features
+        self.na_values = na_values
+        self.max_categories = max_categories
+        self.dtype = dtype
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing cells are filled
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        if self.dtype in ("float32", "float64", np.float32, np.float64):
+            tags.transformer_tags.preserves_dtype = [np.dtype(self.dtype).name]
+        return tags
+
+    def _options(self):
+        """The parameters, checked, as PlanOptions."""
+        from .data.plan import NA_VALUES, PlanError, PlanOptions
+
+        name = type(self).__name__
+        names = {
+            p: _column_names(self, p)
+            for p in ("categorical", "numeric", "drop", "features")
+        }
+        na_values = NA_VALUES
+        if self.na_values is not None:
+            spellings = _column_names(self, "na_values", "missing-cell spelling")
+            na_values = tuple(dict.fromkeys(["", *(s.strip() for s in spellings)]))
+        k = self.max_categories
+        if isinstance(k, bool) or not isinstance(k, Integral):
+            raise TypeError(f"{name}: max_categories must be an integer, got {k!r}")
+        if k < 1:
+            raise ValueError(f"{name}: max_categories must be >= 1, got {k!r}")
+        if self.dtype not in ("float32", "float64", np.float32, np.float64):
+            raise ValueError(
+                f"{name}: dtype must be 'float32' or 'float64', got {self.dtype!r}"
+            )
+        try:
+            return PlanOptions(
+                categorical=names["categorical"] or (),
+                numeric=names["numeric"] or (),
+                drop=names["drop"] or (),
+                features=names["features"],
+                na_values=na_values,
+                max_categories=int(k),
+            )
+        except PlanError as exc:
+            raise ValueError(f"{name}: {_parameter_words(str(exc))}") from None
+
+    def fit(self, X, y=None):
+        """Make the column plan of the rows of X.
+
+        Parameters
+        ----------
+        X : pandas DataFrame, pyarrow Table or RecordBatch, dict of columns, \
+or array-like of shape (n_samples, n_features)
+            The training rows.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        from .data.plan import PlanError, TableStats, infer_plan
+
+        options = self._options()
+        table = self._table(X, reset=True)
+        name = type(self).__name__
+        try:
+            options.check_names(table.column_names, None, name)
+            stats = TableStats(table.schema, np.dtype(self.dtype), options, seed=0)
+            stats.add(table, np.ones(table.num_rows, dtype=bool), 0)
+            plan = infer_plan(stats, options, where=name)
+        except PlanError as exc:
+            raise ValueError(_parameter_words(str(exc))) from None
+        self.plan_ = _sklearn_reasons(plan)
+        return self
+
+    def transform(self, X):
+        """The standardized model inputs of the rows of X.
+
+        Parameters
+        ----------
+        X : pandas DataFrame, pyarrow Table or RecordBatch, dict of columns, \
+or array-like of shape (n_samples, n_features_in_)
+            The columns seen in ``fit``, in the same order.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_inputs), of ``dtype``
+            One column per name of :meth:`get_feature_names_out`.
+        """
+        from .data.loading import Standardizer
+        from .data.predictor import standardized
+
+        check_is_fitted(self, "plan_")
+        table = self._table(X, reset=False)
+        plan = self.plan_
+        inputs = plan.encode(table, np.float64)
+        return standardized(
+            inputs,
+            Standardizer(*plan.standardizer()),
+            self.dtype,
+            plan.inputs,
+            where=f"{type(self).__name__}.transform",
+        )
+
+    def get_feature_names_out(self, input_features=None):
+        """The names of ``transform``'s columns: for a column c, "c" (a
+        number, boolean), "c_missing" (its missing indicator), "c=level" and
+        "c=(other)" (one-hot), "c:year" ... (date parts).
+
+        Parameters
+        ----------
+        input_features : array-like of str, optional
+            The input columns' names, if they are other than those seen in
+            ``fit`` (without string names there, x0, x1, ...), to name the
+            outputs by; must equal ``feature_names_in_`` when that is set.
+
+        Returns
+        -------
+        ndarray of str objects, shape (n_inputs,)
+        """
+        check_is_fitted(self, "plan_")
+        names = self._names()
+        if input_features is not None:
+            given = [str(s) for s in np.asarray(input_features, dtype=object)]
+            fitted = getattr(self, "feature_names_in_", None)
+            if fitted is not None and given != names:
+                raise ValueError("input_features is not equal to feature_names_in_")
+            if len(given) != self.n_features_in_:
+                raise ValueError(
+                    f"input_features should have length equal to number of "
+                    f"features ({self.n_features_in_}), got {len(given)}"
+                )
+            names = given
+        plan = self.plan_
+        if list(names) == [c.name for c in plan.columns]:
+            return np.asarray(plan.inputs, dtype=object)
+        # Named by the columns' new names: each input's column-name prefix
+        # replaced (then made distinct again, as the plan makes them).
+        from .data.plan import unique_names
+
+        taken, out = set(), []
+        for column, new in zip(plan.columns, names, strict=True):
+            renamed = [new + s[len(column.name) :] for s in column.inputs]
+            out.extend(unique_names(renamed, taken))
+        return np.asarray(out, dtype=object)
+
+    def _names(self) -> list[str]:
+        """The columns' names in the plan: feature_names_in_, or x0, x1..."""
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:
+            return [str(s) for s in names]
+        return [f"x{j}" for j in range(self.n_features_in_)]
+
+    def _table(self, X, reset: bool):
+        """X as a pyarrow Table whose columns carry the plan's names, its
+        features checked against fit's (validate_data)."""
+        import pyarrow as pa
+
+        from .data.predictor import arrow_column, as_table
+
+        name = type(self).__name__
+        table = as_table(X)
+        if table is not None:
+            if isinstance(X, dict | pa.RecordBatch):
+                X = table  # a dict or batch: its names are the Table's
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            if reset and table.num_rows == 0:
+                raise ValueError(f"{name}: X has 0 rows; fit needs at least 1")
+            if table.num_columns == 0:
+                raise ValueError(f"{name}: X has 0 columns; at least 1 is required")
+            return table.rename_columns(self._names())
+        X = validate_data(self, X, reset=reset, dtype=None, ensure_all_finite=False)
+        names = self._names()
+        if X.dtype.kind in "biuf":
+            X = X.astype(np.float64, copy=False)
+            return pa.table([X[:, j] for j in range(X.shape[1])], names=names)
+        if X.dtype.kind == "c":
+            raise ValueError(
+                f"{name}: X holds complex numbers; no column plan reads them"
+            )
+        return pa.table([arrow_column(X[:, j]) for j in range(X.shape[1])], names=names)
+
+
+def _sklearn_reasons(plan):
+    """plan with its columns' reasons in TableEncoder's parameter words."""
+    from dataclasses import replace
+
+    columns = tuple(
+        replace(c, reason=_parameter_words(c.reason)) if "--" in c.reason else c
+        for c in plan.columns
+    )
+    return replace(plan, columns=columns)
+
+
+def save(estimator, path: str | os.PathLike, *, target_name: str | None = None):
+    """Write a fitted estimator as one fastbp model file, which ``fastbp
+    predict`` and :class:`fastbp.data.predictor.Predictor` serve and
+    ``MLPClassifier.load`` / ``MLPRegressor.load`` read back.
+
+    Parameters
+    ----------
+    estimator : MLPClassifier, MLPRegressor, or Pipeline
+        A fitted network, or a fitted ``sklearn.pipeline.Pipeline`` of a
+        :class:`TableEncoder` followed by one (steps that are None or
+        "passthrough" are skipped). The file then holds the encoder's column
+        plan and standardization with the network, so that ``fastbp predict
+        --model FILE --data RAW.csv`` reads the raw columns as the pipeline
+        does and gives the pipeline's ``predict`` (class labels as text).
+    path : str or os.PathLike
+        The ``.npz`` file to write (atomically).
+    target_name : str, optional
+        The target's name in the file (the header of ``fastbp predict``'s
+        output); default "target", or the name a loaded model had.
+
+    Raises
+    ------
+    TypeError
+        estimator is not one of these.
+    ValueError
+        A step other than a TableEncoder before the network, a network that
+        does not fit the encoder's outputs, an encoder in float32 before a
+        float64 network (the file cannot round as the pipeline does), and
+        what :meth:`MLPClassifier.save` refuses.
+    """
+    from sklearn.pipeline import Pipeline
+
+    encoder = None
+    if isinstance(estimator, Pipeline):
+        steps = [
+            (name, step)
+            for name, step in estimator.steps
+            if step is not None
+            and not (isinstance(step, str) and step == "passthrough")
+        ]
+        if not steps:
+            raise ValueError("save: the pipeline has no steps")
+        *before, (last_name, network) = steps
+        for k, (name, step) in enumerate(before):
+            if k > 0 or not isinstance(step, TableEncoder):
+                raise ValueError(
+                    f"save: pipeline step {name!r} ({type(step).__name__}) cannot "
+                    "be stored in a fastbp model file; only one TableEncoder may "
+                    "come before the network"
+                )
+        encoder = before[0][1] if before else None
+    else:
+        last_name, network = "estimator", estimator
+    if not isinstance(network, _BaseMLP):
+        raise TypeError(
+            "save: estimator must be a fastbp MLPClassifier or MLPRegressor, or a "
+            f"Pipeline ending in one; got {type(network).__name__}"
+            + (f" as step {last_name!r}" if isinstance(estimator, Pipeline) else "")
+        )
+    check_is_fitted(network, "coefs_")
+    if encoder is None:
+        network.save(path, target_name=target_name)
+        return
+    check_is_fitted(encoder, "plan_")
+    if network._from_file():
+        raise ValueError(
+            "save: the network after the TableEncoder was loaded from a fastbp "
+            "train file with its own preprocessing; fit it on the encoder's output"
+        )
+    inputs = list(encoder.plan_.inputs)
+    if network.n_features_in_ != len(inputs):
+        raise ValueError(
+            f"save: the network takes {network.n_features_in_} inputs, the "
+            f"TableEncoder gives {len(inputs)}"
+        )
+    names = getattr(network, "feature_names_in_", None)
+    if names is not None and list(names) != inputs:
+        raise ValueError(
+            "save: the network was fitted on other columns than the "
+            "TableEncoder's get_feature_names_out()"
+        )
+    if np.dtype(encoder.dtype).itemsize < np.dtype(network.dtype).itemsize:
+        raise ValueError(
+            f"save: the TableEncoder's dtype {encoder.dtype!r} rounds the inputs "
+            f"of a {network.dtype} network, which fastbp predict would not do; "
+            "give both the same dtype"
+        )
+    network._write(path, network._meta(encoder, target_name=target_name))
+
+
 # --- ONNX: skl2onnx converters -----------------------------------------------
 
 
 def register_onnx() -> None:
-    """Register ONNX converters for :class:`MLPClassifier` and
-    :class:`MLPRegressor` with skl2onnx (``update_registered_converter``), so
-    that ``skl2onnx.to_onnx`` converts them, alone or as the last step of a
-    scikit-learn Pipeline. Call it once, before converting; calling it again
-    changes nothing. Needs skl2onnx: ``pip install 'fastbp[onnx]'``.
+    """Register ONNX converters for :class:`MLPClassifier`,
+    :class:`MLPRegressor` and :class:`TableEncoder` with skl2onnx
+    (``update_registered_converter``), so that ``skl2onnx.to_onnx`` converts
+    them, alone or in a scikit-learn Pipeline (a whole
+    ``Pipeline(TableEncoder(), MLPClassifier())`` too). Call it once, before
+    converting; calling it again changes nothing. Needs skl2onnx: ``pip
+    install 'fastbp[onnx]'``.
 
     The graph is the one of :mod:`fastbp.io.onnx` (the input cast to the
     estimator's dtype, standardized first for a model loaded from a
@@ -968,7 +1475,18 @@ def register_onnx() -> None:
       skl2onnx's option ``zipmap`` (default True) turns the probabilities into
       its list of dicts ``output_probability``; pass ``options={"zipmap":
       False}`` for the tensor. Multi-label classifiers are not converted.
-    - MLPRegressor: ``variable`` (N, n_outputs).
+    - MLPRegressor: ``variable`` (N, n_outputs) (in the target's units for
+      a ``fastbp train`` model of a scaled target).
+    - TableEncoder: ``variable`` (N, n_inputs) in its dtype, ``transform``'s
+      numbers, by :func:`fastbp.io.onnx.emit_plan` (the plan graph of
+      ``fastbp export``). Its inputs are the columns the plan reads, by name,
+      each (N, 1): a DoubleTensorType for a numeric column (NaN missing),
+      a StringTensorType for the others (text as in a CSV file: dates as
+      ISO text, bools "true"/"false"); :func:`onnx_inputs` lists them. A
+      plan of numeric columns only also takes one (N, n_columns) matrix.
+
+    A network loaded from a ``fastbp train`` file of a raw table (which has
+    a column plan) takes the same inputs as a TableEncoder of its plan.
     """
     try:
         from skl2onnx import update_registered_converter
@@ -988,6 +1506,110 @@ def register_onnx() -> None:
     update_registered_converter(
         MLPRegressor, "FastbpMLPRegressor", _onnx_regressor_shapes, _onnx_convert
     )
+    update_registered_converter(
+        TableEncoder, "FastbpTableEncoder", _onnx_encoder_shapes, _onnx_encode
+    )
+
+
+def onnx_inputs(estimator) -> list[tuple[str, object]]:
+    """skl2onnx's ``initial_types`` for a fitted :class:`TableEncoder`, a
+    Pipeline that starts with one, or a network loaded with a column plan:
+    one (name, type) per column the plan reads, (N, 1), DoubleTensorType
+    for a numeric column and StringTensorType for the others (see
+    :func:`register_onnx`). ValueError for anything else."""
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+    from sklearn.pipeline import Pipeline
+
+    first = estimator.steps[0][1] if isinstance(estimator, Pipeline) else estimator
+    plan = _plan_of(first)
+    if plan is None:
+        raise ValueError(
+            f"onnx_inputs: {type(first).__name__} has no column plan (a fitted "
+            "TableEncoder, or a network loaded from a fastbp train raw-table file)"
+        )
+    return [
+        (
+            c.name,
+            (DoubleTensorType if c.role == "numeric" else StringTensorType)([None, 1]),
+        )
+        for c in plan.used
+    ]
+
+
+def _plan_of(est):
+    """The column plan an estimator reads its inputs through, or None."""
+    if isinstance(est, TableEncoder):
+        check_is_fitted(est, "plan_")
+        return est.plan_
+    return getattr(est, "_plan", None)
+
+
+def _emit_plan_inputs(g, plan, inputs, who: str) -> str:
+    """The plan's model inputs, float64 (N, n_inputs) unstandardized, from
+    skl2onnx's input variables: one per column the plan reads (by name), or
+    one matrix of them when every one is numeric. ValueError otherwise."""
+    from onnx import TensorProto
+
+    from .io.onnx import emit_plan, plan_columns
+
+    meta = {"plan": plan.to_json(), "feature_names": list(plan.inputs)}
+    try:
+        columns = [c for c in plan_columns(meta, g.opset) if c["inputs"]]
+    except ValueError as exc:
+        raise ValueError(f"{who}: {str(exc).removeprefix('export_onnx: ')}") from None
+    names = [c["name"] for c in columns]
+    by_name = {v.raw_name: v for v in inputs}
+    numeric = all(c["role"] == "numeric" for c in columns)
+    if len(inputs) == 1 and numeric and (len(names) > 1 or names[0] not in by_name):
+        x = g.op("Cast", [inputs[0].full_name], to=TensorProto.DOUBLE)
+        if len(names) == 1:
+            values = [x]
+        else:
+            sizes = g.const(np.ones(len(names), np.int64), "split")
+            values = g.op("Split", [x, sizes], axis=1, outputs=len(names))
+    else:
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise ValueError(
+                f"{who}: the ONNX inputs must be the columns the plan reads, "
+                f"{names} (fastbp.sklearn.onnx_inputs), or, when all are numeric, "
+                f"one matrix of them; missing {missing}"
+            )
+        values = []
+        for c in columns:
+            value = by_name[c["name"]].full_name
+            if c["role"] == "numeric":
+                value = g.op("Cast", [value], to=TensorProto.DOUBLE)
+            values.append(value)
+    return emit_plan(g, columns, values, plan.na_values)
+
+
+def _onnx_encoder_shapes(operator) -> None:
+    """skl2onnx shape calculator: variable (N, n_inputs) in the dtype."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    est = operator.raw_operator
+    check_is_fitted(est, "plan_")
+    kind = DoubleTensorType if np.dtype(est.dtype) == np.float64 else FloatTensorType
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = kind(shape=[n, len(est.plan_.inputs)])
+
+
+def _onnx_encode(scope, operator, container) -> None:
+    """skl2onnx converter of TableEncoder: the plan, standardized in float64,
+    rounded into the dtype."""
+    est = operator.raw_operator
+    g = _SklOnnxGraph(scope, container)
+    x = _emit_plan_inputs(g, est.plan_, operator.inputs, "TableEncoder")
+    mean, std = est.plan_.standardizer()
+    x = g.op("Sub", [x, g.const(mean, "mean")])
+    x = g.op("Div", [x, g.const(std, "std")])
+    g.op(
+        "Cast",
+        [x],
+        to=_onnx_type(est.dtype),
+        outputs=[operator.outputs[0].full_name],
+    )
 
 
 def _onnx_float(operator):
@@ -1000,6 +1622,17 @@ def _onnx_float(operator):
     return FloatTensorType, np.dtype(np.float32)
 
 
+def _onnx_input_count(operator) -> None:
+    """ValueError unless one input, or a plan's columns (a network loaded
+    with a column plan)."""
+    est = operator.raw_operator
+    if len(operator.inputs) != 1 and getattr(est, "_plan", None) is None:
+        raise ValueError(
+            f"{type(est).__name__}: the ONNX converter takes one input, got "
+            f"{len(operator.inputs)}"
+        )
+
+
 def _onnx_classifier_shapes(operator) -> None:
     """skl2onnx shape calculator: label (N,), probabilities (N, n_classes)."""
     from skl2onnx.common.data_types import Int64TensorType, StringTensorType
@@ -1007,9 +1640,12 @@ def _onnx_classifier_shapes(operator) -> None:
 
     from .io.onnx import onnx_labels
 
-    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=2)
+    check_input_and_output_numbers(
+        operator, input_count_range=[1, None], output_count_range=2
+    )
     est = operator.raw_operator
     check_is_fitted(est, "coefs_")
+    _onnx_input_count(operator)
     if est._binarizer.y_type_.startswith("multilabel"):
         raise ValueError(
             "MLPClassifier: a multi-label classifier has no ONNX converter"
@@ -1029,9 +1665,12 @@ def _onnx_regressor_shapes(operator) -> None:
     """skl2onnx shape calculator: variable (N, n_outputs)."""
     from skl2onnx.common.utils import check_input_and_output_numbers
 
-    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=1)
+    check_input_and_output_numbers(
+        operator, input_count_range=[1, None], output_count_range=1
+    )
     est = operator.raw_operator
     check_is_fitted(est, "coefs_")
+    _onnx_input_count(operator)
     n = operator.inputs[0].get_first_dimension()
     operator.outputs[0].type = _onnx_float(operator)[0](shape=[n, est.n_outputs_])
 
@@ -1047,8 +1686,11 @@ def _onnx_convert(scope, operator, container) -> None:
     dtype = np.dtype(est.dtype)
     out_dtype = _onnx_float(operator)[1]
     x = operator.inputs[0].full_name
+    plan = getattr(est, "_plan", None)
+    if plan is not None:  # the raw columns, as fastbp predict reads them
+        x = _emit_plan_inputs(g, plan, operator.inputs, type(est).__name__)
     scaler = getattr(est, "_standardizer", None)
-    if scaler is not None:  # as _scaled: in float64, then into dtype
+    if scaler is not None:  # as _inputs: in float64, then into dtype
         x = g.op("Cast", [x], to=TensorProto.DOUBLE)
         x = g.op("Sub", [x, g.const(np.asarray(scaler[0], np.float64), "mean")])
         x = g.op("Div", [x, g.const(np.asarray(scaler[1], np.float64), "std")])
@@ -1069,6 +1711,11 @@ def _onnx_convert(scope, operator, container) -> None:
             proba_name=outputs[1],
         )
     else:
+        scale = getattr(est, "_target_scale", None)
+        if scale is not None:  # as predict: in float64, in the target's units
+            out = g.op("Cast", [out], to=TensorProto.DOUBLE)
+            out = g.op("Mul", [out, g.const(np.float64(scale[1]), "target_std")])
+            out = g.op("Add", [out, g.const(np.float64(scale[0]), "target_mean")])
         g.op("Cast", [out], to=_onnx_type(out_dtype), outputs=outputs)
 
 
@@ -1111,6 +1758,10 @@ class _SklOnnxGraph:
             names = [self.fresh(op_type.lower()) for _ in range(outputs)]
         else:
             names = list(outputs)
+        if domain == "ai.onnx.ml":  # the version the plan's LabelEncoders need
+            from .io.onnx import ML_OPSET
+
+            attrs["op_version"] = ML_OPSET
         self.container.add_node(
             op_type,
             list(inputs),

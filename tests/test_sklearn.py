@@ -18,6 +18,7 @@ import pytest
 
 sklearn = pytest.importorskip("sklearn")
 
+from raw_tables import raw_frame, run_fastbp, write_csv  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import make_classification, make_regression  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
@@ -32,6 +33,9 @@ from sklearn.utils.estimator_checks import (  # noqa: E402
 )
 
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+pd = pytest.importorskip("pandas")
+pa = pytest.importorskip("pyarrow")
 
 STOCHASTIC_WEIGHTS = (
     "mini-batch training with shuffling: a row of weight 2 is not the same "
@@ -408,10 +412,263 @@ def test_model_trained_by_the_cli_loads_as_an_estimator(tmp_path):
     expected = Predictor.load(tmp_path / "r.npz").predict(X)
     with pytest.warns(UserWarning, match="feature names"):  # as scikit-learn
         got = est.predict(X)
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got, expected)
     assert list(est.feature_names_in_) == [f"f{j}" for j in range(5)]
     with pytest.raises(Exception, match="MLPClassifier|regression"):
         MLPClassifier.load(tmp_path / "r.npz")
+
+
+def test_standardized_cli_model_predicts_as_fastbp_predict_exactly(tmp_path):
+    # --strict: the clean-number reader and a standardizer, no plan. The
+    # estimator standardizes in float64 and rounds once, as Predictor.
+    from fastbp.data.problem import Predictor
+
+    X, y = regression(1, n=200)
+    X = X * [1e3, 1e-3, 7.0, 1.0, 3.0] + [5e3, 2.0, -4.0, 0.0, 1.0]
+    data = tmp_path / "r.csv"
+    header = ",".join([f"f{j}" for j in range(5)] + ["y"])
+    np.savetxt(data, np.column_stack([X, y]), delimiter=",", header=header,
+               comments="", fmt="%.17g")  # fmt: skip
+    run_fastbp("train", "--data", data, "--strict", "--epochs", "5", "--save",
+               tmp_path / "r.npz", "-q")  # fmt: skip
+    est = MLPRegressor.load(tmp_path / "r.npz")
+    assert est._plan is None and est._standardizer is not None
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(5)])
+    np.testing.assert_array_equal(
+        est.predict(frame), Predictor.load(tmp_path / "r.npz").predict(X)
+    )
+
+
+def train_raw(tmp_path, target, rows=slice(0, 150)):
+    """fastbp train on the first rows of the raw table (CSV) for target; the
+    model file's path."""
+    df = raw_frame()
+    other = "spend" if target == "label" else "label"
+    data = write_csv(df.drop(columns=other).iloc[rows], tmp_path / "raw.csv")
+    model = tmp_path / f"{target}.npz"
+    run_fastbp("train", "--data", data, "--target", target, "--epochs", "40",
+               "--hidden", "16", "--save", model, "-q")  # fmt: skip
+    return model
+
+
+def new_rows():
+    """Rows the model never saw, with a level never seen, and cells missing
+    where the training rows had none (they take the fill)."""
+    df = raw_frame().iloc[150:].drop(columns=["label", "spend"]).copy()
+    df.loc[df.index[:4], "city"] = "Atlantis"
+    df.loc[df.index[4:8], ["age", "member", "joined"]] = [np.nan, None, pd.NaT]
+    df.loc[df.index[8:10], "city"] = ["NA", ""]
+    return df
+
+
+def table_forms(df):
+    """The same rows as a DataFrame, an Arrow table, a dict of columns, and
+    a DataFrame with the columns shuffled plus one the model does not read."""
+    shuffled = df[df.columns[::-1]].assign(extra=1.0)
+    as_dict = {name: df[name].tolist() for name in df.columns}
+    return [df, pa.Table.from_pandas(df, preserve_index=False), as_dict, shuffled]
+
+
+def test_cli_raw_table_classifier_reads_raw_frames_as_predictor(tmp_path):
+    from fastbp.data.problem import Predictor
+
+    model = train_raw(tmp_path, "label")
+    est = MLPClassifier.load(model)
+    served = Predictor.load(model)
+    # The raw columns the plan reads: the row id and free text are left out.
+    assert list(est.feature_names_in_) == ["age", "city", "member", "joined"]
+    assert est.n_features_in_ == 4
+    assert est.coefs_[0].shape[0] == len(served.feature_names) == 17
+    df = new_rows()
+    expected = served.predict(df)
+    assert len(set(expected)) > 1  # not a constant model
+    for data in table_forms(df):
+        assert list(est.predict(data)) == expected
+        np.testing.assert_array_equal(est.predict_proba(data), served.predict_proba(df))
+    # The rows as fastbp predict reads them from a file: the same labels.
+    write_csv(df, tmp_path / "new.csv")
+    out = tmp_path / "p.csv"
+    run_fastbp("predict", "--model", model, "--data", tmp_path / "new.csv",
+               "--out", out, "-q")  # fmt: skip
+    assert out.read_text().split()[1:] == expected
+
+
+def test_cli_raw_table_regressor_reads_raw_frames_in_target_units(tmp_path):
+    from fastbp.data.problem import Predictor
+    from fastbp.io import load_model
+
+    model = train_raw(tmp_path, "spend")
+    meta = load_model(model)[1]
+    assert meta["target_scale"]["std"] > 10  # trained on a scaled target
+    est = MLPRegressor.load(model)
+    df = new_rows()
+    expected = Predictor.load(model).predict(df)
+    assert abs(np.mean(expected) - 500) < 100  # the target's units
+    for data in table_forms(df):
+        np.testing.assert_array_equal(est.predict(data), expected)
+    # Saved again, the file keeps what predicting needs.
+    est.save(tmp_path / "again.npz")
+    again = load_model(tmp_path / "again.npz")[1]
+    for key in ("plan", "standardizer", "target_scale", "target_name",
+                "feature_names", "task"):  # fmt: skip
+        assert again[key] == meta[key], key
+    np.testing.assert_array_equal(
+        Predictor.load(tmp_path / "again.npz").predict(df), expected
+    )
+
+
+def test_loaded_raw_table_model_errors(tmp_path):
+    est = MLPRegressor.load(train_raw(tmp_path, "spend"))
+    df = new_rows()
+    with pytest.raises(ValueError, match="missing 'member'") as info:
+        est.predict(df.drop(columns="member"))
+    assert "\n" not in str(info.value)
+    with pytest.raises(TypeError, match="DataFrame"):
+        with pytest.warns(UserWarning, match="feature names"):
+            est.predict(np.zeros((3, 4)))  # text and date columns are no numbers
+    # Training goes on only from scratch: the file's plan, standardization
+    # and target scale belong to the weights it holds.
+    X, y = regression(1)
+    for how in (
+        lambda e: e.set_params(warm_start=True).fit(X, y),
+        lambda e: e.partial_fit(X, y),
+    ):
+        with pytest.raises(ValueError, match="cannot continue training"):
+            how(MLPRegressor.load(tmp_path / "spend.npz"))
+    params = dict(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=20,
+                  random_state=0, dtype="float32")  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        refit = est.set_params(**params).fit(X, y)
+        fresh = MLPRegressor(**params).fit(X, y)
+    np.testing.assert_array_equal(refit.predict(X), fresh.predict(X))
+    assert not hasattr(refit, "feature_names_in_")
+
+
+# --- a Pipeline(TableEncoder, MLP) as one model file -------------------------
+
+
+def odd_rows():
+    """New rows as a DataFrame with every column type: a datetime64 column
+    (written as ISO text by to_csv), None and "NA" in text, None in bools,
+    levels never seen."""
+    return new_rows()
+
+
+def served_by_fastbp_predict(tmp_path, model, df):
+    """fastbp predict's output (as text, one per row) on df written as a CSV."""
+    data = write_csv(df, tmp_path / "served.csv")
+    out = tmp_path / "served_out.csv"
+    run_fastbp("predict", "--model", model, "--data", data, "--out", out, "-q")
+    lines = out.read_text().split("\n")
+    assert lines[0] and lines[-1] == ""
+    return lines[1:-1]
+
+
+@pytest.mark.parametrize(
+    "encoder_dtype, network_dtype",
+    [("float32", "float32"), ("float64", "float64"), ("float64", "float32")],
+)
+def test_saved_pipeline_classifier_is_served_by_fastbp_predict(
+    tmp_path, encoder_dtype, network_dtype
+):
+    from fastbp.data.problem import Predictor
+    from fastbp.sklearn import TableEncoder, save
+
+    df = raw_frame()
+    X, y = df.drop(columns=["label", "spend"]), df["label"]
+    pipe = make_pipeline(
+        TableEncoder(dtype=encoder_dtype),
+        MLPClassifier((16,), max_iter=80, random_state=0, dtype=network_dtype),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(X.iloc[:150], y.iloc[:150])
+    model = tmp_path / "pipe.npz"
+    save(pipe, model, target_name="label")
+    rows = odd_rows()
+    expected = pipe.predict(rows)
+    assert len(set(expected)) == 3  # not a constant model
+    assert served_by_fastbp_predict(tmp_path, model, rows) == list(expected)
+    # In-process, the file serves the pipeline's probabilities exactly.
+    served = Predictor.load(model)
+    assert served.target_name == "label"
+    np.testing.assert_array_equal(served.predict_proba(rows), pipe.predict_proba(rows))
+    back = MLPClassifier.load(model)
+    np.testing.assert_array_equal(back.predict(rows), expected)
+    np.testing.assert_array_equal(back.predict_proba(rows), pipe.predict_proba(rows))
+
+
+def test_saved_pipeline_regressor_is_served_by_fastbp_predict(tmp_path):
+    from fastbp.sklearn import TableEncoder, save
+
+    df = raw_frame()
+    X, y = df.drop(columns=["label", "spend"]), df["spend"]
+    pipe = make_pipeline(
+        TableEncoder(categorical="member"),
+        MLPRegressor(
+            hidden_layer_sizes=(16,), solver="lbfgs", max_iter=60, random_state=0
+        ),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(X.iloc[:150], y.iloc[:150])
+    save(pipe, tmp_path / "r.npz")
+    rows = odd_rows()
+    served = served_by_fastbp_predict(tmp_path, tmp_path / "r.npz", rows)
+    # repr of each float64 prediction: exact.
+    np.testing.assert_array_equal(np.array(served, float), pipe.predict(rows))
+    assert np.std(pipe.predict(rows)) > 10
+
+
+def test_saved_pipeline_of_penguins_is_served_by_fastbp_predict(tmp_path):
+    palmerpenguins = pytest.importorskip("palmerpenguins")
+    from fastbp.sklearn import TableEncoder, save
+
+    df = palmerpenguins.load_penguins()
+    X, y = df.drop(columns="species"), df["species"]
+    train = np.random.default_rng(0).random(len(df)) < 0.8
+    pipe = make_pipeline(
+        TableEncoder(), MLPClassifier((16,), solver="lbfgs", random_state=0)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(X[train], y[train])
+    assert pipe.score(X[~train], y[~train]) > 0.9
+    save(pipe, tmp_path / "penguins.npz", target_name="species")
+    served = served_by_fastbp_predict(tmp_path, tmp_path / "penguins.npz", df)
+    assert served == list(pipe.predict(X))
+
+
+def test_save_refuses_what_a_model_file_cannot_hold(tmp_path):
+    from sklearn.pipeline import Pipeline
+
+    from fastbp.sklearn import TableEncoder, save
+
+    df = raw_frame().iloc[:60]
+    X, y = df.drop(columns=["label", "spend"]), df["label"]
+    path = tmp_path / "m.npz"
+
+    def fitted(*steps):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return make_pipeline(*steps).fit(X, y)
+
+    small = dict(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    with pytest.raises(ValueError, match="step 'standardscaler'"):
+        save(fitted(TableEncoder(), StandardScaler(), MLPClassifier(**small)), path)
+    with pytest.raises(ValueError, match="dtype 'float32'"):
+        save(fitted(TableEncoder(), MLPClassifier(dtype="float64", **small)), path)
+    with pytest.raises(TypeError, match="got SkClassifier|got MLPClassifier"):
+        save(fitted(TableEncoder(), SkClassifier(**small)), path)
+    with pytest.raises(sklearn.exceptions.NotFittedError):
+        save(Pipeline([("enc", TableEncoder()), ("mlp", MLPClassifier())]), path)
+    assert not path.exists()
+    # None and "passthrough" steps are skipped.
+    pipe = fitted(TableEncoder(), MLPClassifier(**small))
+    pipe.steps.insert(1, ("nothing", "passthrough"))
+    save(pipe, path)
+    np.testing.assert_array_equal(MLPClassifier.load(path).predict(X), pipe.predict(X))
 
 
 def test_multi_output_regressor_cannot_be_saved(tmp_path):

@@ -242,12 +242,18 @@ def numbers_of(column, na_values: tuple[str, ...]) -> tuple[NDArray, NDArray]:
 
 
 def bools_of(column, na_values: tuple[str, ...]) -> tuple[NDArray, NDArray]:
-    """(values 1.0/0.0, usable) of an Arrow bool or a true/false text column."""
+    """(values 1.0/0.0, usable) of an Arrow bool or a true/false text column
+    (or of numbers: 1 and 0; the other values missing)."""
     pa, pc = _types()
     column = _plain(column)
-    if kind_of(column.type) == "bool":
+    kind = kind_of(column.type)
+    if kind == "bool":
         usable = ~column.is_null().to_numpy(zero_copy_only=False)
         values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+        return np.where(usable, values, np.nan), usable
+    if kind in ("number", "datetime", "other"):
+        values, _ = numbers_of(column, na_values)
+        usable = (values == 0) | (values == 1)
         return np.where(usable, values, np.nan), usable
     cells = pc.utf8_lower(text_cells(column, na_values))
     true = pc.fill_null(pc.equal(cells, "true"), False).to_numpy(zero_copy_only=False)
@@ -278,19 +284,24 @@ def date_format(column, na_values: tuple[str, ...]) -> str | None:
 
 def dates_of(column, fmt: str, na_values) -> tuple[NDArray, NDArray]:
     """(parts (n, 5) float64: year, month, day of year, day of week with
-    Monday 0, hour; usable bool (n,)) of a date/time column read with fmt
-    ("" for Arrow dates and timestamps)."""
+    Monday 0, hour; usable bool (n,)) of a date/time column: Arrow dates and
+    timestamps as they are, text read with fmt (the format the training
+    rows' text had; "" when they were Arrow dates: then each cell in the
+    first of DATE_FORMATS that reads it)."""
     pa, pc = _types()
     column = _plain(column)
-    if fmt:
-        stamps = pc.strptime(
-            text_cells(column, na_values), format=fmt, unit="s", error_is_null=True
-        )
-    elif kind_of(column.type) == "datetime":
-        stamps = column
-        if pa.types.is_date(column.type):  # days: the hour is 0
-            stamps = pc.cast(column, pa.timestamp("s"))
-    else:  # a column forced to datetime that is not one
+    kind = kind_of(column.type)
+    if kind == "datetime":
+        # Dates as midnight stamps (Arrow has no hour of a date).
+        is_date = pa.types.is_date(column.type)
+        stamps = pc.cast(column, pa.timestamp("s")) if is_date else column
+    elif kind == "text":
+        cells = text_cells(column, na_values)
+        stamps = None
+        for f in (fmt,) if fmt else DATE_FORMATS:
+            parsed = pc.strptime(cells, format=f, unit="s", error_is_null=True)
+            stamps = parsed if stamps is None else pc.coalesce(stamps, parsed)
+    else:  # numbers or bools are no dates
         stamps = pa.nulls(len(column), pa.timestamp("s"))
     usable = ~stamps.is_null().to_numpy(zero_copy_only=False)
     parts = np.empty((len(column), len(DATE_PARTS)))
@@ -870,7 +881,7 @@ def _column_plan(
         return ColumnPlan(name, role, reason=reason, missing=missing)
     if role == "categorical":
         levels = column.levels.most_common(options.max_categories)
-        inputs = _unique(
+        inputs = unique_names(
             [f"{name}={level}" for level in levels] + [f"{name}={OTHER_LEVEL}"], taken
         )
         return ColumnPlan(
@@ -888,7 +899,7 @@ def _column_plan(
             [f"{name}_missing"] if indicator else []
         )
         return ColumnPlan(
-            name, role, _unique(names, taken), fill=fill, indicator=indicator,
+            name, role, unique_names(names, taken), fill=fill, indicator=indicator,
             parts=tuple(parts), format=column.date_fmt or "",
             mean=tuple(float(mean[j]) for j in keep) + ((0.0,) if indicator else ()),
             std=tuple(float(std[j]) for j in keep) + ((1.0,) if indicator else ()),
@@ -900,7 +911,7 @@ def _column_plan(
     indicator = usable < column.rows
     names = [name] + ([f"{name}_missing"] if indicator else [])
     return ColumnPlan(
-        name, role, _unique(names, taken), fill=_or_zero(sample.median()),
+        name, role, unique_names(names, taken), fill=_or_zero(sample.median()),
         indicator=indicator,
         mean=(float(mean[0]),) + ((0.0,) if indicator else ()),
         std=(float(std[0]),) + ((1.0,) if indicator else ()),
@@ -912,7 +923,7 @@ def _or_zero(value: float) -> float:
     return 0.0 if math.isnan(value) else float(value)
 
 
-def _unique(names: list[str], taken: set) -> tuple[str, ...]:
+def unique_names(names: list[str], taken: set) -> tuple[str, ...]:
     """names, each made distinct from those taken before (a suffix #2...)."""
     out = []
     for name in names:

@@ -32,6 +32,7 @@ __all__ = [
     "model_metadata",
     "save",
     "probabilities",
+    "standardized",
 ]
 
 
@@ -300,7 +301,7 @@ class Predictor:
     def inputs(self, data: object, where: str = "X") -> NDArray:
         """The standardized model inputs of ``data`` (see the class notes),
         (n_samples, n_inputs) in the model's dtype."""
-        table = _as_table(data)
+        table = as_table(data)
         if table is not None:
             return self._table_inputs(table, where, 0)
         X = np.array(data, dtype=np.float64)  # a copy: standardized in place
@@ -356,18 +357,9 @@ class Predictor:
     def _standardized(self, X: NDArray, where: str, offset: int) -> NDArray:
         """Float64 inputs standardized and rounded once into the model's
         dtype (as in training); values too large for it are DataErrors."""
-        dtype = self.model.dtype
-        too_large = np.abs(X) > np.finfo(dtype).max
-        if too_large.any():
-            row, col = np.unravel_index(np.argmax(too_large), X.shape)
-            raise DataError(
-                f"{where}, data row {offset - len(X) + row + 1}, column "
-                f"{self.feature_names[col]!r}: {X[row, col]:g} is too large for "
-                f"the model's {dtype}"
-            )
-        if self.scaler is not None:
-            X = self.scaler.transform_(X)
-        return np.ascontiguousarray(X, dtype=dtype)
+        return standardized(
+            X, self.scaler, self.model.dtype, self.feature_names, where, offset
+        )
 
     # --- outputs ----------------------------------------------------------------
 
@@ -479,6 +471,32 @@ class Predictor:
             yield self.decode(outputs)
 
 
+def standardized(
+    X: NDArray,
+    scaler: Standardizer | None,
+    dtype,
+    names,
+    where: str = "X",
+    offset: int | None = None,
+) -> NDArray:
+    """Float64 model inputs X (n_samples, n_inputs), standardized by scaler
+    (in place) and rounded once into dtype: what a model is fed. A value too
+    large for dtype is a DataError naming its data row (counted from
+    ``offset - len(X)``, the rows read before X) and ``names[column]``."""
+    dtype = np.dtype(dtype)
+    offset = len(X) if offset is None else offset
+    too_large = np.abs(X) > np.finfo(dtype).max
+    if too_large.any():
+        row, col = np.unravel_index(np.argmax(too_large), X.shape)
+        raise DataError(
+            f"{where}, data row {offset - len(X) + row + 1}, column "
+            f"{names[col]!r}: {X[row, col]:g} is too large for the model's {dtype}"
+        )
+    if scaler is not None:
+        X = scaler.transform_(X)
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
 def _read_error(exc: Exception, path: str, format: str | None) -> Exception:
     """A reader's error as one DataError line naming the file."""
     if isinstance(exc, DataError):
@@ -496,29 +514,61 @@ def _read_error(exc: Exception, path: str, format: str | None) -> Exception:
     return DataError(f"{path}: {read_problem(exc, fmt)}")
 
 
-def _as_table(data: object):
+def as_table(data: object):
     """data as a pyarrow Table when it is a table of named columns (pyarrow
-    Table or RecordBatch, pandas DataFrame, dict of columns), else None."""
+    Table or RecordBatch, pandas DataFrame, dict of columns), else None.
+
+    A pandas DataFrame is converted as ``pyarrow.Table.from_pandas`` does
+    (its index left out); a column of mixed Python objects that Arrow cannot
+    type (numbers and text, say) becomes the text of its cells, as a CSV
+    file's cells are read, missing values (None, NaN, NA, NaT) staying
+    missing."""
     import sys
 
-    if isinstance(data, dict):
+    if isinstance(data, dict) and not hasattr(data, "tocsr"):  # not a dok_matrix
         import pyarrow as pa
 
-        return pa.table({str(k): _column(v) for k, v in data.items()})
+        return pa.table({str(k): arrow_column(v) for k, v in data.items()})
     pa = sys.modules.get("pyarrow")
-    if pa is not None and isinstance(data, pa.Table | pa.RecordBatch):
+    if pa is not None and isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if pa is not None and isinstance(data, pa.Table):
         return data
     pd = sys.modules.get("pandas")
     if pd is not None and isinstance(data, pd.DataFrame):
         import pyarrow as pa
 
-        return pa.Table.from_pandas(data, preserve_index=False)
+        try:
+            return pa.Table.from_pandas(data, preserve_index=False)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            # One column at a time, so that only the mixed ones become text.
+            return pa.table(
+                [arrow_column(data.iloc[:, j]) for j in range(data.shape[1])],
+                names=[str(name) for name in data.columns],
+            )
     return None
 
 
-def _column(values: object):
+def arrow_column(values: object):
+    """One column as a pyarrow Array: Arrow arrays kept, others typed by
+    ``pyarrow.array`` (NaN as null), and cells Arrow cannot type together
+    read as their text (see :func:`as_table`)."""
     import pyarrow as pa
 
     if isinstance(values, pa.Array | pa.ChunkedArray):
         return values
-    return pa.array(np.asarray(values) if not isinstance(values, list) else values)
+    if not isinstance(values, list):
+        values = np.asarray(values) if not hasattr(values, "dtype") else values
+    try:
+        return pa.array(values, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return pa.array([_cell_text(v) for v in values], pa.string())
+
+
+def _cell_text(value: object) -> str | None:
+    """A cell's text, or None for a missing one (None, NaN, pandas NA/NaT)."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    if isinstance(value, float | np.floating) and np.isnan(value):
+        return None
+    return str(value)

@@ -88,6 +88,8 @@ __all__ = [
     "Graph",
     "emit_network",
     "emit_classifier",
+    "emit_plan",
+    "plan_columns",
     "onnx_labels",
     "flat_layers",
     "DEFAULT_OPSET",
@@ -471,7 +473,7 @@ def _class_values(meta: dict) -> list:
 # --- the column plan ---------------------------------------------------------
 
 
-def _plan_columns(meta: dict, opset: int) -> list[dict] | None:
+def plan_columns(meta: dict, opset: int) -> list[dict] | None:
     """The plan's columns, checked (version, roles, each column's inputs, and
     that they concatenate to feature_names), or None without a plan."""
     plan = meta.get("plan")
@@ -710,6 +712,29 @@ def _encode_datetime(g: Graph, x: str, column: dict) -> list[str]:
 # --- building and writing ----------------------------------------------------
 
 
+def emit_plan(
+    g: Graph, columns: Sequence[dict], values: Sequence[str], na_values: Sequence[str]
+) -> str:
+    """The model inputs, float64 (N, n_inputs) before standardizing, of the
+    used plan columns (JSON form, as :func:`plan_columns` checks them),
+    each read from its graph value in ``values``: (N, 1) float64 for a
+    numeric column, text for the others."""
+    parts = []
+    for c, x in zip(columns, values, strict=True):
+        role = c["role"]
+        if c.get("bare"):
+            parts.append(x)
+        elif role == "numeric":
+            parts.extend(_missing_to_fill(g, x, c["fill"], c.get("indicator", False)))
+        elif role == "boolean":
+            parts.extend(_encode_boolean(g, x, c))
+        elif role == "categorical":
+            parts.append(_encode_categorical(g, x, c, list(na_values)))
+        else:
+            parts.extend(_encode_datetime(g, x, c))
+    return parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=1)
+
+
 def build_onnx(
     model: Sequential,
     meta: dict | None = None,
@@ -763,7 +788,7 @@ def build_onnx(
         raise _fail(f"inputs must be one of {_INPUT_KINDS}, got {inputs!r}")
     layers = flat_layers(model)
     meta = _checked_meta(meta, model)
-    columns = _plan_columns(meta, int(opset))
+    columns = plan_columns(meta, int(opset))
     if columns is None:
         columns = [
             {"name": n, "role": "numeric", "inputs": [n], "bare": True}
@@ -775,7 +800,7 @@ def build_onnx(
     outputs = OUTPUTS[:2] if task == "classification" else OUTPUTS[2:]
     for name in outputs:
         g.reserve(name)
-    graph_inputs, parts = [], []
+    graph_inputs = []
     N = "N"
     f64 = _tensor_type(np.float64)
     if inputs == "matrix":
@@ -805,19 +830,7 @@ def build_onnx(
             graph_inputs.append(helper.make_tensor_value_info(c["name"], kind, [N, 1]))
             values.append(c["name"])
     na_values = (meta.get("plan") or {}).get("na_values", [])
-    for c, x in zip(used, values, strict=True):
-        role = c["role"]
-        if c.get("bare"):
-            parts.append(x)
-        elif role == "numeric":
-            parts.extend(_missing_to_fill(g, x, c["fill"], c.get("indicator", False)))
-        elif role == "boolean":
-            parts.extend(_encode_boolean(g, x, c))
-        elif role == "categorical":
-            parts.append(_encode_categorical(g, x, c, na_values))
-        else:
-            parts.extend(_encode_datetime(g, x, c))
-    x = parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=1)
+    x = emit_plan(g, used, values, na_values)
     scaler = meta["standardizer"]
     if scaler is not None:
         x = g.op("Sub", [x, g.const(scaler["mean"], "mean")])
