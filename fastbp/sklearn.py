@@ -260,7 +260,7 @@ class _BaseMLP(BaseEstimator):
     def _decision(self, X) -> NDArray:
         """The network's output (logits for a classifier) for the rows of X."""
         inputs = self._inputs(X)  # first: NotFittedError before any use
-        return self._network().predict(inputs)
+        return self._network().serve(inputs)
 
     def _inputs(self, X) -> NDArray:
         """The network's inputs for X, in dtype: X validated, or, for a model

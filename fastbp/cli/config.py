@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, fields
 
 from .errors import InputError
-from .options import parse_hidden
+from .params import parse_hidden
 
 __all__ = ["TrainConfig", "MpiWorld", "mpi_world", "XOR_DEFAULTS", "TABLE_DEFAULTS"]
 

@@ -5,22 +5,14 @@ from __future__ import annotations
 
 import click
 
-from .._files import unwritable_reason
 from ..io.onnx import DEFAULT_OPSET, MIN_OPSET
 from .errors import InputError
-
-
-def _onnx_file(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """OUT: a file in an existing folder that takes new files."""
-    reason = unwritable_reason(value)
-    if reason:
-        raise click.BadParameter(reason, ctx=ctx, param=param)
-    return value
+from .params import output_file
 
 
 @click.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
-@click.argument("out", metavar="OUT", callback=_onnx_file)
+@click.argument("out", metavar="OUT", callback=output_file)
 @click.option(
     "--opset",
     type=click.IntRange(min=MIN_OPSET),

@@ -15,21 +15,13 @@ from collections.abc import Callable
 
 import click
 
-from .._files import unwritable_reason
 from ..nn.parts import ACTIVATIONS, OPTIMIZERS, builtin_parts
 from ..training.schedules import SCHEDULES
+from .params import finite, na_values, names, output_file, parse_hidden
 
-__all__ = ["TRAIN_OPTIONS", "train_options", "output_file", "parse_hidden"]
+__all__ = ["TRAIN_OPTIONS", "train_options"]
 
 builtin_parts()  # the choices below list them
-
-
-def parse_hidden(text: str) -> list[int] | None:
-    """ "8" or "64,64" as a list of positive widths; None when it is not."""
-    parts = [p.strip() for p in text.split(",")] if text.strip() else []
-    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
-        return None
-    return [int(p) for p in parts]
 
 
 def _hidden(ctx: click.Context, param: click.Parameter, text: str | None):
@@ -45,38 +37,6 @@ def _hidden(ctx: click.Context, param: click.Parameter, text: str | None):
             param=param,
         )
     return widths
-
-
-def _names(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]):
-    """COLS options: names, comma-separated and/or repeated, in order."""
-    names = [n.strip() for value in values for n in value.split(",")]
-    if any(not n for n in names):
-        raise click.BadParameter("an empty column name", ctx=ctx, param=param)
-    return tuple(dict.fromkeys(names))
-
-
-def _na_values(ctx: click.Context, param: click.Parameter, value: str | None):
-    """--na-values: the comma-separated spellings ("" for an empty cell is
-    always among them)."""
-    if value is None:
-        return None
-    return tuple(dict.fromkeys(["", *(v.strip() for v in value.split(","))]))
-
-
-def _finite(ctx: click.Context, param: click.Parameter, value: float | None):
-    """A FloatRange lets NaN through (every comparison with it is False)."""
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a finite number", ctx, param)
-    return value
-
-
-def output_file(ctx: click.Context, param: click.Parameter, value: str | None):
-    """--save/--out: a file in an existing folder that takes new files."""
-    if value is not None:
-        reason = unwritable_reason(value)
-        if reason:
-            raise click.BadParameter(reason, ctx=ctx, param=param)
-    return value
 
 
 TRAIN_OPTIONS = [
@@ -110,7 +70,7 @@ TRAIN_OPTIONS = [
     click.option(
         "--categorical",
         multiple=True,
-        callback=_names,
+        callback=names,
         metavar="COLS",
         help="Columns to one-hot code whatever they hold (comma-separated, or "
         "the option repeated).",
@@ -118,21 +78,21 @@ TRAIN_OPTIONS = [
     click.option(
         "--numeric",
         multiple=True,
-        callback=_names,
+        callback=names,
         metavar="COLS",
         help="Columns to read as numbers; cells that are not numbers are missing.",
     ),
     click.option(
         "--drop",
         multiple=True,
-        callback=_names,
+        callback=names,
         metavar="COLS",
         help="Columns to leave out.",
     ),
     click.option(
         "--features",
         multiple=True,
-        callback=_names,
+        callback=names,
         metavar="COLS",
         help="The only columns to use (besides the target). Default: every "
         "column the plan gives a role.",
@@ -140,7 +100,7 @@ TRAIN_OPTIONS = [
     click.option(
         "--na-values",
         default=None,
-        callback=_na_values,
+        callback=na_values,
         metavar="LIST",
         help="Comma-separated spellings of a missing cell, replacing the "
         "default: empty, NA, N/A, NaN, nan, null, NULL, None, n/a, #N/A.",
@@ -217,7 +177,7 @@ TRAIN_OPTIONS = [
         type=click.FloatRange(min=0, max=math.inf, max_open=True),
         default=1e-4,
         show_default=True,
-        callback=_finite,
+        callback=finite,
         help="Improvement that counts, for --early-stopping and adaptive; "
         "gradient tolerance for lbfgs.",
     ),
@@ -239,14 +199,14 @@ TRAIN_OPTIONS = [
         "--lr",
         type=click.FloatRange(min=0, min_open=True, max=math.inf, max_open=True),
         default=None,
-        callback=_finite,
+        callback=finite,
         help="Learning rate. [xor: 0.1; csv: 0.01]",
     ),
     click.option(
         "--momentum",
         type=click.FloatRange(min=0, max=1, max_open=True),
         default=None,
-        callback=_finite,
+        callback=finite,
         help="SGD momentum. [0.9]",
     ),
     click.option(
@@ -272,7 +232,7 @@ TRAIN_OPTIONS = [
         "--val-split",
         type=click.FloatRange(min=0, max=1, max_open=True),
         default=None,
-        callback=_finite,
+        callback=finite,
         help="Fraction of rows held out for validation, in [0, 1). [xor: 0; csv: 0.2]",
     ),
     click.option(

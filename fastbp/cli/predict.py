@@ -12,7 +12,7 @@ import click
 
 from ..progress import progress as progress_bar
 from .errors import InputError
-from .options import output_file
+from .params import names, output_file
 from .report import strict_json
 
 __all__ = ["predict", "evaluate", "inspect"]
@@ -38,13 +38,6 @@ _DATA = click.option(
     help="A table with the model's columns (by name): CSV, TSV, Parquet or "
     "Feather; '-' for CSV on standard input.",
 )
-
-
-def _names(ctx, param, values):
-    names = [n.strip() for value in values for n in value.split(",")]
-    if any(not n for n in names):
-        raise click.BadParameter("an empty column name", ctx=ctx, param=param)
-    return tuple(dict.fromkeys(names))
 
 
 def _header(data: str, data_format: str | None) -> list[str]:
@@ -164,7 +157,7 @@ def _batches(predictor, data, data_format, carry, bar):
 @click.option(
     "--keep",
     multiple=True,
-    callback=_names,
+    callback=names,
     metavar="COLS",
     help="Columns of --data to write before the prediction (IDs), comma-separated.",
 )

@@ -363,6 +363,12 @@ class Predictor:
 
     # --- outputs ----------------------------------------------------------------
 
+    def outputs(self, inputs: NDArray) -> NDArray:
+        """The network's outputs for standardized inputs (:meth:`inputs`), as
+        :meth:`fastbp.nn.Sequential.serve` computes them: a small batch in
+        NumPy, so that serving a few rows loads no compiled kernel."""
+        return self.model.serve(inputs)
+
     def decode(self, outputs: NDArray) -> list[str] | NDArray:
         """Model outputs (n_samples, n_outputs) as predictions: class labels
         (the largest output, or one output thresholded at 0.5) or values in
@@ -388,11 +394,11 @@ class Predictor:
 
     def predict(self, data: object) -> list[str] | NDArray:
         """Decoded predictions (:meth:`decode`) for the rows of ``data``."""
-        return self.decode(self.model.predict(self.inputs(data)))
+        return self.decode(self.outputs(self.inputs(data)))
 
     def predict_proba(self, data: object) -> NDArray:
         """Class probabilities (:meth:`proba`) for the rows of ``data``."""
-        return self.proba(self.model.predict(self.inputs(data)))
+        return self.proba(self.outputs(self.inputs(data)))
 
     # --- files ------------------------------------------------------------------
 
@@ -415,7 +421,7 @@ class Predictor:
         self, path: str | os.PathLike, format: str | None = None
     ) -> list[str] | NDArray:
         """Decoded predictions for every row of a data file."""
-        return self.decode(self.model.predict(self.features(path, format)))
+        return self.decode(self.outputs(self.features(path, format)))
 
     def batches(
         self,
@@ -442,7 +448,7 @@ class Predictor:
                 path, format=format, columns=names + extra, batch_rows=batch_rows,
                 text=self.plan is not None, text_columns=extra,
             ):  # fmt: skip
-                outputs = self.model.predict(self._table_inputs(batch, path, offset))
+                outputs = self.outputs(self._table_inputs(batch, path, offset))
                 offset += batch.num_rows
                 yield outputs, {c: batch.column(c) for c in carry}
             if offset == 0:

@@ -22,6 +22,7 @@ fused path, ``mlp``, the model file and the CLI read that declaration.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Iterator
 
@@ -234,6 +235,10 @@ class Linear(Layer):
         self._affine(x, Y, act, p)
         return Y
 
+    def numpy_forward(self, x: NDArray) -> NDArray:
+        """Y = x @ W + b in NumPy (no compiled kernel), a new array."""
+        return x @ self.weight.data + self.bias.data
+
     def _affine(self, x: NDArray, Y: NDArray, act: int, p: tuple | None) -> None:
         p = NO_HYPER if p is None else p
         dense_act_forward(x, self.weight.data, self.bias.data, Y, act, p)
@@ -320,12 +325,21 @@ class Activation(Layer):
         activation_backward(self._A, dY, dX, self.code, self.hyper_vector())
         return dX
 
+    def numpy_forward(self, x: NDArray) -> NDArray:
+        """Y = f(x) in NumPy (no compiled kernel), written over x (a new
+        array the caller owns). The built-in activations define it; one
+        without it is served by its kernel."""
+        raise NotImplementedError(f"{type(self).__name__} has no NumPy form")
+
 
 @register("activation", "relu", code=ACT_RELU)
 class ReLU(Activation):
     """Y = max(0, X); backward passes dY only where X > 0 (the mask is Y > 0)."""
 
     init = "he"
+
+    def numpy_forward(self, x: NDArray) -> NDArray:
+        return np.maximum(x, 0, out=x)
 
 
 @register("activation", "leaky_relu", code=ACT_LEAKY_RELU, hyper=("negative_slope",))
@@ -342,6 +356,10 @@ class LeakyReLU(Activation):
     def __init__(self, negative_slope: float = 0.01) -> None:
         self.negative_slope = real_in(negative_slope, "LeakyReLU", "negative_slope")
 
+    def numpy_forward(self, x: NDArray) -> NDArray:
+        slope = x.dtype.type(self.negative_slope)
+        return np.where(x > 0, x, slope * x)
+
 
 @register("activation", "gelu", code=ACT_GELU)
 class GELU(Activation):
@@ -350,15 +368,48 @@ class GELU(Activation):
 
     init = "he"
 
+    def numpy_forward(self, x: NDArray) -> NDArray:
+        # math.erf per element: exact, and fast enough for the small
+        # batches this serves (~0.1 us an element).
+        erf = np.frompyfunc(math.erf, 1, 1)
+        phi = 0.5 * (
+            1.0 + erf(x.astype(np.float64) / math.sqrt(2.0)).astype(np.float64)
+        )
+        return (x * phi).astype(x.dtype)
+
 
 @register("activation", "sigmoid", code=ACT_SIGMOID)
 class Sigmoid(Activation):
     """Y = 1 / (1 + exp(-X)); backward dX = dY * Y * (1 - Y)."""
 
+    def numpy_forward(self, x: NDArray) -> NDArray:
+        with np.errstate(over="ignore"):  # exp(-x) = inf gives 0, as it should
+            return 1 / (1 + np.exp(-x))
+
 
 @register("activation", "tanh", code=ACT_TANH)
 class Tanh(Activation):
     """Y = tanh(X); backward dX = dY * (1 - Y**2)."""
+
+    def numpy_forward(self, x: NDArray) -> NDArray:
+        return np.tanh(x, out=x)
+
+
+#: Rows up to which :meth:`Sequential.serve` computes in NumPy: there a
+#: matrix product costs about what the kernel's does, and no kernel has to be
+#: loaded (about 1 s the first time in a process).
+NUMPY_ROWS = 4096
+
+
+def _has_numpy_form(layer: Layer) -> bool:
+    """Whether layer's own class defines numpy_forward (a subclass that
+    changes forward must define it too)."""
+    if isinstance(layer, Sequential):
+        return layer.numpy_ready
+    cls = type(layer)
+    return "numpy_forward" in vars(cls) or (
+        uses_builtin_kernels(layer) and isinstance(layer, Linear)
+    )
 
 
 def uses_builtin_kernels(layer: Layer) -> bool:
@@ -634,6 +685,41 @@ class Sequential(Layer):
             else:
                 x = self._checked(layer.forward(x), layer, "forward", x.shape[0])
         return x
+
+    def predict_numpy(self, x: object) -> NDArray:
+        """The model output for x as :meth:`predict` gives it, computed with
+        NumPy alone: no compiled kernel is loaded, which suits serving a few
+        rows (NumPy's matrix product is as fast there). Equal to
+        :meth:`predict` to float rounding (the kernels sum in another order).
+        TypeError for a layer without a NumPy form (``numpy_forward``)."""
+        x = np.array(x, dtype=self.dtype)
+        if x.ndim == 1 and self.in_features is not None:
+            x = x.reshape(-1, self.in_features)
+        for layer in self.layers:
+            forward = getattr(layer, "numpy_forward", None)
+            try:
+                x = forward(x) if forward is not None else None
+            except NotImplementedError:
+                x = None
+            if x is None:
+                raise TypeError(f"predict_numpy: {layer!r} has no NumPy form")
+            x = np.asarray(x, dtype=self.dtype)
+        return x
+
+    def serve(self, x: object) -> NDArray:
+        """The model output for x, as serving computes it: in NumPy
+        (:meth:`predict_numpy`, no compiled kernel loaded) for up to
+        ``NUMPY_ROWS`` rows when every layer has a NumPy form, else by the
+        kernels (:meth:`predict`). The two agree to float rounding."""
+        rows = np.shape(x)[0] if np.ndim(x) == 2 else 1
+        if rows <= NUMPY_ROWS and self.numpy_ready:
+            return self.predict_numpy(x)
+        return self.predict(x)
+
+    @property
+    def numpy_ready(self) -> bool:
+        """True when every layer has a NumPy form (:meth:`predict_numpy`)."""
+        return all(_has_numpy_form(layer) for layer in self.layers)
 
     def architecture(self) -> list[dict]:
         """The layer list as plain data, e.g. ``[{"type": "linear",
