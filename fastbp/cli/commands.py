@@ -42,6 +42,7 @@ XOR_DEFAULTS = dict(
     epochs=1000,
     batch_size=4,
     val_split=0.0,
+    init=None,  # the activation's preference: Xavier for tanh
 )
 CSV_DEFAULTS = dict(
     hidden="32",
@@ -52,6 +53,10 @@ CSV_DEFAULTS = dict(
     epochs=200,
     batch_size=16,
     val_split=0.2,
+    # torch.nn.Linear's default (weights and biases ~ U(+-1/sqrt(fan_in))):
+    # He-normal's first layer, twice as large, trains slower per epoch under
+    # Adam (benchmarks/init_ablation.py).
+    init="pytorch",
 )
 
 
@@ -524,6 +529,7 @@ def _train(
     epochs = epochs or defaults["epochs"]
     batch_size = batch_size or defaults["batch_size"]
     val_split = val_split if val_split is not None else defaults["val_split"]
+    init = defaults["init"]
     out = sys.stderr if as_json else sys.stdout
     if plot is not None:
         _check_plotting(plot)
@@ -597,7 +603,7 @@ def _train(
             "GiB of memory available"
         )
     model, loss_fn, opt = _build(
-        widths, activation, loss, optimizer, lr, momentum, seed, dtype
+        widths, activation, loss, optimizer, lr, momentum, seed, dtype, init
     )
 
     n_train, n_val = len(prepared.X_train), len(prepared.X_val)
@@ -856,13 +862,14 @@ def _print_grad_norms(result, out) -> None:
         click.echo(f"{e + 1:5d} {cells}", file=out)
 
 
-def _build(widths, activation, loss, optimizer, lr, momentum, seed, dtype):
+def _build(widths, activation, loss, optimizer, lr, momentum, seed, dtype, init=None):
     """(model, loss, optimizer) from the registry's names: an MLP of widths
-    with the activation between layers; SGD takes the momentum; the
+    with the activation between layers, its Linear layers initialized by
+    ``init`` (None: the activation's preference); SGD takes the momentum; the
     optimizer is None for lbfgs (full-batch, no optimizer object)."""
     import fastbp
 
-    model = fastbp.mlp(widths, activation, rng=seed, dtype=dtype)
+    model = fastbp.mlp(widths, activation, init=init, rng=seed, dtype=dtype)
     if optimizer == "lbfgs":
         return model, LOSSES[loss].cls(), None
     extra = {"momentum": momentum} if optimizer == "sgd" else {}
@@ -874,7 +881,8 @@ def _train_streamed(
     data, data_format, target, task, hidden, activation, loss, optimizer, lr,
     momentum, epochs, batch_size, seed, val_split, dtype, threads, save,
     shuffle_buffer, no_fuse, quiet, as_json, out, lr_schedule, early_stopping,
-    patience, tol, grad_norms, plot, checkpoint, checkpoint_every, resume, **_,
+    patience, tol, grad_norms, plot, checkpoint, checkpoint_every, resume, init,
+    **_,
 ) -> None:  # fmt: skip
     """fastbp train --stream: scan pass, then epochs read from disk."""
     import fastbp
@@ -895,7 +903,7 @@ def _train_streamed(
         raise InputError(str(exc)) from None
     widths = [stats.n_features, *hidden, n_outputs]
     model, loss_fn, opt = _build(
-        widths, activation, loss, optimizer, lr, momentum, seed, dtype
+        widths, activation, loss, optimizer, lr, momentum, seed, dtype, init
     )
     if not quiet:
         click.echo(
