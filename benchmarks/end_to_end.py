@@ -24,8 +24,10 @@ evaluation pass included:
 
 All train on every row (no validation split), float32 (scikit-learn keeps
 float64, its default). A library that is not installed is skipped with a note.
-Prints a Markdown table: job, epochs, wall s, peak MB, train R^2, and wall and
-memory ratios against fastbp for the same epochs. ``--threads N`` caps every
+Prints a Markdown table: job, epochs, wall s, peak MB, train R^2, its
+difference to fastbp's for the same epochs, and wall and memory ratios against
+fastbp for the same epochs (quote a speed ratio only beside its R^2: a ratio
+between runs of unequal quality says little). ``--threads N`` caps every
 job (OMP/BLAS/Numba environment variables, fastbp ``--threads``,
 ``torch.set_num_threads``); by default each library uses what it finds.
 """
@@ -237,16 +239,22 @@ def main() -> None:
 
 def print_table(results: list[tuple[str, str, dict]]) -> None:
     base = {e: r for name, e, r in results if name == "fastbp" and "wall" in r}
-    print("\n| job | epochs | wall s | peak MB | train R^2 | wall / fastbp "
-          "| peak / fastbp |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| job | epochs | wall s | peak MB | train R^2 | R^2 - fastbp "
+          "| wall / fastbp | peak / fastbp |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, epochs, r in results:
         if "error" in r:
-            print(f"| {name} | {epochs} | failed: {r['error']} | | | | |")
+            print(f"| {name} | {epochs} | failed: {r['error']} | | | | | |")
             continue
         r2 = r.get("r2", r.get("train_r2"))
         r2_text = f"{r2:.3f}" if isinstance(r2, float) else ""
         ref = base.get(epochs)  # loadtxt ("-"): no ratio
+        ref_r2 = ref.get("train_r2") if ref else None
+        gap = (
+            f"{r2 - ref_r2:+.3f}"
+            if isinstance(r2, float) and isinstance(ref_r2, float)
+            else ""
+        )
         ratios = (
             f"{r['wall'] / ref['wall']:.2f}x | {r['peak_mb'] / ref['peak_mb']:.2f}x"
             if ref
@@ -254,7 +262,7 @@ def print_table(results: list[tuple[str, str, dict]]) -> None:
         )
         print(
             f"| {name} | {epochs} | {r['wall']:.2f} | {r['peak_mb']:.0f} "
-            f"| {r2_text} | {ratios} |"
+            f"| {r2_text} | {gap} | {ratios} |"
         )
 
 

@@ -22,6 +22,7 @@ __all__ = ["TrainConfig", "MpiWorld", "mpi_world", "XOR_DEFAULTS", "TABLE_DEFAUL
 # measured; tests/cli/test_cli.py allows one miss), with a 2-8-1 tanh network,
 # SGD with momentum, full-batch.
 XOR_DEFAULTS = dict(
+    init=None,  # the activation's preference: Xavier for tanh
     hidden="8",
     activation="tanh",
     optimizer="sgd",
@@ -32,6 +33,10 @@ XOR_DEFAULTS = dict(
     val_split=0.0,
 )
 TABLE_DEFAULTS = dict(
+    # torch.nn.Linear's default (weights and biases ~ U(+-1/sqrt(fan_in))):
+    # He-normal's first layer, twice as large, trains slower per epoch under
+    # Adam (benchmarks/init_ablation.py).
+    init="pytorch",
     hidden="32",
     activation="relu",
     optimizer="adam",
@@ -113,6 +118,7 @@ class TrainConfig:
     na_values: tuple[str, ...] | None
     max_categories: int
     strict: bool
+    init: str | None
     hidden: tuple[int, ...]
     activation: str
     loss: str | None

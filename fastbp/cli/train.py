@@ -97,12 +97,17 @@ def _training(config: TrainConfig, job, result, figures) -> dict:
 
 def build(config: TrainConfig, widths: list[int], loss_name: str):
     """(model, loss, optimizer) from the registry's names: an MLP of widths
-    with the activation between layers; SGD takes the momentum; the
+    with the activation between layers, its Linear layers initialized as the
+    job's defaults say (PyTorch's init for tables; the activation's
+    preference for XOR); SGD takes the momentum; the
     optimizer is None for lbfgs (full-batch, no optimizer object)."""
     from ..nn.layers import mlp
     from ..nn.parts import LOSSES, OPTIMIZERS
 
-    model = mlp(widths, config.activation, rng=config.seed, dtype=config.dtype)
+    model = mlp(
+        widths, config.activation, init=config.init, rng=config.seed,
+        dtype=config.dtype,
+    )  # fmt: skip
     loss = LOSSES[loss_name].cls()
     if config.optimizer == "lbfgs":
         return model, loss, None

@@ -145,16 +145,22 @@ def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     return np.random.default_rng(rng)
 
 
+#: Linear's weight initializations (see its docstring).
+INITS = ("he", "xavier", "pytorch")
+
+
 class Linear(Layer):
     """Fully connected layer: Y = X @ W + b.
 
     Parameters
     ----------
     in_features, out_features : int
-    init : {"he", "xavier"}
+    init : {"he", "xavier", "pytorch"}
         "he": W ~ N(0, 2 / in_features), for ReLU networks.
         "xavier": W ~ U(-a, a), a = sqrt(6 / (in_features + out_features)), for
-        tanh and sigmoid networks. The bias starts at zero.
+        tanh and sigmoid networks. With both the bias starts at zero.
+        "pytorch": W and b ~ U(-a, a), a = 1 / sqrt(in_features), the default
+        of ``torch.nn.Linear`` (weights drawn first, then the bias).
     rng : numpy Generator, int seed or None
     dtype : float32 (default) or float64
 
@@ -190,18 +196,26 @@ class Linear(Layer):
         self.in_features = positive_int(in_features, who, "in_features")
         self.out_features = positive_int(out_features, who, "out_features")
         self.dtype = as_dtype(dtype, who)
-        if init not in ("he", "xavier"):
-            raise ValueError(f"{who}: init must be 'he' or 'xavier', got {init!r}")
+        if init not in INITS:
+            raise ValueError(
+                f"{who}: init must be one of {', '.join(map(repr, INITS))}, "
+                f"got {init!r}"
+            )
         self.init = init
         shape = (self.in_features, self.out_features)
         gen = _rng(rng)
+        b = np.zeros(self.out_features)
         if init == "he":
             w = gen.normal(0.0, np.sqrt(2.0 / self.in_features), shape)
-        else:
+        elif init == "xavier":
             limit = np.sqrt(6.0 / (self.in_features + self.out_features))
             w = gen.uniform(-limit, limit, shape)
+        else:
+            limit = 1.0 / np.sqrt(self.in_features)
+            w = gen.uniform(-limit, limit, shape)
+            b = gen.uniform(-limit, limit, self.out_features)
         self.weight = Parameter(w.astype(self.dtype), "weight")
-        self.bias = Parameter(np.zeros(self.out_features, self.dtype), "bias")
+        self.bias = Parameter(b.astype(self.dtype), "bias")
         self.needs_input_grad = True
         self._X: NDArray | None = None
 
@@ -803,8 +817,9 @@ def mlp(
     activation : a registered activation name (``fastbp.parts.ACTIVATIONS``):
         "relu", "leaky_relu", "gelu", "tanh" or "sigmoid", with its default
         hyperparameters
-    init : {"he", "xavier"} or None: the activation's preference (He for the
-        ReLU family and GELU, Xavier for tanh and sigmoid)
+    init : {"he", "xavier", "pytorch"} or None: the activation's preference
+        (He for the ReLU family and GELU, Xavier for tanh and sigmoid); see
+        :class:`Linear`
     rng : numpy Generator, int seed or None; the layers draw from it in turn
     dtype : float32 (default) or float64
     """

@@ -278,6 +278,39 @@ def test_linear_init_xavier_bound():
     assert abs(np.mean(np.abs(w) < bound / 2) - 0.5) < 0.005
 
 
+def test_linear_init_pytorch_bound():
+    # torch.nn.Linear's default: weight and bias ~ U(-a, a), a = 1/sqrt(fan_in)
+    layer = Linear(600, 400, init="pytorch", rng=3, dtype=np.float64)
+    bound = 1.0 / np.sqrt(600)
+    for values in (layer.weight.data, layer.bias.data):
+        assert np.max(np.abs(values)) <= bound
+    w = layer.weight.data
+    assert np.max(w) > 0.999 * bound and np.min(w) < -0.999 * bound
+    assert abs(w.std() / (bound / np.sqrt(3.0)) - 1.0) < 5e-3
+    assert abs(np.mean(np.abs(w) < bound / 2) - 0.5) < 0.005
+    b = layer.bias.data  # 400 draws: not all zero, both signs, uniform spread
+    assert b.min() < -bound / 2 and b.max() > bound / 2
+    assert abs(b.std() / (bound / np.sqrt(3.0)) - 1.0) < 0.15
+
+
+def test_linear_init_pytorch_draws_weight_then_bias():
+    layer = Linear(6, 4, init="pytorch", rng=7, dtype=np.float64)
+    gen = np.random.default_rng(7)
+    bound = 1.0 / np.sqrt(6)
+    np.testing.assert_array_equal(layer.weight.data, gen.uniform(-bound, bound, (6, 4)))
+    np.testing.assert_array_equal(layer.bias.data, gen.uniform(-bound, bound, 4))
+
+
+def test_mlp_init_pytorch_every_linear():
+    model = fastbp.mlp([5, 8, 3], "relu", init="pytorch", rng=0, dtype=np.float64)
+    linears = [layer for layer in model.layers if isinstance(layer, Linear)]
+    assert [layer.init for layer in linears] == ["pytorch", "pytorch"]
+    for layer in linears:
+        bound = 1.0 / np.sqrt(layer.in_features)
+        assert np.all(np.abs(layer.bias.data) <= bound)
+        assert np.any(layer.bias.data != 0)
+
+
 @pytest.mark.parametrize("init", ["he", "xavier"])
 def test_linear_init_bias_zero(init, dtype):
     layer = Linear(7, 5, init=init, rng=0, dtype=dtype)
@@ -286,7 +319,7 @@ def test_linear_init_bias_zero(init, dtype):
     np.testing.assert_array_equal(layer.bias.grad, np.zeros(5, dtype))
 
 
-@pytest.mark.parametrize("init", ["he", "xavier"])
+@pytest.mark.parametrize("init", ["he", "xavier", "pytorch"])
 def test_linear_init_seed_reproducible(init):
     a = Linear(6, 4, init=init, rng=123)
     b = Linear(6, 4, init=init, rng=123)
