@@ -220,8 +220,9 @@ def _raw(config: TrainConfig, out) -> TableJob:
             progress_bar(desc="loading", enabled=not config.quiet, stream=out),
         ):
             raw = RawTable.read(
-                config.data, target=config.target, format=config.data_format
-            )
+                config.data, target=config.target, format=config.data_format,
+                options=config.plan_options(),
+            )  # fmt: skip
             problem, val_rows, dropped = raw_problem(
                 raw, task=config.task, dtype=config.dtype,
                 options=config.plan_options(), val_fraction=config.val_split,
@@ -231,6 +232,8 @@ def _raw(config: TrainConfig, out) -> TableJob:
         raise _located(exc, config) from None
     except ValueError as exc:  # val_fraction leaves no training rows
         raise InputError(f"--val-split: {exc}") from None
+    del raw  # the Arrow table: X holds every row now
+    _release_arrow_memory()
     loss = _loss_for(config.loss, problem.task, problem.default_loss)
     try:
         prepared = problem.prepare(
@@ -245,6 +248,13 @@ def _raw(config: TrainConfig, out) -> TableJob:
         problem.name, prepared, len(prepared.X_train), len(prepared.X_val),
         dropped=dropped,
     )  # fmt: skip
+
+
+def _release_arrow_memory() -> None:
+    """Hand pyarrow's freed buffers back to the system (its pool keeps them)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def _loss_for(loss: str | None, task: str, default: str) -> str:

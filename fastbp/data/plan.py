@@ -415,9 +415,15 @@ class ColumnStats:
 
     def _levels(self, column) -> int:
         """Count the column's levels (a missing cell is MISSING_LEVEL);
-        returns the missing cells."""
+        returns the missing cells. A chunk with more distinct values than
+        the cap only marks the levels overflowed (it is free text, an ID or
+        a number), without making a Python string of each."""
         pa, pc = _types()
-        counts = pc.value_counts(labels_of(column, self.na_values))
+        cells = labels_of(column, self.na_values)
+        if self.levels.overflow or pc.count_distinct(cells).as_py() > self.levels.cap:
+            self.levels.overflow = True
+            return int(pc.sum(pc.equal(cells, MISSING_LEVEL)).as_py() or 0)
+        counts = pc.value_counts(cells)
         values = counts.field("values").to_pylist()
         numbers = counts.field("counts").to_pylist()
         self.levels.add(values, numbers)
@@ -718,6 +724,15 @@ class TablePlan:
     @property
     def inputs(self) -> tuple[str, ...]:
         return tuple(name for c in self.columns for name in c.inputs)
+
+    def text_columns(self) -> tuple[str, ...]:
+        """The used columns a CSV reader must keep as text: categorical ones
+        (levels are their spelling) and dates read from text."""
+        return tuple(
+            c.name
+            for c in self.used
+            if c.role == "categorical" or (c.role == "datetime" and c.format)
+        )
 
     @property
     def raw_columns(self) -> tuple[str, ...]:

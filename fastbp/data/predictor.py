@@ -410,7 +410,9 @@ class Predictor:
         if self.plan is not None:
             from .raw import RawTable
 
-            table = RawTable.read_columns(path, self.columns, format=format)
+            table = RawTable.read_columns(
+                path, self.columns, format=format, plan=self.plan
+            )
             return self._table_inputs(table, path, 0)
         # Read in float64 and round once, after standardizing, as training did
         # with the statistics it stored.

@@ -14,6 +14,7 @@ every row encoded by it.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from numpy.typing import NDArray
 
 from .loading import MAX_INFERRED_CLASSES, DataError, train_val_split, warn_many_classes
 from .plan import (
+    NA_VALUES,
     PlanError,
     PlanOptions,
     TableStats,
@@ -36,34 +38,35 @@ __all__ = ["read_raw", "TargetStats", "RawTable", "raw_problem", "MAX_CLASSES"]
 MAX_CLASSES = 65536
 
 
-def read_raw(path: str, fmt: str, compression: str | None, source, columns=None):
-    """The whole file as a ``pyarrow.Table``: CSV and TSV with every column as
-    text (spaces and missing spellings are the plan's to read), Parquet and
-    Feather with their own types. ``source(path, compression)`` opens CSV
-    bytes; ``columns`` reads only those. DataError naming the file when it
-    cannot be read."""
+def read_raw(
+    path: str,
+    fmt: str,
+    compression: str | None,
+    source,
+    columns=None,
+    text_columns=(),
+    na_values=NA_VALUES,
+):
+    """The whole file as a ``pyarrow.Table``.
+
+    CSV and TSV are parsed by pyarrow's multithreaded reader with each
+    spelling of a missing cell (``na_values``) as a null: a column whose
+    every cell is a number (or missing) arrives as numbers, a column of
+    true/false as bools, anything else (dates included) as text -- decided
+    over the whole file: where a later block holds a cell
+    the first block's type cannot take, the column is read again as text.
+    ``text_columns`` (the target, forced categories) are always text, so
+    that labels keep their spelling ("007"). Parquet and Feather keep their
+    own types. ``source(path, compression)`` opens CSV bytes; ``columns``
+    reads only those. DataError naming the file when it cannot be read.
+    """
     import pyarrow as pa
 
     try:
         if fmt in ("csv", "tsv"):
-            import pyarrow.csv as pacsv
-
-            parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
-            with source(path, compression) as stream:
-                reader = pacsv.open_csv(
-                    stream,
-                    read_options=pacsv.ReadOptions(block_size=1 << 20),
-                    parse_options=parse,
-                    convert_options=pacsv.ConvertOptions(
-                        column_types=_all_text(path, fmt, compression, source),
-                        include_columns=columns,
-                        strings_can_be_null=False,
-                        null_values=[],
-                    ),
-                )
-                table = reader.read_all()
-                table.column_names  # names not UTF-8 raise here  # noqa: B018
-                return table
+            return _read_csv(
+                path, fmt, compression, source, columns, text_columns, na_values
+            )
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -94,6 +97,52 @@ def read_raw(path: str, fmt: str, compression: str | None, source, columns=None)
             if ragged is None
             else f"{path}, {ragged}"
         ) from None
+
+
+_CONVERSION = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
+
+
+def _read_csv(path, fmt, compression, source, columns, text_columns, na_values):
+    """read_raw for CSV and TSV: typed by pyarrow, a column read again as
+    text wherever a later block contradicts the type its first block gave,
+    and dates read as text."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = list(_all_text(path, fmt, compression, source))
+    types = {name: pa.string() for name in text_columns if name in names}
+    parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
+    for _ in range(len(names) + 1):
+        convert = pacsv.ConvertOptions(
+            column_types=types,
+            include_columns=columns,
+            null_values=list(na_values),
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        )
+        try:
+            with source(path, compression) as stream:
+                table = pacsv.read_csv(
+                    stream, parse_options=parse, convert_options=convert
+                )
+            table.column_names  # names not UTF-8 raise here  # noqa: B018
+        except pa.ArrowInvalid as exc:
+            match = _CONVERSION.search(str(exc))
+            if match is None or int(match.group(1)) >= len(names):
+                raise
+            types[names[int(match.group(1))]] = pa.string()
+            continue
+        # Dates stay text, read by the plan's own formats as a stream or a
+        # shard reads them, so that every way of reading makes one plan.
+        dates = [
+            field.name
+            for field in table.schema
+            if pa.types.is_temporal(field.type) and field.name not in types
+        ]
+        if not dates:
+            return table
+        types.update({name: pa.string() for name in dates})
+    raise DataError(f"{path}: cannot read as {fmt}")  # pragma: no cover
 
 
 def read_problem(exc: Exception, fmt: str) -> str:
@@ -349,25 +398,40 @@ class RawTable:
     table: object
     target_name: str
     name: str
+    options: PlanOptions | None = None
 
     @classmethod
-    def read(cls, path, *, target=None, format=None) -> RawTable:
-        """Read a file (see :func:`read_raw`) and find its target column."""
-        from .tables import format_of
+    def read(
+        cls, path, *, target=None, format=None, options: PlanOptions | None = None
+    ) -> RawTable:
+        """Read a file (see :func:`read_raw`; the target and the columns
+        ``options`` forces categorical read as text) and find its target
+        column."""
+        from .tables import format_of, header_of
 
         path = os.fspath(path)
+        options = options or PlanOptions()
         fmt, compression = format_of(path, format)
-        table = read_raw(path, fmt, compression, _stdin_once(path))
+        source = _stdin_once(path)
+        names = header_of(path, format) if path != "-" else []
+        text = (
+            [target_name_of(target, names, path), *options.categorical] if names else []
+        )
+        table = read_raw(
+            path, fmt, compression, source, text_columns=text,
+            na_values=options.na_values,
+        )  # fmt: skip
         names = list(table.column_names)
         check_header(names, path)
         if table.num_rows == 0:
             raise DataError(f"{path}, line 1: header only, no data rows")
-        return cls(table, target_name_of(target, names, path), path)
+        return cls(table, target_name_of(target, names, path), path, options)
 
     @staticmethod
-    def read_columns(path, columns, *, format=None):
+    def read_columns(path, columns, *, format=None, plan=None):
         """The named columns of a file as a ``pyarrow.Table`` read as in
-        :func:`read_raw` (DataError naming any column it lacks)."""
+        :func:`read_raw` (the plan's categorical and text-date columns as
+        text; DataError naming any column it lacks)."""
         from .tables import format_of, header_of
 
         path = os.fspath(path)
@@ -379,9 +443,12 @@ class RawTable:
                 f"{path}: no column {', '.join(map(repr, missing))}; columns: "
                 f"{', '.join(map(repr, present))}"
             )
+        text = plan.text_columns() if plan is not None else ()
+        na = plan.na_values if plan is not None else NA_VALUES
         return read_raw(
-            path, fmt, compression, _stdin_once(path), columns=list(columns)
-        )
+            path, fmt, compression, _stdin_once(path), columns=list(columns),
+            text_columns=text, na_values=na,
+        )  # fmt: skip
 
     @property
     def feature_names(self) -> list[str]:
@@ -407,7 +474,7 @@ def raw_problem(
     from .problem import Problem
 
     path, table = raw.name, raw.table
-    options = options or PlanOptions()
+    options = options or raw.options or PlanOptions()
     options.check_names(raw.table.column_names, raw.target_name, path)
     dtype = np.dtype(dtype)
     where = f"{path}, column {raw.target_name!r}"

@@ -68,11 +68,9 @@ def write(columns, folder, kind):
 
 
 def plan_of(path, val_rows=None, **options):
-    raw = RawTable.read(path, target="y")
+    raw = RawTable.read(path, target="y", options=PlanOptions(**options))
     held = np.zeros(raw.table.num_rows, bool) if val_rows is None else val_rows
-    problem, _, _ = raw_problem(
-        raw, dtype=np.float64, options=PlanOptions(**options), val_rows=held
-    )
+    problem, _, _ = raw_problem(raw, dtype=np.float64, val_rows=held)
     return problem
 
 
