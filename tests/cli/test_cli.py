@@ -12,6 +12,7 @@ import numba
 import numpy as np
 import pytest
 from cli_helpers import (
+    EXAMPLES,
     IRIS,
     JSON_KEYS,
     OLD_MODEL,
@@ -1217,3 +1218,34 @@ def test_cli_progress_bars_only_on_a_terminal(tmp_path):
     assert "loading" not in result.output and "rows/s" not in result.output
     result = invoke("predict", "--model", tmp_path / "none.npz", "--data", IRIS, "-q")
     assert_input_error(result.output, result.exit_code, "no such file")
+
+
+HOUSES = EXAMPLES / "houses.csv"
+
+
+def test_cli_houses_raw_table_roles_and_serving(tmp_path):
+    # examples/houses.csv is a raw table (pandas' index, an ID, text
+    # categories, slash dates, NA and empty cells, true/false, free text):
+    # it trains with nothing but --data and --target, and serves raw rows.
+    model = tmp_path / "houses.npz"
+    record = train_json(
+        "--data", HOUSES, "--target", "price", "--epochs", 60, "--save", model
+    )
+    roles = {c["name"]: c["role"] for c in record["plan"]["columns"]}
+    assert roles == {
+        "": "identifier", "id": "identifier", "district": "categorical",
+        "built": "datetime", "rooms": "numeric", "area": "numeric",
+        "garage": "boolean", "agent": "text",
+    }  # fmt: skip
+    assert record["val_r2"] > 0.9 and record["task"] == "regression"
+    out = tmp_path / "p.csv"
+    result = invoke(
+        "predict", "--model", model, "--data", HOUSES, "--keep", "id", "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    assert "score: R^2" in result.stderr
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ["id", "prediction"] and len(rows) == 601
+    assert rows[1][0] == "100000"
+    proba = invoke("predict", "--model", model, "--data", HOUSES, "--proba")
+    assert_input_error(proba.output, proba.exit_code, "--proba", "classification")
