@@ -315,7 +315,9 @@ def _stream(config: TrainConfig) -> StreamJob:
                 options=config.plan_options(), scale_target=not config.strict,
             )  # fmt: skip
         loss, n_outputs, metric = stats.coding(config.loss)
-    except (DataError, ValueError) as exc:
+    except DataError as exc:
+        raise _located(exc, config) from None
+    except ValueError as exc:
         raise InputError(str(exc)) from None
     return StreamJob(
         f"{config.data} (streamed)", source, stats, loss, n_outputs, metric,

@@ -279,7 +279,7 @@ class TargetStats:
         new = [k for k, v in enumerate(unique.tolist()) if v not in self.numbers]
         if len(self.numbers) + len(new) > MAX_CLASSES:
             self.overflow = True
-            return
+            return present
         if new:
             where = np.flatnonzero(present)[first[new]]
             names = cells.take(pa.array(where)).to_pylist()
@@ -483,30 +483,33 @@ def raw_problem(
     stats.add(column, 0)
     task, classes, class_values = stats.finish()
     y, present = code_target(column, task, classes, class_values, options.na_values)
-    dropped = int((~present).sum())
+    kept = np.flatnonzero(present)
+    y = y[kept]
+    held = np.zeros(table.num_rows, dtype=bool)  # over every row of the file
+    if val_rows is not None:
+        held[:] = np.asarray(val_rows, dtype=bool)
+    else:
+        stratify = y if task == "classification" else None
+        _, val_idx = train_val_split(len(y), val_fraction, seed, stratify=stratify)
+        held[kept[val_idx]] = True
+    features = table.drop_columns([raw.target_name])
+    table_stats = TableStats(features.schema, dtype, options, seed=seed or 0)
+    try:
+        table_stats.add(features, present & ~held, 0)
+        plan = infer_plan(table_stats, options, where=path)
+    except PlanError as exc:
+        message = str(exc)
+        raise DataError(
+            message if message.startswith(path) else f"{path}, {message}"
+        ) from None
+    dropped = len(present) - len(kept)
     data_rows = None
     if dropped:
         import pyarrow as pa
 
-        table = table.filter(pa.array(present))
-        y = y[present]
-        data_rows = np.flatnonzero(present)
-    features = table.drop_columns([raw.target_name])
-    if val_rows is not None:
-        val_rows = np.asarray(val_rows, dtype=bool)[present]
-    else:
-        stratify = y if task == "classification" else None
-        train_idx, val_idx = train_val_split(
-            len(y), val_fraction, seed, stratify=stratify
-        )
-        val_rows = np.zeros(len(y), dtype=bool)
-        val_rows[val_idx] = True
-    table_stats = TableStats(features.schema, dtype, options, seed=seed or 0)
-    table_stats.add(features, ~val_rows, 0)
-    try:
-        plan = infer_plan(table_stats, options, where=path)
-    except PlanError as exc:
-        raise DataError(str(exc)) from None
+        features = features.filter(pa.array(present))
+        data_rows = kept
+    val_rows = held[kept]
     X = plan.encode(features, dtype)
     problem = Problem(
         X, y, plan.inputs, raw.target_name, task, classes, path, True,

@@ -286,7 +286,7 @@ def load_shard(
             f"training rows (of its {counts[r]}); run fewer ranks"
         )
     stats = TableStats(features.schema, dtype, options, seed=seed)
-    stats.add(features, train, first_row)
+    run_collectively(comm, _take, stats, features, train, first_row, path)
     try:
         plan = infer_plan(_merged(comm, stats), options, where=path)
     except PlanError as exc:
@@ -306,6 +306,15 @@ def load_shard(
         comm, problem.prepare, loss=loss, dtype=dtype, copy=False,
         val_rows=held_out[present], target_scale=scale,
     )  # fmt: skip
+
+
+def _take(stats, features, train, first_row: int, path: str) -> None:
+    """stats.add of this rank's training rows; a value too large for the
+    dtype is a DataError naming the file."""
+    try:
+        stats.add(features, train, first_row)
+    except PlanError as exc:
+        raise DataError(f"{path}, {exc}") from None
 
 
 def _check_arguments(task, loss, val_fraction) -> None:

@@ -417,7 +417,10 @@ def scan(
         held_out = holdout_mask(rows, c, float(val_fraction), seed)
         present = labels.add(columns.column(target_name), rows, ~held_out)
         train = present & ~held_out
-        stats.add(columns.select(features), train, rows)
+        try:
+            stats.add(columns.select(features), train, rows)
+        except PlanError as exc:
+            raise DataError(f"{name}, {exc}") from None
         rows += c
         kept += int(present.sum())
         train_rows += int(train.sum())
