@@ -25,8 +25,8 @@ The built-in ones: :class:`fastbp.training.schedules.EpochControl` (learning
 rate schedules and early stopping), :class:`fastbp.training.checkpoint.Checkpointing`
 (checkpoints and resuming), :class:`GradNorms`, :class:`EpochCallback` (a
 function called as ``fn(epoch, result)``, as ``fastbp.train(callback=)``
-takes it, and the progress display). ``docs/training.md`` writes one more,
-a logger of the history to a CSV file, in a few lines.
+takes it, and the progress display). ``docs/python.md`` writes one more,
+a logger of the history to a CSV file, in 17 lines.
 """
 
 from __future__ import annotations
