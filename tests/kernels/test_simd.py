@@ -14,6 +14,8 @@ SHAPES = [  # (K, N): in and out features
     (2, 8),
     (3, 5),
     (8, 1),
+    (33, 1),
+    (256, 1),
     (16, 16),
     (17, 33),
     (24, 8),
@@ -91,16 +93,15 @@ def test_products_equal_numpy(K, N, dtype):
     for m in ROWS:
         X = rng.standard_normal((m, K)).astype(dtype)
         x = np.concatenate([np.zeros(pad, dtype), X.ravel()])
-        if N > 1:
-            for act in (0, 1):
-                y = np.full(pad + m * N + pad, np.nan, dtype)
-                k["forward"](x, pad, theta, wo, bo, y, pad, m, act)
-                want = X @ W + b
-                if act:
-                    want = np.maximum(want, 0)
-                got = y[pad : pad + m * N].reshape(m, N)
-                _close(got, want, dtype)
-                assert np.isnan(y[:pad]).all() and np.isnan(y[pad + m * N :]).all()
+        for act in (0, 1):
+            y = np.full(pad + m * N + pad, np.nan, dtype)
+            k["forward"](x, pad, theta, wo, bo, y, pad, m, act)
+            want = X @ W + b
+            if act:
+                want = np.maximum(want, 0)
+            got = y[pad : pad + m * N].reshape(m, N)
+            _close(got, want, dtype)
+            assert np.isnan(y[:pad]).all() and np.isnan(y[pad + m * N :]).all()
         dZ = rng.standard_normal((m, N)).astype(dtype)
         dz = np.concatenate([np.zeros(pad, dtype), dZ.ravel()])
         g = np.full_like(theta, np.nan)
