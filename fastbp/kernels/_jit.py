@@ -183,11 +183,18 @@ def _friendly_typing_errors(dispatcher):
 
 
 def kernel(func=None, **options):
-    """``numba.njit`` with fastbp's cache, fastmath set and error messages."""
+    """``numba.njit`` with fastbp's cache, fastmath set and error messages.
+
+    ``_nrt`` (Numba's reference counting and allocation) is set explicitly,
+    True unless the options say otherwise: a kernel compiled because an
+    ``_nrt=False`` kernel calls it would otherwise inherit False (Numba's
+    ``CPUTargetOptions.finalize``), and then fail if it allocates.
+    """
     options = {
         "cache": CACHE_DIR is not None,
         "fastmath": set(FASTMATH),
         "error_model": "numpy",
+        "_nrt": True,
         **options,
     }
 

@@ -34,6 +34,7 @@ enters compiled code, so a malformed plan is a ValueError, never a crash.
 import functools
 import inspect
 import os
+import sys
 from collections import namedtuple
 
 import numba
@@ -287,29 +288,26 @@ def shuffle_rows(order, key, epoch):
         order[i], order[j] = order[j], order[i]
 
 
-@kernel
 def work_buffers(layout, rows, n_parameters, dtype, stats):
     """Work buffers for batches of up to ``rows`` rows: (hoff, h, z, d0, d1);
     see _train_step. (n_parameters and stats, the (k,) float64 array a
     kernel's caller reads figures from, are unused here: the work buffers of
-    the parallel and distributed steps, which replace these, need them.)"""
-    n_layers = layout.shape[0]
-    widest = 0
-    for layer in range(n_layers):  # a loop: column .max() costs a compile
-        widest = max(widest, layout[layer, L_IN], layout[layer, L_OUT])
-    hoff = np.zeros(n_layers + 1, np.int64)
-    keep_z = False
-    for layer in range(n_layers):
-        hoff[layer + 1] = hoff[layer] + rows * layout[layer, L_OUT]
-        keep_z = keep_z or grad_from_input(layout[layer, L_ACT])
-    h = np.empty(hoff[n_layers], dtype)
-    z = np.empty(hoff[n_layers] if keep_z else 0, dtype)
-    d0 = np.empty(rows * widest, dtype)
-    d1 = np.empty(rows * widest, dtype)
-    return hoff, h, z, d0, d1
+    the parallel and distributed steps, which replace these, need them.)
+
+    NumPy, not compiled: the kernels take their buffers from the caller, so
+    that allocating them costs no compilation (the compiled allocation, with
+    its call into the epoch loop, took 1.5 s of a first run's 7.5 s of
+    compiling, 2026-12-07)."""
+    sizes = np.asarray(layout[:, L_OUT], np.int64) * rows
+    hoff = np.zeros(layout.shape[0] + 1, np.int64)
+    np.cumsum(sizes, out=hoff[1:])
+    widest = int(max(layout[:, L_IN].max(), layout[:, L_OUT].max()))
+    keep_z = any(grad_from_input.py_func(int(a)) for a in layout[:, L_ACT])
+    h = np.empty(hoff[-1], dtype)
+    z = np.empty(hoff[-1] if keep_z else 0, dtype)
+    return hoff, h, z, np.empty(rows * widest, dtype), np.empty(rows * widest, dtype)
 
 
-@kernel
 def chunk_buffers(layout, rows, n_parameters, dtype, stats, n_chunks):
     """Buffers for parallel_step, batches of up to ``rows`` rows cut into
     n_chunks chunks: (hoff, h, z, d0, d1, grads, values, weights), the first
@@ -404,10 +402,12 @@ def parallel_step(x, xo, t, to, labels, lo, sw, swo, m, model, loss, l2, chunks,
     return value + batch_penalty(theta, grad, layout, decay, norms)
 
 
-@kernel
+@kernel(_nrt=False)
 def _train_epochs(
-    X,
-    T,
+    x,
+    t,
+    n_samples,
+    n_in,
     labels,
     perms,
     model,
@@ -420,36 +420,36 @@ def _train_epochs(
     grad_norms,
     shuffle_key,
     first_epoch,
-    stats,
+    buffers,
+    scratch,
 ):
-    """train_epochs without the checks: every length is trusted."""
+    """train_epochs without the checks, on the buffers run_epochs allocates
+    (x and t: X and T flat): every length is trusted.
+
+    Compiled without Numba's reference counting (``_nrt=False``), as it
+    allocates nothing: every array view made here or in the step inlined
+    into it (batch rows, layer slices) would otherwise update a count with
+    an atomic instruction (``lock inc``/``lock dec``), and those took 72 %
+    of XOR's step on an Intel Xeon (perf, 2026-12-07; 0.76 -> 0.50 us for
+    the step alone). The arrays all belong to the caller, which outlives
+    the call."""
     theta, grad, layout, act_hyper = model
     opt_code, opt_hyper, state, step = optimizer
-    n_samples, n_in = X.shape
     n_layers = layout.shape[0]
     n_out = layout[n_layers - 1, L_OUT]
     use_labels = loss_takes_labels(loss.code)
     summed = loss_is_summed(loss.code, loss.hyper)
-    dtype = theta.dtype
-    buffers = work_buffers(layout, batch_size, theta.shape[0], dtype, stats)
-    x, t = X.reshape(X.size), T.reshape(T.size)
-    # Shuffled batches are gathered into these; unshuffled ones are read in
-    # place from x, t, labels and sample_weight at the batch's offset.
-    xbuf = np.empty(batch_size * n_in, dtype)
-    tbuf = np.empty(batch_size * T.shape[1], dtype)
-    lbuf = np.empty(batch_size, np.int64)
+    xbuf, tbuf, lbuf, wbuf, norms, order = scratch
     weighted = sample_weight.shape[0] > 0
-    wbuf = np.empty(batch_size if weighted else 0, np.float64)
-    norms = np.zeros(n_layers if grad_norms.shape[0] > 0 else 0)
-    drawn = perms.shape[1] == 0 and shuffle_key >= 0  # orders made here
+    drawn = perms.shape[1] == 0 and shuffle_key >= 0
     shuffle = perms.shape[1] > 0 or drawn
-    order = np.empty(n_samples if drawn else 0, np.int64)
     # The optimizer's state rows, viewed once (SGD has one: it is passed twice).
     state0, state1 = state[0], state[state.shape[0] - 1]
 
     for e in range(perms.shape[0]):
         total = 0.0
-        norms[:] = 0.0
+        for layer in range(norms.shape[0]):
+            norms[layer] = 0.0
         steps = 0
         if drawn:
             shuffle_rows(order, shuffle_key, first_epoch + e)
@@ -499,17 +499,61 @@ def _train_epochs(
     return step
 
 
+def run_epochs(
+    kernels,
+    X,
+    T,
+    labels,
+    perms,
+    model,
+    loss,
+    optimizer,
+    batch_size,
+    epoch_loss,
+    sample_weight,
+    l2,
+    grad_norms,
+    shuffle_key,
+    first_epoch,
+    stats,
+):
+    """kernels._train_epochs on buffers from kernels.work_buffers and the
+    batch scratch (arguments as train_epochs', checked); returns the step
+    count. ``kernels`` is this module or a generated one (special.py)."""
+    theta = model.theta
+    dtype = theta.dtype
+    n_samples, n_in = X.shape
+    buffers = kernels.work_buffers(
+        model.layout, batch_size, theta.shape[0], dtype, stats
+    )
+    drawn = perms.shape[1] == 0 and shuffle_key >= 0  # orders made in the loop
+    # Shuffled batches are gathered into xbuf, tbuf, lbuf and wbuf;
+    # unshuffled ones are read in place at the batch's offset.
+    scratch = (
+        np.empty(batch_size * n_in, dtype),
+        np.empty(batch_size * T.shape[1], dtype),
+        np.empty(batch_size, np.int64),
+        np.empty(batch_size if sample_weight.shape[0] > 0 else 0, np.float64),
+        np.empty(model.layout.shape[0] if grad_norms.shape[0] > 0 else 0),
+        np.empty(n_samples if drawn else 0, np.int64),
+    )
+    return kernels._train_epochs(
+        X.reshape(-1), T.reshape(-1), n_samples, n_in, labels, perms, model, loss,
+        optimizer, batch_size, epoch_loss, sample_weight, l2, grad_norms,
+        shuffle_key, first_epoch, buffers, scratch,
+    )  # fmt: skip
+
+
 @kernel
-def _loss_and_gradient(X, T, labels, model, loss, sample_weight, l2, chunk):
-    """loss_and_gradient without the checks: every length is trusted."""
+def _loss_and_gradient(X, T, labels, model, loss, sample_weight, l2, chunk, buffers):
+    """loss_and_gradient without the checks: every length is trusted;
+    buffers from work_buffers for min(chunk, rows) rows."""
     theta, grad, layout, act_hyper = model
     n_samples = X.shape[0]
     n_in = X.shape[1]
     n_out = layout[layout.shape[0] - 1, L_OUT]
     summed = loss_is_summed(loss.code, loss.hyper)
     weighted = sample_weight.shape[0] > 0
-    rows = min(chunk, n_samples)
-    buffers = work_buffers(layout, rows, theta.shape[0], theta.dtype, np.zeros(1))
     x, t = X.reshape(X.size), T.reshape(T.size)
     total_weight = 0.0
     if weighted:
@@ -565,9 +609,10 @@ def _loss_and_gradient(X, T, labels, model, loss, sample_weight, l2, chunk):
     return value, acc
 
 
-#: The module-level names the source of _train_epochs uses besides np, kernel
-#: and _train_step: what a module built on epoch_loop_source() imports
-#: (work_buffers goes with _train_step: a module may bring its own pair).
+#: The module-level names the source of _train_epochs uses besides np,
+#: kernel and _train_step: what a module built on epoch_loop_source()
+#: imports (a module may bring its own optimizer_step_flat: special.py's do;
+#: work_buffers, for run_epochs, goes with _train_step).
 EPOCH_LOOP_GLOBALS = (
     "L_OUT",
     "all_finite",
@@ -580,9 +625,11 @@ EPOCH_LOOP_GLOBALS = (
 
 @functools.cache
 def epoch_loop_source() -> str:
-    """The source of the fused epoch loop, _train_epochs, decorator included:
-    special.py compiles it once more around a step specialized for one
-    architecture (the name ``_train_step`` is resolved in that module)."""
+    """The source of the fused epoch loop, _train_epochs, decorator
+    included: special.py compiles it once more around a step specialized
+    for one architecture (the names ``_train_step`` and
+    ``optimizer_step_flat`` are resolved in that module, which brings its
+    own ``work_buffers`` for run_epochs)."""
     return inspect.getsource(_train_epochs.py_func)
 
 
@@ -874,7 +921,7 @@ def train_epochs(
     _check_array(stats, "stats", 1, np.dtype(np.float64))
     if stats.shape[0] < 1:
         raise _fail("stats must have at least one entry")
-    run = _train_epochs
+    kernels = sys.modules[__name__]
     if distributed:
         from . import special
 
@@ -882,25 +929,28 @@ def train_epochs(
             raise TypeError("train_epochs: sync_every must be an integer")
         if sync_every < 1:
             raise _fail(f"sync_every must be >= 1, got {sync_every}")
-        run = special.distributed(distributed == "sharded", sync_every)
+        kernels = special.distributed(distributed == "sharded", sync_every)
     elif parallel:
         from . import special  # generates modules that import this one
 
         chunks = min(numba.get_num_threads(), int(batch_size) // PARALLEL_MIN_ROWS)
-        run = special.parallel(max(1, chunks))
+        kernels = special.parallel(max(1, chunks))
     elif specialize or (specialize is None and _specialize_by_default()):
         from . import special
 
         if specialize or special.eligible(model.layout):
-            run = special.specialized(model.layout)
+            weighted = extras[0].shape[0] > 0
+            kernels = special.specialized(
+                model.layout, int(loss.code), int(optimizer.code), weighted
+            )
     args = (X, T, labels, perms, model, loss, optimizer, int(batch_size), epoch_loss)
     tail = (*extras, int(shuffle_key), int(first_epoch), stats)
     if distributed or not parallel:
-        return run(*args, *tail)
+        return run_epochs(kernels, *args, *tail)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):  # the threads are Numba's
-        return run(*args, *tail)
+        return run_epochs(kernels, *args, *tail)
 
 
 def _specialize_by_default() -> bool:
@@ -923,11 +973,15 @@ def loss_and_gradient(
     is used as scratch. check=False skips the argument checks, for a solver
     that calls it many times with arguments it checked once (the first call).
     """
+    chunk = 4096
+    buffers = work_buffers(
+        model.layout, min(chunk, X.shape[0]), model.theta.shape[0], X.dtype, None
+    )
     if not check:  # the caller checked these arguments once already
         if sample_weight is None:
             sample_weight = np.empty(0, np.float64)
         return _loss_and_gradient(
-            X, T, labels, model, loss, sample_weight, float(l2), 4096
+            X, T, labels, model, loss, sample_weight, float(l2), chunk, buffers
         )
     _check_data(X, T, labels, model, loss)
     extras = _check_extras(
@@ -939,4 +993,6 @@ def loss_and_gradient(
         None,
         "loss_and_gradient",
     )
-    return _loss_and_gradient(X, T, labels, model, loss, extras[0], extras[1], 4096)
+    return _loss_and_gradient(
+        X, T, labels, model, loss, extras[0], extras[1], chunk, buffers
+    )
