@@ -370,20 +370,21 @@ def parallel(n_chunks: int):
     return _load(key, parallel_source(n_chunks))
 
 
-def distributed_source(sharded: bool, sync_every: int = 1) -> str:
+def distributed_source(sharded: bool, sync_every: int = 1, abi: str = "") -> str:
     """The module of the data-parallel epoch loop: epoch._train_epochs'
     source around distributed.mpi_step (mpi_shard_step for sharded data),
     or, for sync_every K > 1, around local_step (local_shard_step) with the
     optimizer's update followed every K steps by average_weights (any
-    architecture)."""
+    architecture). ``abi`` (distributed.abi_tag()) is written into it, so
+    that each MPI (handle width, library) has its own module and cache."""
     imports = ",\n    ".join(EPOCH_LOOP_GLOBALS)
     shard = "_shard" if sharded else ""
     buffers = f"mpi{shard}_buffers"
     head = (
-        '"""fastbp: the data-parallel (MPI) fused epoch loop.\n\n'
-        'Written by fastbp.kernels.special; do not edit."""\n\n'
+        '"""fastbp: the data-parallel (MPI) fused epoch loop, for MPI with '
+        f'{abi}.\n\nWritten by fastbp.kernels.special; do not edit."""\n\n'
         "import numpy as np\n\n"
-        "from fastbp.kernels._jit import uncached_kernel as kernel\n"
+        "from fastbp.kernels.distributed import mpi_kernel as kernel\n"
         f"from fastbp.kernels.distributed import {buffers} as work_buffers\n"
         "from fastbp.kernels.epoch import (\n"
         f"    {imports},\n)\n"
@@ -402,7 +403,7 @@ def distributed_source(sharded: bool, sync_every: int = 1) -> str:
         '    """The update, then every {K} steps the weights averaged."""\n'
         "    _update(code, hyper, theta, grad, state0, state1, step)\n"
         f"    if step % {sync_every} == 0:\n"
-        "        n = theta.shape[0] + theta.shape[0] % 2\n"
+        "        n = theta.shape[0]\n"
         "        average_weights(theta, np.empty(n, theta.dtype), "
         "np.empty(n, theta.dtype))\n\n\n" + epoch_loop_source()
     ).replace("{K}", str(sync_every))
@@ -410,13 +411,15 @@ def distributed_source(sharded: bool, sync_every: int = 1) -> str:
 
 def distributed(sharded: bool = False, sync_every: int = 1):
     """The module of the data-parallel epoch loop (for epoch.run_epochs),
-    generated and imported on first use; it imports
-    numba-mpi."""
+    generated and imported on first use; it imports mpi4py. Cached on disk
+    like every kernel (see distributed.py on how)."""
     key = f"distributed {sharded} {sync_every}".encode()
     known = _kernels.get(key)
     if known is not None:
         return known
-    return _load(key, distributed_source(sharded, sync_every))
+    from .distributed import abi_tag
+
+    return _load(key, distributed_source(sharded, sync_every, abi_tag()))
 
 
 def _load(key: bytes, text: str):
