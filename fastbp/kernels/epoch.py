@@ -537,10 +537,16 @@ def run_epochs(
         np.empty(model.layout.shape[0] if grad_norms.shape[0] > 0 else 0),
         np.empty(n_samples if drawn else 0, np.int64),
     )
-    return kernels._train_epochs(
+    args = (
         X.reshape(-1), T.reshape(-1), n_samples, n_in, labels, perms, model, loss,
         optimizer, batch_size, epoch_loss, sample_weight, l2, grad_norms,
         shuffle_key, first_epoch, buffers, scratch,
+    )  # fmt: skip
+    from . import special  # records compile times (special.kernel_status)
+
+    return special.record_first_run(
+        kernels, model.layout, loss.code, optimizer.code, dtype,
+        lambda: kernels._train_epochs(*args),
     )  # fmt: skip
 
 
