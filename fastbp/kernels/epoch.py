@@ -241,9 +241,13 @@ def _add_decay(theta, grad, start, size, decay):
     T = grad.dtype.type
     d = T(decay)
     total = 0.0
-    for i in range(start, start + size):
-        v = theta[i]
-        grad[i] += d * v
+    # Slices, so that the indices start at 0 and LLVM vectorizes (see
+    # _train_epochs' batch gathering): the loop over theta[start + i] stayed
+    # scalar, 4-9 % of a 20-64-64-1 step with scikit-learn's alpha.
+    w, g = theta[start : start + size], grad[start : start + size]
+    for i in range(size):
+        v = w[i]
+        g[i] += d * v
         total += np.float64(v) * np.float64(v)
     return 0.5 * decay * total
 
@@ -252,8 +256,9 @@ def _add_decay(theta, grad, start, size, decay):
 def _norm(a, start, size):
     """The Euclidean norm of a[start:start + size], accumulated in float64."""
     total = 0.0
-    for i in range(start, start + size):
-        v = np.float64(a[i])
+    part = a[start : start + size]  # a slice: see _add_decay
+    for i in range(size):
+        v = np.float64(part[i])
         total += v * v
     return np.sqrt(total)
 
@@ -461,13 +466,20 @@ def _train_epochs(
             if shuffle:
                 for r in range(m):
                     i = rows[s + r]
+                    # Row slices, whose indices start at 0: LLVM copies them
+                    # with vector loads. Indexing x at i * n_in + q, which
+                    # might be negative for all it knows, compiled to a
+                    # gather with wraparound fix-ups: 12 % of a 20-64-64-1
+                    # step at batch 200 (perf, Intel Xeon, 2026-12-07).
+                    src, dst = x[i * n_in : (i + 1) * n_in], xbuf[r * n_in :]
                     for q in range(n_in):
-                        xbuf[r * n_in + q] = x[i * n_in + q]
+                        dst[q] = src[q]
                     if use_labels:
                         lbuf[r] = labels[i]
                     else:
+                        src, dst = t[i * n_out : (i + 1) * n_out], tbuf[r * n_out :]
                         for q in range(n_out):
-                            tbuf[r * n_out + q] = t[i * n_out + q]
+                            dst[q] = src[q]
                     if weighted:
                         wbuf[r] = sample_weight[i]
                 batch = (xbuf, 0, tbuf, 0, lbuf, 0, wbuf, 0)
