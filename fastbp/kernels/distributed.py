@@ -287,7 +287,7 @@ def _reduced_step(
     hoff, h, z, d0, d1, send, recv, stats = buffers
     value, weight = chunk_step(
         x, xo, t, to, labels, lo, sw, swo, start, rows,
-        FusedModel(theta, grad, layout, act_hyper), loss, h, hoff, z, d0, d1,
+        FusedModel(theta, grad, layout, act_hyper), loss, (hoff, h, z, d0, d1),
     )  # fmt: skip
     n_parameters = theta.shape[0]
     summed = loss_is_summed(loss.code, loss.hyper)
@@ -346,7 +346,7 @@ def _local(
     hoff, h, z, d0, d1, send, recv, stats = buffers
     value, weight = chunk_step(
         x, xo, t, to, labels, lo, sw, swo, start, rows,
-        FusedModel(theta, grad, layout, act_hyper), loss, h, hoff, z, d0, d1,
+        FusedModel(theta, grad, layout, act_hyper), loss, (hoff, h, z, d0, d1),
     )  # fmt: skip
     if rows == 0:
         for i in range(grad.shape[0]):

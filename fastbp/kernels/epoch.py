@@ -313,19 +313,17 @@ def work_buffers(layout, rows, n_parameters, dtype, stats):
     return hoff, h, z, np.empty(rows * widest, dtype), np.empty(rows * widest, dtype)
 
 
-def chunk_buffers(layout, rows, n_parameters, dtype, stats, n_chunks):
+def chunk_buffers(layout, rows, n_parameters, dtype, stats, n_chunks, step=None):
     """Buffers for parallel_step, batches of up to ``rows`` rows cut into
-    n_chunks chunks: (hoff, h, z, d0, d1, grads, values, weights), the first
-    five as work_buffers' for one chunk with one row per chunk, grads
-    (n_chunks, n_parameters), values and weights (n_chunks,)."""
+    n_chunks chunks: (buffers, grads, values, weights): buffers the step's
+    buffers for one chunk (``step``, a work_buffers, this module's by
+    default), hoff as it is and every other array with one row per chunk;
+    grads (n_chunks, n_parameters), values and weights (n_chunks,)."""
     size = (rows + n_chunks - 1) // n_chunks
-    hoff, h, z, d0, d1 = work_buffers(layout, size, n_parameters, dtype, stats)
+    one = (step or work_buffers)(layout, size, n_parameters, dtype, stats)
+    buffers = (one[0], *(np.empty((n_chunks, a.shape[0]), dtype) for a in one[1:]))
     return (
-        hoff,
-        np.empty((n_chunks, h.shape[0]), dtype),
-        np.empty((n_chunks, z.shape[0]), dtype),
-        np.empty((n_chunks, d0.shape[0]), dtype),
-        np.empty((n_chunks, d1.shape[0]), dtype),
+        buffers,
         np.empty((n_chunks, n_parameters), dtype),
         np.empty(n_chunks),
         np.empty(n_chunks),
@@ -333,23 +331,22 @@ def chunk_buffers(layout, rows, n_parameters, dtype, stats, n_chunks):
 
 
 @kernel
-def chunk_step(
-    x, xo, t, to, labels, lo, sw, swo, start, rows, model, loss, h, hoff, z, d0, d1
-):
-    """_train_step on rows [start, start + rows) of the batch at (x, xo),
+def chunk_step(x, xo, t, to, labels, lo, sw, swo, start, rows, model, loss, buffers):
+    """The step on rows [start, start + rows) of the batch at (x, xo),
     (t, to), (labels, lo), (sw, swo), with no penalty and no norms: one
-    chunk of parallel_step, or one rank's share in distributed.py. Returns
-    (loss, weight), its weight the row count or the sum of its sample
-    weights; (0, 0) for no rows. A call of its own, so that Numba's parallel
-    analysis sees a call, not the whole step."""
+    chunk of parallel_step, or one rank's share in distributed.py; buffers
+    are the step's, for this chunk. Returns (loss, weight), its weight the
+    row count or the sum of its sample weights; (0, 0) for no rows. A call
+    of its own, so that Numba's parallel analysis sees a call, not the
+    whole step. The step is ``_chunk_train_step``: this module's
+    _train_step, or the one a generated module (special.py) binds."""
     if rows <= 0:
         return 0.0, 0.0
     layout = model.layout
     n_in, n_out = layout[0, L_IN], layout[layout.shape[0] - 1, L_OUT]
     xo, to, lo, swo = xo + start * n_in, to + start * n_out, lo + start, swo + start
     no_norms = np.zeros(0)
-    buffers = (hoff, h, z, d0, d1)
-    value = _train_step(
+    value = _chunk_train_step(
         x, xo, t, to, labels, lo, sw, swo, rows, model, loss, 0.0, buffers, no_norms
     )
     weight = 0.0
@@ -361,9 +358,22 @@ def chunk_step(
     return value, weight
 
 
+#: The step chunk_step runs (generated modules bind their own).
+_chunk_train_step = _train_step
+
+
+@kernel(inline="always")
+def chunk_of(buffers, c):
+    """Chunk c's step buffers, from chunk_buffers' (hoff, h, z, d0, d1)
+    with one row of h, z, d0 and d1 per chunk (generated modules whose step
+    takes other buffers bind their own)."""
+    hoff, h, z, d0, d1 = buffers
+    return hoff, h[c], z[c], d0[c], d1[c]
+
+
 @kernel(parallel=True)
 def parallel_step(x, xo, t, to, labels, lo, sw, swo, m, model, loss, l2, chunks, norms):
-    """_train_step on a batch of m rows cut into chunks of consecutive rows,
+    """The step on a batch of m rows cut into chunks of consecutive rows,
     one per thread, each with its own buffers and gradient; returns the
     batch's loss.
 
@@ -375,14 +385,14 @@ def parallel_step(x, xo, t, to, labels, lo, sw, swo, m, model, loss, l2, chunks,
     Equal to _train_step up to the rounding of the sums.
     """
     theta, grad, layout, act_hyper = model
-    hoff, h, z, d0, d1, grads, values, weights = chunks
+    buffers, grads, values, weights = chunks
     n_chunks = grads.shape[0]
     size = (m + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
         values[c], weights[c] = chunk_step(
             x, xo, t, to, labels, lo, sw, swo, c * size, min(size, m - c * size),
             FusedModel(theta, grads[c], layout, act_hyper), loss,
-            h[c], hoff, z[c], d0[c], d1[c],
+            chunk_of(buffers, c),
         )  # fmt: skip
     total = 0.0
     for c in range(n_chunks):
@@ -398,13 +408,28 @@ def parallel_step(x, xo, t, to, labels, lo, sw, swo, m, model, loss, l2, chunks,
     n_parameters = theta.shape[0]
     block = 4096
     for start in prange((n_parameters + block - 1) // block):
-        for i in range(start * block, min(n_parameters, (start + 1) * block)):
-            s = 0.0
-            for c in range(n_chunks):
-                s += weights[c] * grads[c, i]
-            grad[i] = s
+        # Slices from 0 (vector loops, as in _train_epochs' gathering).
+        out = grad[start * block : (start + 1) * block]
+        w0 = weights[0]
+        first = grads[0, start * block : (start + 1) * block]
+        for i in range(out.shape[0]):
+            out[i] = w0 * first[i]
+        for c in range(1, n_chunks):
+            wc = weights[c]
+            part = grads[c, start * block : (start + 1) * block]
+            for i in range(out.shape[0]):
+                out[i] += wc * part[i]
     decay = l2 / total if l2 != 0.0 and total > 0.0 else 0.0
     return value + batch_penalty(theta, grad, layout, decay, norms)
+
+
+def parallel_sources() -> str:
+    """The sources of chunk_step and parallel_step, decorators included: a
+    generated batch-parallel module repeats them around its own step
+    (``_chunk_train_step``) and ``chunk_of`` (special.parallel)."""
+    return "\n\n".join(
+        inspect.getsource(f.py_func) for f in (chunk_step, parallel_step)
+    )
 
 
 @kernel(_nrt=False)
@@ -952,7 +977,15 @@ def train_epochs(
         from . import special  # generates modules that import this one
 
         chunks = min(numba.get_num_threads(), int(batch_size) // PARALLEL_MIN_ROWS)
-        kernels = special.parallel(max(1, chunks))
+        chunks = max(1, chunks)
+        if specialize or (specialize is None and _specialize_by_default()):
+            if specialize or special.eligible(model.layout):
+                weighted = extras[0].shape[0] > 0
+                kernels = special.specialized(
+                    model.layout, int(loss.code), int(optimizer.code), weighted, chunks
+                )
+        if kernels is sys.modules[__name__]:
+            kernels = special.parallel(chunks)
     elif specialize or (specialize is None and _specialize_by_default()):
         from . import special
 

@@ -58,7 +58,16 @@ import numpy as np
 
 from ._jit import CACHE_DIR, SOURCE_STAMP
 from .activations import ACT_FUNCTIONS, ACT_IDENTITY, ACT_RELU, grad_from_input
-from .epoch import EPOCH_LOOP_GLOBALS, L_ACT, L_B, L_IN, L_OUT, L_W, epoch_loop_source
+from .epoch import (
+    EPOCH_LOOP_GLOBALS,
+    L_ACT,
+    L_B,
+    L_IN,
+    L_OUT,
+    L_W,
+    epoch_loop_source,
+    parallel_sources,
+)
 from .losses import (
     LOSS_BINARY_CROSS_ENTROPY,
     LOSS_CROSS_ENTROPY,
@@ -261,44 +270,72 @@ def _step_source(rows, loss_code: int, weighted: bool) -> str:
 
 
 def module_source(
-    layout: np.ndarray, loss_code: int, optimizer_code: int, weighted: bool = False
+    layout: np.ndarray,
+    loss_code: int,
+    optimizer_code: int,
+    weighted: bool = False,
+    n_chunks: int = 1,
 ) -> str:
     """The whole generated module for a layout, loss, optimizer and whether
-    rows are weighted (see the module docstring)."""
+    rows are weighted (see the module docstring). n_chunks > 1: the
+    batch-parallel variant, each batch cut into n_chunks chunks trained at
+    once on Numba's threads (epoch.parallel_step around this step)."""
     rows = [tuple(int(v) for v in row) for row in layout]
     widths = [rows[0][L_IN], *(r[L_OUT] for r in rows)]
     acts = [r[L_ACT] for r in rows]
     own = ("optimizer_step_flat",)  # defined in the module
     imports = ", ".join(name for name in EPOCH_LOOP_GLOBALS if name not in own)
     activations = sorted({f for r in rows for f in ACT_FUNCTIONS[r[L_ACT]]})
+    step = _step_source(rows, loss_code, weighted)
+    if n_chunks > 1:
+        parallel = f", {n_chunks} chunks per batch on Numba's threads"
+        step = step.replace("def _train_step(", "def _chunk_train_step(") + (
+            '\n\n@kernel(inline="always")\n'
+            "def chunk_of(buffers, c):\n"
+            "    hoff, h, z, d0, d1, wt = buffers\n"
+            "    return hoff, h[c], z[c], d0[c], d1[c], wt[c]\n\n\n"
+            + parallel_sources()
+            + "\n\n_train_step = parallel_step\n"
+        )
+        buffers = (
+            "def work_buffers(layout, rows, n_parameters, dtype, stats):\n"
+            "    return chunk_buffers(\n"
+            "        layout, rows, n_parameters, dtype, stats, "
+            f"{n_chunks}, _step_buffers\n    )\n\n\n"
+        )
+        name = "_step_buffers"
+    else:
+        parallel, buffers, name = "", "", "work_buffers"
     return (
         f'"""fastbp: training kernel generated for widths {widths}, activation '
         f"codes {acts}, loss code {loss_code}, optimizer code {optimizer_code}"
-        f"{', weighted rows' if weighted else ''}.\n\nWritten by "
+        f"{', weighted rows' if weighted else ''}{parallel}.\n\nWritten by "
         'fastbp.kernels.special; do not edit."""\n\n'
-        "import numpy as np\n\n"
+        "import numpy as np\n"
+        "from numba import prange\n\n"
         "from fastbp.kernels import simd\n"
         "from fastbp.kernels._jit import kernel\n"
         "from fastbp.kernels.activations import hyper_row\n"
         f"from fastbp.kernels.activations import {', '.join(activations)}\n"
         "from fastbp.kernels.dense import dense_backward_input_flat, "
         "dense_backward_params_flat, dense_forward_flat\n"
-        f"from fastbp.kernels.epoch import _weighted_loss, batch_penalty, {imports}\n"
+        "from fastbp.kernels.epoch import L_IN, FusedModel, _weighted_loss, "
+        "batch_penalty, chunk_buffers\n"
+        f"from fastbp.kernels.epoch import {imports}\n"
         "from fastbp.kernels.epoch import work_buffers as _work_buffers\n"
         "from fastbp.kernels.losses import binary_cross_entropy_backward_flat, "
         "mse_backward_flat, softmax_cross_entropy_backward_flat, "
         "squared_error_backward_flat\n"
         "from fastbp.kernels.optim import adam_flat, sgd_flat\n\n\n"
-        "def work_buffers(layout, rows, n_parameters, dtype, stats):\n"
+        f"def {name}(layout, rows, n_parameters, dtype, stats):\n"
         '    """epoch.work_buffers\' and the scratch for W.T (simd.transpose)."""\n'
         "    hoff, h, z, d0, d1 = _work_buffers(layout, rows, n_parameters, dtype, "
         "stats)\n"
         f"    return hoff, h, z, d0, d1, np.empty({_transposed_size(rows)}, dtype)\n"
-        "\n\n"
-        '@kernel(inline="always")\n'
+        "\n\n" + buffers + '@kernel(inline="always")\n'
         "def optimizer_step_flat(code, hyper, theta, grad, state0, state1, step):\n"
         f"    {_OPTIMIZER_CALLS[optimizer_code]}\n\n\n"
-        + _step_source(rows, loss_code, weighted)
+        + step
         + "\n\n"
         + epoch_loop_source()
     )
@@ -323,22 +360,35 @@ def _write_once(path: Path, text: str) -> None:
         raise
 
 
-def _key(layout: np.ndarray, loss_code: int, optimizer_code: int, weighted: bool):
-    return layout.tobytes() + bytes([loss_code, optimizer_code, weighted])
+def _key(
+    layout: np.ndarray,
+    loss_code: int,
+    optimizer_code: int,
+    weighted: bool,
+    n_chunks: int = 1,
+):
+    head = bytes([loss_code, optimizer_code, weighted])
+    return layout.tobytes() + head + n_chunks.to_bytes(4, "little")
 
 
 def specialized(
-    layout: np.ndarray, loss_code: int, optimizer_code: int, weighted: bool = False
+    layout: np.ndarray,
+    loss_code: int,
+    optimizer_code: int,
+    weighted: bool = False,
+    n_chunks: int = 1,
 ):
     """The module of the specialized kernel for this layout, loss code,
-    optimizer code and row weighting, generated and imported on first use:
+    optimizer code and row weighting (batch-parallel over n_chunks chunks
+    when n_chunks > 1), generated and imported on first use:
     epoch.run_epochs(module, ...) trains with it (its loss and optimizer
     must be those, with sample weights when weighted)."""
-    key = _key(layout, loss_code, optimizer_code, weighted)
+    key = _key(layout, loss_code, optimizer_code, weighted, n_chunks)
     known = _kernels.get(key)
     if known is not None:
         return known
-    return _load(key, module_source(layout, loss_code, optimizer_code, weighted))
+    text = module_source(layout, loss_code, optimizer_code, weighted, n_chunks)
+    return _load(key, text)
 
 
 def parallel_source(n_chunks: int) -> str:

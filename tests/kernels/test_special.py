@@ -215,3 +215,18 @@ def test_parallel_equals_serial(monkeypatch, chunks, sizes, act):
         np.testing.assert_allclose(par[1], serial[1], rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(par[3], serial[3], rtol=1e-12)
         assert par[2] == serial[2]
+
+
+@pytest.mark.parametrize("chunks", [2, 3])
+@pytest.mark.parametrize("sizes,act", [ARCHS[0], ARCHS[3], ARCHS[6]])
+def test_special_parallel_equals_serial(monkeypatch, chunks, sizes, act):
+    """The specialized step run batch-parallel (chunks of the batch on
+    Numba's threads, gradients summed): the generic serial kernel's losses,
+    weights and norms to 1e-12, with sample weights, L2 and cross-entropy."""
+    monkeypatch.setattr("fastbp.kernels.epoch.PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr("fastbp.kernels.epoch.numba.get_num_threads", lambda: chunks)
+    w = np.random.default_rng(0).uniform(0, 2, 37)
+    for loss, kw in (("mse", {}), ("ce", {"sample_weight": w, "l2": 0.3})):
+        serial = _run(sizes, act, False, loss=loss, norms=True, **kw)
+        par = _run(sizes, act, True, loss=loss, norms=True, parallel=True, **kw)
+        _same(par, serial, norms=True)
