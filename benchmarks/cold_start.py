@@ -26,9 +26,12 @@ Cases:
 - ``mpi``: ``mpiexec -n N fastbp train --data xor`` (with ``--mpi N``), rank
   0's figures.
 
-Prints, per run: wall seconds (process start to exit), seconds inside
-compilation and inside cache loads, and with ``--top`` the table of compiled
-functions (module.name, signature, exclusive and inclusive seconds).
+Prints, per run: wall seconds (process start to exit) and the process's CPU
+seconds (user + system: what the wall time would be on an idle machine,
+the run being single-threaded, so the figure to compare on a shared one),
+seconds inside compilation and inside cache loads, and with ``--top`` the
+table of compiled functions (module.name, signature, exclusive and
+inclusive seconds).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -138,13 +142,15 @@ def run_once(args: list[str], cache: Path, mpi: int = 0) -> dict:
     if mpi:
         mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent))
         command = [mpiexec or "mpiexec", "-n", str(mpi), *command]
-    start = time.perf_counter()
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
     records = json.loads(Path(f"{out}.0" if mpi else out).read_text())["records"]
-    return {"wall": wall, "records": records, "stdout": done.stdout}
+    return {"wall": wall, "cpu": cpu, "records": records, "stdout": done.stdout}
 
 
 def summary(run: dict) -> dict:
@@ -153,6 +159,7 @@ def summary(run: dict) -> dict:
     loads = [r for r in recs if r["kind"] == "load"]
     return {
         "wall_s": run["wall"],
+        "cpu_s": run["cpu"],
         # Top-level compilations only: nested ones are inside their parent.
         "compile_s": sum(r["exclusive"] for r in compiles),
         "load_s": sum(r["exclusive"] for r in loads),
@@ -235,7 +242,8 @@ def main() -> None:
                 state = "empty cache" if i == 0 else "cache from the run before"
                 print(
                     f"\n{name}, run {i + 1} ({state}): fastbp {' '.join(args[:3])}"
-                    f"\n  wall {s['wall_s']:.2f} s; compiling {s['compile_s']:.2f} s "
+                    f"\n  wall {s['wall_s']:.2f} s (CPU {s['cpu_s']:.2f} s); compiling "
+                    f"{s['compile_s']:.2f} s "
                     f"({s['signatures_compiled']} signatures of "
                     f"{s['functions_compiled']} functions); loading "
                     f"{s['load_s']:.2f} s ({s['signatures_loaded']} signatures)"
