@@ -77,6 +77,7 @@ _I32 = ir.IntType(32)
 _ACCUMULATORS = 16
 _MAX_ROWS = 8
 _MAX_GROUP = 4  # column vectors per block
+_DB_WAYS = 4  # partial sums of the bias gradient
 
 
 @functools.cache
@@ -349,18 +350,32 @@ def _define_weight_grad(module, real, K: int, N: int) -> ir.Function:
                     _block(g, rows, group, m, a_addr, b_addr, init, finish)
 
                 _row_blocks(g, _c(K), _rows_per_block(len(group)), body)
-        # db = column sums of dZ (N = 1: the sum of its m values).
+        # db = column sums of dZ (N = 1: the sum of its m values), rows
+        # taken _DB_WAYS at a time into as many partial sums: one running
+        # sum per column vector would wait on the add before it at every row
+        # (0.3 us of a 1.2 us 200 x 24 -> 8 float64 weight gradient).
         for group in _groups(N, g.lanes):
-            sums = [cgutils.alloca_once(b, g.vtype(w_)) for _, w_ in group]
-            for (_, w_), s in zip(group, sums, strict=True):
-                b.store(g.zeros(w_), s)
-            with cgutils.for_range(b, m) as loop:
-                row = b.mul(loop.index, _c(N))
-                for (off, w_), s in zip(group, sums, strict=True):
-                    v = g.load(dz, b.add(row, _c(off)), w_)
-                    b.store(b.fadd(b.load(s), v), s)
-            for (off, _), s in zip(group, sums, strict=True):
-                g.store(b.load(s), db, _c(off))
+            sums = [
+                [cgutils.alloca_once(b, g.vtype(w_)) for _, w_ in group]
+                for _ in range(_DB_WAYS)
+            ]
+            for way in sums:
+                for (_, w_), s in zip(group, way, strict=True):
+                    b.store(g.zeros(w_), s)
+
+            def add_rows(first, count, group=group, sums=sums):
+                for k in range(count):
+                    row = b.mul(b.add(first, _c(k)), _c(N))
+                    for (off, w_), s in zip(group, sums[k], strict=True):
+                        v = g.load(dz, b.add(row, _c(off)), w_)
+                        b.store(b.fadd(b.load(s), v), s)
+
+            _row_blocks(g, m, _DB_WAYS, add_rows)
+            for i, (off, _) in enumerate(group):
+                total = b.load(sums[0][i])
+                for way in sums[1:]:
+                    total = b.fadd(total, b.load(way[i]))
+                g.store(total, db, _c(off))
 
     name = f"fastbp_simd_weight_grad_{real}_{vector_bytes()}_{K}_{N}"
     return _define(module, name, real, emit)
