@@ -5,7 +5,7 @@ Generates a numeric CSV (default 500,000 rows x 20 features + a target,
 ``/usr/bin/time`` (wall seconds, peak RSS):
 
 - ``numpy.loadtxt`` of the CSV (the reference the targets are stated in);
-- ``fastbp.tables.read_table`` of the CSV and of the Parquet file;
+- ``fastbp.data.tables.read_table`` of the CSV and of the Parquet file;
 - ``fastbp train --data big.csv --epochs 1`` (the whole command) and the XOR
   run's peak RSS (the process baseline);
 - a bare ``python -c "import fastbp"`` (the baseline of the read_table rows).
@@ -63,7 +63,7 @@ def reading_times(csv_path: Path, parquet_path: Path) -> tuple[float, float]:
     """Median seconds of read_table on each file, in this process (warm)."""
     import time
 
-    from fastbp.tables import read_table
+    from fastbp.data.tables import read_table
 
     medians = []
     for path in (csv_path, parquet_path):
@@ -93,11 +93,11 @@ def main() -> None:
             "delimiter=',', skiprows=1)",
         ],
         "fastbp read_table (CSV)": [
-            py, "-c", "from fastbp.tables import read_table; "
+            py, "-c", "from fastbp.data.tables import read_table; "
             f"read_table({str(csv_path)!r})",
         ],
         "fastbp read_table (Parquet)": [
-            py, "-c", "from fastbp.tables import read_table; "
+            py, "-c", "from fastbp.data.tables import read_table; "
             f"read_table({str(parquet_path)!r})",
         ],
         "fastbp train --epochs 1 (CSV)": [

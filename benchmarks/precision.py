@@ -21,7 +21,7 @@ import numpy as np
 import fastbp
 from fastbp._threads import thread_limit
 from fastbp.bench.common import CASES, init_params, make_batch
-from fastbp.train import FusedRunner, fused_plan
+from fastbp.training.runners import FusedRunner, fused_plan
 
 
 def runner(sizes, batch, dtype):

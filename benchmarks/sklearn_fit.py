@@ -2,7 +2,7 @@
 the same data, the same parameters, in one process, side by side.
 
     python benchmarks/sklearn_fit.py [--repeats 3] [--threads N]
-        [--dtype float32|float64] [--quick]
+        [--dtype float32|float64] [--quick] [--case NAME ...]
 
 Data: ``make_classification(n_features=20, n_informative=10, random_state=0)``
 (``make_regression`` for the regressor row), split 80/20 with
@@ -225,6 +225,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--quick", action="store_true", help="10x fewer rows, 1 repeat")
+    parser.add_argument(
+        "--case",
+        action="append",
+        default=None,
+        help="run only this case (repeatable), e.g. 'adam (64, 64)'",
+    )
     args = parser.parse_args()
     repeats = 1 if args.quick else args.repeats
     scale = 10 if args.quick else 1
@@ -249,6 +255,8 @@ def main() -> None:
         )
         results = []
         for case in cases(args.dtype, scale):
+            if args.case and case.name not in args.case:
+                continue
             print(f"running {case.name} ...", file=sys.stderr, flush=True)
             results.extend(run_case(case, repeats, args.threads))
     print_table(results)

@@ -7,7 +7,7 @@ For each row count, writes a Parquet file of float32 features and a linear
 regression target (generated and written in pieces, so generation itself is
 bounded), then in a fresh Python process per measurement scans it and trains
 one epoch (Adam, MSE, a features-hidden-1 ReLU MLP, val_fraction 0.1, the
-default shuffle buffer of fastbp.stream.DEFAULT_SHUFFLE_BUFFER rows), and
+default shuffle buffer of fastbp.data.stream.DEFAULT_SHUFFLE_BUFFER rows), and
 reports the child's peak resident set size (getrusage ru_maxrss) and samples/s.
 On the first file it also trains in memory (the whole table read into arrays,
 then fastbp.train) for the throughput comparison. Files are deleted after.
@@ -47,7 +47,7 @@ def write_parquet(path: str, n_rows: int, n_features: int, seed: int = 0) -> Non
 def child(mode: str, path: str, hidden: int, batch: int) -> None:
     """One measurement in this process; prints a JSON line."""
     import fastbp
-    from fastbp.stream import file_source, scan, train_stream
+    from fastbp.data.stream import Streamed, file_source, scan
 
     out = {"mode": mode}
     if mode == "stream":
@@ -58,13 +58,13 @@ def child(mode: str, path: str, hidden: int, batch: int) -> None:
         model = fastbp.mlp([stats.n_features, hidden, 1], rng=0)
         optimizer = fastbp.Adam(model.parameters(), lr=1e-3)
         start = time.perf_counter()
-        result = train_stream(
-            model, fastbp.MSELoss(), optimizer, source, stats, epochs=1,
+        result = fastbp.train(
+            model, fastbp.MSELoss(), optimizer, Streamed(source, stats), epochs=1,
             batch_size=batch,
         )  # fmt: skip
         out["total_s"] = time.perf_counter() - start
     else:
-        from fastbp.problem import Problem
+        from fastbp.data.problem import Problem
 
         start = time.perf_counter()
         prepared = Problem.from_file(path).prepare(val_fraction=0.1, seed=0)
@@ -106,7 +106,7 @@ def main() -> None:
     if args.child:
         child(args.child[0], args.child[1], args.hidden, args.batch)
         return
-    from fastbp.stream import DEFAULT_SHUFFLE_BUFFER
+    from fastbp.data.stream import DEFAULT_SHUFFLE_BUFFER
 
     rows = [int(r) for r in args.rows.split(",")]
     print(

@@ -47,7 +47,8 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float):
     "case_names",
     multiple=True,
     help="Run only these cases (repeatable): xor-2-8-1, 32-64-1, "
-    "deep-32-64x10-1, tabular-20-256-256-1, 784-256-10, 1024-1024-1024-10.",
+    "deep-32-64x10-1, tabular-20-256-256-1, 784-256-10, 1024-1024-1024-10, "
+    "and the reference cases simplechains-24-8-2-f64, simplechains-4-32-16-4.",
 )
 @click.option(
     "--budget",
@@ -70,17 +71,18 @@ def bench(quick, threads, case_names, budget, rounds, out_dir):
     """Speed benchmarks: fastbp against NumPy, PyTorch and JAX (when installed)."""
     from . import suite
 
-    cases = suite.CASES
+    cases = suite.ALL_CASES
     if quick:
         cases, budget, rounds = suite.quick_cases(), min(budget, 0.02), 1
     if case_names:
-        unknown = [c for c in case_names if c not in suite.CASES]
+        unknown = [c for c in case_names if c not in suite.ALL_CASES]
         if unknown:
             raise click.BadParameter(
-                f"unknown case {unknown[0]!r}; choose from {', '.join(suite.CASES)}",
+                f"unknown case {unknown[0]!r}; choose from "
+                f"{', '.join(suite.ALL_CASES)}",
                 param_hint="'--case'",
             )
-        cases = {c: suite.CASES[c] for c in case_names}
+        cases = {c: suite.ALL_CASES[c] for c in case_names}
     result = suite.run(
         cases=cases,
         budget=budget,

@@ -1,8 +1,8 @@
 """fastbp's own benchmark engines: the fused epoch kernel and the layer API.
 
 Same interface and arithmetic as the baselines (see :mod:`.common`): the MLP
-``sizes`` with ReLU between Linear layers, MSE (mean), plain SGD, float32, one
-fixed mini-batch reused every step.
+``sizes`` with ReLU between Linear layers, MSE (mean), plain SGD, float32 (or
+the case's dtype), one fixed mini-batch reused every step.
 """
 
 import numpy as np
@@ -15,21 +15,21 @@ from ..training.runners import FusedRunner, fused_plan
 from .common import init_params, make_batch
 
 
-def _model(sizes, seed):
+def _model(sizes, seed, dtype):
     """fastbp.mlp(sizes, "relu") holding the baselines' initial weights."""
-    model = mlp(list(sizes), "relu")
-    params = init_params(sizes, seed)  # [(W, b), ...] in parameter order
+    model = mlp(list(sizes), "relu", dtype=dtype)
+    params = init_params(sizes, seed, dtype)  # [(W, b), ...] in parameter order
     model.flat_data[...] = np.concatenate([a.ravel() for pair in params for a in pair])
     return model
 
 
 class _FastbpBase:
-    def __init__(self, sizes, batch, lr, seed):
+    def __init__(self, sizes, batch, lr, seed, dtype=np.float32):
         self.sizes, self.batch, self.lr = tuple(sizes), batch, float(lr)
-        self.model = _model(sizes, seed)
+        self.model = _model(sizes, seed, dtype)
         self.loss = MSELoss()
         self.optimizer = SGD(self.model.parameters(), lr=self.lr)
-        self.X, self.T = make_batch(sizes, batch, seed)
+        self.X, self.T = make_batch(sizes, batch, seed, dtype)
 
     def weights(self):
         linears = [lay for lay in self.model.layers if isinstance(lay, Linear)]
@@ -42,8 +42,8 @@ class FastbpFusedEngine(_FastbpBase):
 
     name = "fastbp-fused"
 
-    def __init__(self, sizes, batch, lr, seed):
-        super().__init__(sizes, batch, lr, seed)
+    def __init__(self, sizes, batch, lr, seed, dtype=np.float32):
+        super().__init__(sizes, batch, lr, seed, dtype)
         plan = fused_plan(self.model, self.loss, self.optimizer)
         self.runner = FusedRunner(plan, self.X, self.T, batch)
 

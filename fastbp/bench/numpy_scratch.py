@@ -115,12 +115,12 @@ class NumpyEngine:
 
     name = "numpy"
 
-    def __init__(self, sizes, batch, lr, seed):
+    def __init__(self, sizes, batch, lr, seed, dtype=np.float32):
         self.sizes = tuple(sizes)
         self.batch = batch
         self.lr = float(lr)
-        self.net = Net(init_params(sizes, seed))
-        self.X, self.T = make_batch(sizes, batch, seed)
+        self.net = Net(init_params(sizes, seed, dtype))
+        self.X, self.T = make_batch(sizes, batch, seed, dtype)
 
     def warmup(self):
         """Nothing to compile; one forward pass wakes up the BLAS threads."""

@@ -8,8 +8,10 @@ median over rounds. A step's count of n is chosen per engine so that one timing
 takes about ``budget`` seconds.
 
 Reported per engine and case: µs per step, samples/s, GFLOP/s (matrix products
-actually performed, see :func:`.common.flops_per_step`) and the ratio to
-fastbp's fused path; then kernel micro-benchmarks against NumPy, fastbp's
+actually performed, see :func:`.common.flops_per_step`), GFLOP/s per core (over
+``threads``, or every core without a cap) and the ratio to fastbp's fused
+path; for the reference cases (common.REFERENCE_CASES) fastbp.train's figure
+per core beside the published one; then kernel micro-benchmarks against NumPy, fastbp's
 thread scaling (1 vs 2 threads) and the machine's reference peak, NumPy's
 float32 matmul on 2048 x 2048 in the same run.
 """
@@ -32,7 +34,17 @@ import numpy as np
 from .. import kernels as K
 from .._threads import thread_limit
 from .._version import __version__
-from .common import CASES, flops_per_step
+from .common import (
+    CASES,
+    PUBLISHED_GFLOPS_PER_CORE,
+    REFERENCE_CASES,
+    case_spec,
+    flops_per_step,
+)
+
+#: Every case ``fastbp bench`` runs by default: the suite's, then the ones
+#: measured against published figures.
+ALL_CASES = {**CASES, **REFERENCE_CASES}
 
 #: (module, class, library it needs) of every engine, in report order.
 ENGINES = [
@@ -148,12 +160,14 @@ def time_engines(engines: list, budget: float, rounds: int) -> list[float]:
     return [statistics.median(s) for s in samples]
 
 
-def agreement(classes: list[type], sizes, batch: int, steps: int = 3) -> dict:
+def agreement(
+    classes: list[type], sizes, batch: int, steps: int = 3, dtype=np.float32
+) -> dict:
     """Largest relative weight difference of each engine from the NumPy one
     after ``steps`` identical SGD steps (lr 0.05)."""
     runs = {}
     for cls in classes:
-        engine = cls(sizes, batch, 0.05, SEED)
+        engine = cls(sizes, batch, 0.05, SEED, dtype=dtype)
         engine.step(steps)
         runs[cls.name] = engine.weights()
     reference = runs["numpy"]
@@ -292,8 +306,10 @@ def run(
     scaling: bool = True,
     echo=print,
 ) -> dict:
-    """Run the suite and return every figure as a JSON-ready dict."""
-    cases = CASES if cases is None else cases
+    """Run the suite and return every figure as a JSON-ready dict. A case is
+    (sizes, batch) or (sizes, batch, dtype) (common.case_spec)."""
+    cases = ALL_CASES if cases is None else cases
+    cores = threads or os.cpu_count() or 1
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"
@@ -313,8 +329,9 @@ def run(
             f"reference: NumPy float32 matmul {peak_size}^2: "
             f"{result['peak_gflops']:.1f} GFLOP/s"
         )
-        for name, (sizes, batch) in cases.items():
-            engines = [cls(sizes, batch, LR, SEED) for cls in classes]
+        for name, spec in cases.items():
+            sizes, batch, dtype = case_spec(spec)
+            engines = [cls(sizes, batch, LR, SEED, dtype=dtype) for cls in classes]
             for engine in engines:
                 engine.warmup()
             seconds = time_engines(engines, budget, rounds)
@@ -326,6 +343,7 @@ def run(
                     "us_per_step": 1e6 * s,
                     "samples_per_s": batch / s,
                     "gflops": flops / s / 1e9,
+                    "gflops_per_core": flops / s / 1e9 / cores,
                     "ratio_to_fused": s / fused,
                 }
                 for e, s in zip(engines, seconds, strict=True)
@@ -334,10 +352,15 @@ def run(
                 "case": name,
                 "sizes": list(sizes),
                 "batch": batch,
+                "dtype": dtype.name,
                 "flops_per_step": flops,
                 "engines": rows,
-                "agreement": agreement(classes, sizes, batch),
+                "agreement": agreement(classes, sizes, batch, dtype=dtype),
             }
+            if name in PUBLISHED_GFLOPS_PER_CORE:
+                figure, source = PUBLISHED_GFLOPS_PER_CORE[name]
+                case["published_gflops_per_core"] = figure
+                case["published_source"] = source
             result["cases"].append(case)
             echo(format_case(case))
         result["kernels"] = _micro_cases(micro_shapes, budget / 5, rounds)
@@ -351,11 +374,12 @@ def thread_scaling(cases: dict, budget: float, rounds: int) -> list[dict]:
     from .engines import FastbpFusedEngine
 
     rows = []
-    for name, (sizes, batch) in cases.items():
+    for name, spec in cases.items():
+        sizes, batch, dtype = case_spec(spec)
         figures = {}
         for n in (1, 2):
             with thread_limit(n):
-                engine = FastbpFusedEngine(sizes, batch, LR, SEED)
+                engine = FastbpFusedEngine(sizes, batch, LR, SEED, dtype=dtype)
                 engine.warmup()
                 figures[n] = time_engines([engine], budget, rounds)[0]
         rows.append(
@@ -370,8 +394,9 @@ def thread_scaling(cases: dict, budget: float, rounds: int) -> list[dict]:
 
 
 def format_case(case: dict) -> str:
+    dtype = case.get("dtype", "float32")
     lines = [
-        f"\n{case['case']}  (batch {case['batch']}, "
+        f"\n{case['case']}  (batch {case['batch']}, {dtype}, "
         f"{case['flops_per_step'] / 1e6:.3g} MFLOP/step)"
     ]
     lines.append(
@@ -383,6 +408,13 @@ def format_case(case: dict) -> str:
             f"  {row['engine']:<14}{row['us_per_step']:>12.3f}"
             f"{row['samples_per_s']:>14,.0f}{row['gflops']:>10.2f}"
             f"{row['ratio_to_fused']:>10.2f}{case['agreement'][row['engine']]:>14.1e}"
+        )
+    if "published_gflops_per_core" in case:
+        train = next(r for r in case["engines"] if r["engine"] == "fastbp-train")
+        lines.append(
+            f"  fastbp.train {train['gflops_per_core']:.1f} GFLOP/s per core; "
+            f"published: {case['published_gflops_per_core']:.0f} "
+            f"({case['published_source']})"
         )
     return "\n".join(lines)
 
@@ -402,11 +434,27 @@ def markdown(result: dict) -> str:
         "|---|---|---:|---:|---:|---:|",
     ]
     for case in result["cases"]:
+        dtype = case.get("dtype", "float32")
+        label = f"B={case['batch']}" + ("" if dtype == "float32" else f", {dtype}")
         for row in case["engines"]:
             out.append(
-                f"| {case['case']} (B={case['batch']}) | {row['engine']} | "
+                f"| {case['case']} ({label}) | {row['engine']} | "
                 f"{row['us_per_step']:.3g} | {row['samples_per_s']:,.0f} | "
                 f"{row['gflops']:.2f} | {row['ratio_to_fused']:.2f} |"
+            )
+    published = [c for c in result["cases"] if "published_gflops_per_core" in c]
+    if published:
+        out += [
+            "",
+            "| case | fastbp.train GFLOP/s per core | published GFLOP/s per core |",
+            "|---|---:|---:|",
+        ]
+        for case in published:
+            train = next(r for r in case["engines"] if r["engine"] == "fastbp-train")
+            out.append(
+                f"| {case['case']} | {train['gflops_per_core']:.1f} | "
+                f"{case['published_gflops_per_core']:.0f} "
+                f"({case['published_source']}) |"
             )
     out += [
         "",
@@ -449,4 +497,4 @@ def quick_cases() -> dict:
     return {"tiny-3-5-2": ((3, 5, 2), 4), "small-16-32-4": ((16, 32, 4), 32)}
 
 
-__all__ = ["CASES", "run", "write", "markdown", "quick_cases"]
+__all__ = ["ALL_CASES", "CASES", "run", "write", "markdown", "quick_cases"]

@@ -15,19 +15,21 @@ class TorchEngine:
 
     name = "torch-eager"
 
-    def __init__(self, sizes, batch, lr, seed):
+    def __init__(self, sizes, batch, lr, seed, dtype=np.float32):
         import torch
         from torch import nn
 
+        dtype = np.dtype(dtype)
+        tdtype = torch.float64 if dtype == np.float64 else torch.float32
         self._torch = torch
         self.sizes = tuple(sizes)
         self.batch = batch
         self.lr = float(lr)
         layers = []
-        for k, (W, b) in enumerate(init_params(sizes, seed)):
+        for k, (W, b) in enumerate(init_params(sizes, seed, dtype)):
             if k > 0:
                 layers.append(nn.ReLU())
-            lin = nn.Linear(W.shape[0], W.shape[1], dtype=torch.float32)
+            lin = nn.Linear(W.shape[0], W.shape[1], dtype=tdtype)
             with torch.no_grad():
                 # torch keeps the weight as (out, in): copy in W.T.
                 lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
@@ -36,7 +38,7 @@ class TorchEngine:
         self.model = nn.Sequential(*layers)
         self.loss_fn = nn.MSELoss()
         self.opt = torch.optim.SGD(self.model.parameters(), lr=self.lr)
-        X, T = make_batch(sizes, batch, seed)
+        X, T = make_batch(sizes, batch, seed, dtype)
         self.X = torch.from_numpy(X)
         self.T = torch.from_numpy(T)
 

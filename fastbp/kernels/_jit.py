@@ -145,11 +145,12 @@ def _describe(value) -> str:
         return type(value).__name__
 
 
-def _friendly_typing_errors(dispatcher):
+def _friendly_typing_errors(dispatcher, register=None):
     """Replace Numba's typing traceback with a one-line TypeError, and
-    register the BLAS symbols (blas.register_symbols) before the dispatcher
-    compiles or loads a version, whether called from Python or typed inside
-    another jitted function.
+    register the BLAS symbols (blas.register_symbols), and those of
+    ``register`` when given, before the dispatcher compiles or loads a
+    version, whether called from Python or typed inside another jitted
+    function.
 
     Numba calls ``dispatcher._compile_for_args`` and ``compile`` only when no
     compiled version matches the argument types, so this costs nothing on
@@ -176,18 +177,32 @@ def _friendly_typing_errors(dispatcher):
 
     def compile(sig):  # from Python, or when another jitted function types it
         register_symbols()  # what the machine code links against (blas.py)
+        if register is not None:
+            register()
         return compile_signature(sig)
 
     dispatcher.compile = compile
     return dispatcher
 
 
-def kernel(func=None, **options):
-    """``numba.njit`` with fastbp's cache, fastmath set and error messages."""
+def kernel(func=None, register=None, **options):
+    """``numba.njit`` with fastbp's cache, fastmath set and error messages.
+
+    ``register``, if given, is called before the kernel compiles or loads
+    from the cache, to give LLVM the addresses of symbols its code calls by
+    name (distributed.register_symbols: MPI's), as blas.register_symbols is
+    for every kernel.
+
+    ``_nrt`` (Numba's reference counting and allocation) is set explicitly,
+    True unless the options say otherwise: a kernel compiled because an
+    ``_nrt=False`` kernel calls it would otherwise inherit False (Numba's
+    ``CPUTargetOptions.finalize``), and then fail if it allocates.
+    """
     options = {
         "cache": CACHE_DIR is not None,
         "fastmath": set(FASTMATH),
         "error_model": "numpy",
+        "_nrt": True,
         **options,
     }
 
@@ -195,19 +210,14 @@ def kernel(func=None, **options):
         if options["cache"] and CACHE_DIR is not None:
             try:
                 with _numba_cache_dir(CACHE_DIR):
-                    return _friendly_typing_errors(numba.njit(**options)(f))
+                    dispatcher = numba.njit(**options)(f)
+                return _friendly_typing_errors(dispatcher, register)
             except RuntimeError:
                 pass  # "no locator available": NUMBA_CACHE_LOCATOR_CLASSES
-        return _friendly_typing_errors(numba.njit(**{**options, "cache": False})(f))
+        dispatcher = numba.njit(**{**options, "cache": False})(f)
+        return _friendly_typing_errors(dispatcher, register)
 
     return decorate if func is None else decorate(func)
-
-
-def uncached_kernel(func=None, **options):
-    """:func:`kernel` without the on-disk cache, for kernels Numba cannot
-    cache (those calling MPI through numba-mpi's run-time pointers), which
-    would otherwise warn on every compilation."""
-    return kernel(func, **{**options, "cache": False})
 
 
 def same_dtype(a, b):

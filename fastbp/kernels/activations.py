@@ -66,35 +66,135 @@ def grad_from_input(act):
     return act == ACT_GELU
 
 
+# One inline function per activation and direction, on 1-D contiguous
+# arrays (often one row's slice): y = act(x), y may be x; dx = dy * act'(a),
+# dx may be dy, a the output y or, where grad_from_input(act), the input x.
+# activate_flat and activate_backward_flat dispatch on the code; the
+# per-architecture kernels (special.py) call the one they need by name
+# (ACT_FUNCTIONS), so that only it is compiled.
+
+
+@kernel(inline="always")
+def relu_flat(x, y, p):
+    zero = y.dtype.type(0.0)
+    for j in range(y.shape[0]):
+        y[j] = max(x[j], zero)
+
+
+@kernel(inline="always")
+def relu_backward_flat(a, dy, dx, p):
+    """act' = 1 where y > 0 (y > 0 exactly where x > 0), else 0."""
+    zero = dx.dtype.type(0.0)
+    for j in range(a.shape[0]):
+        dx[j] = dy[j] if a[j] > zero else zero
+
+
+@kernel(inline="always")
+def leaky_relu_flat(x, y, p):
+    zero = y.dtype.type(0.0)
+    slope = y.dtype.type(p[0])
+    for j in range(y.shape[0]):
+        y[j] = x[j] if x[j] > zero else slope * x[j]
+
+
+@kernel(inline="always")
+def leaky_relu_backward_flat(a, dy, dx, p):
+    """Slope >= 0: act' = 1 where y > 0, else slope."""
+    zero = dx.dtype.type(0.0)
+    slope = dx.dtype.type(p[0])
+    for j in range(a.shape[0]):
+        dx[j] = dy[j] if a[j] > zero else slope * dy[j]
+
+
+@kernel(inline="always")
+def gelu_flat(x, y, p):
+    """x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), the exact form (PyTorch's
+    default approximate="none"); erf is evaluated in float64."""
+    one = y.dtype.type(1.0)
+    half = y.dtype.type(0.5)
+    for j in range(y.shape[0]):
+        v = x[j]
+        y[j] = half * v * (one + y.dtype.type(math.erf(v * _SQRT_HALF)))
+
+
+@kernel(inline="always")
+def gelu_backward_flat(a, dy, dx, p):
+    """a = x: act' = Phi(x) + x phi(x), phi the standard normal density."""
+    for j in range(a.shape[0]):
+        v = np.float64(a[j])
+        cdf = 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
+        pdf = _INV_SQRT_2PI * math.exp(-0.5 * v * v)
+        dx[j] = dy[j] * dx.dtype.type(cdf + v * pdf)
+
+
+@kernel(inline="always")
+def tanh_flat(x, y, p):
+    for j in range(y.shape[0]):
+        y[j] = np.tanh(x[j])
+
+
+@kernel(inline="always")
+def tanh_backward_flat(a, dy, dx, p):
+    """act' = 1 - y^2."""
+    one = dx.dtype.type(1.0)
+    for j in range(a.shape[0]):
+        dx[j] = dy[j] * (one - a[j] * a[j])
+
+
+@kernel(inline="always")
+def sigmoid_flat(x, y, p):
+    """1 / (1 + e^-x): for x -> -inf, e^-x -> inf and y -> 0, never NaN."""
+    one = y.dtype.type(1.0)
+    for j in range(y.shape[0]):
+        y[j] = one / (one + np.exp(-x[j]))
+
+
+@kernel(inline="always")
+def sigmoid_backward_flat(a, dy, dx, p):
+    """act' = y (1 - y)."""
+    one = dx.dtype.type(1.0)
+    for j in range(a.shape[0]):
+        dx[j] = dy[j] * a[j] * (one - a[j])
+
+
+@kernel(inline="always")
+def identity_flat(x, y, p):
+    for j in range(y.shape[0]):
+        y[j] = x[j]
+
+
+@kernel(inline="always")
+def identity_backward_flat(a, dy, dx, p):
+    for j in range(a.shape[0]):
+        dx[j] = dy[j]
+
+
+#: code -> names of its (forward, backward) functions above.
+ACT_FUNCTIONS = {
+    ACT_IDENTITY: ("identity_flat", "identity_backward_flat"),
+    ACT_RELU: ("relu_flat", "relu_backward_flat"),
+    ACT_TANH: ("tanh_flat", "tanh_backward_flat"),
+    ACT_SIGMOID: ("sigmoid_flat", "sigmoid_backward_flat"),
+    ACT_LEAKY_RELU: ("leaky_relu_flat", "leaky_relu_backward_flat"),
+    ACT_GELU: ("gelu_flat", "gelu_backward_flat"),
+}
+
+
 @kernel(inline="always")
 def activate_flat(x, y, act, p):
     """y = act(x) on 1-D contiguous arrays (often one row's slice); y may be x."""
-    one = y.dtype.type(1.0)
-    zero = y.dtype.type(0.0)
     if act == ACT_RELU:
-        for j in range(y.shape[0]):
-            y[j] = max(x[j], zero)
+        relu_flat(x, y, p)
     elif act == ACT_LEAKY_RELU:
-        slope = y.dtype.type(p[0])
-        for j in range(y.shape[0]):
-            y[j] = x[j] if x[j] > zero else slope * x[j]
+        leaky_relu_flat(x, y, p)
     elif act == ACT_GELU:
-        # x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), the exact form (PyTorch's
-        # default approximate="none"); erf is evaluated in float64.
-        half = y.dtype.type(0.5)
-        for j in range(y.shape[0]):
-            v = x[j]
-            y[j] = half * v * (one + y.dtype.type(math.erf(v * _SQRT_HALF)))
+        gelu_flat(x, y, p)
     elif act == ACT_TANH:
-        for j in range(y.shape[0]):
-            y[j] = np.tanh(x[j])
+        tanh_flat(x, y, p)
     elif act == ACT_SIGMOID:
-        # 1 / (1 + e^-x): for x -> -inf, e^-x -> inf and y -> 0, never NaN.
-        for j in range(y.shape[0]):
-            y[j] = one / (one + np.exp(-x[j]))
+        sigmoid_flat(x, y, p)
     else:
-        for j in range(y.shape[0]):
-            y[j] = x[j]
+        identity_flat(x, y, p)
 
 
 @kernel(inline="always")
@@ -107,30 +207,18 @@ def activate_backward_flat(a, dy, dx, act, p):
     GELU: act' = Phi(x) + x phi(x), phi the standard normal density.
     tanh: act' = 1 - y^2. Sigmoid: act' = y (1 - y).
     """
-    one = dx.dtype.type(1.0)
-    zero = dx.dtype.type(0.0)
     if act == ACT_RELU:
-        for j in range(a.shape[0]):
-            dx[j] = dy[j] if a[j] > zero else zero
+        relu_backward_flat(a, dy, dx, p)
     elif act == ACT_LEAKY_RELU:
-        slope = dx.dtype.type(p[0])
-        for j in range(a.shape[0]):
-            dx[j] = dy[j] if a[j] > zero else slope * dy[j]
+        leaky_relu_backward_flat(a, dy, dx, p)
     elif act == ACT_GELU:
-        for j in range(a.shape[0]):
-            v = np.float64(a[j])
-            cdf = 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
-            pdf = _INV_SQRT_2PI * math.exp(-0.5 * v * v)
-            dx[j] = dy[j] * dx.dtype.type(cdf + v * pdf)
+        gelu_backward_flat(a, dy, dx, p)
     elif act == ACT_TANH:
-        for j in range(a.shape[0]):
-            dx[j] = dy[j] * (one - a[j] * a[j])
+        tanh_backward_flat(a, dy, dx, p)
     elif act == ACT_SIGMOID:
-        for j in range(a.shape[0]):
-            dx[j] = dy[j] * a[j] * (one - a[j])
+        sigmoid_backward_flat(a, dy, dx, p)
     else:
-        for j in range(a.shape[0]):
-            dx[j] = dy[j]
+        identity_backward_flat(a, dy, dx, p)
 
 
 # Called, not inlined, by the fused training step: one compiled copy of the

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._config import DENSE_BLAS_MIN_MACS
 from ._jit import kernel, same_dtype
-from .activations import ACT_IDENTITY, ACT_RELU, activate_flat, no_hyper
+from .activations import ACT_IDENTITY, ACT_RELU, activate_inplace, no_hyper
 from .blas import gemm_nn, gemm_nt, gemm_tn
 
 __all__ = [
@@ -66,30 +66,26 @@ def _row(flat, offset, i, width):
 
 
 @kernel
-def _bias_activate(y, yo, b, n, m, act, p):
-    """Y = act(Y + b) in place, one pass over the rows; b is a 1-D (m,) array.
-    ReLU, the common case, is fused into the bias loop: one read and one
-    write per element."""
-    if act == ACT_RELU:
-        zero = y.dtype.type(0.0)
-        for i in range(n):
-            y_i = _row(y, yo, i, m)
-            for j in range(m):
-                y_i[j] = max(y_i[j] + b[j], zero)
-        return
+def _add_bias(y, yo, b, n, m, relu):
+    """Y = Y + b in place, then max(Y, 0) when relu, in one pass over the
+    rows; b is a 1-D (m,) array."""
+    zero = y.dtype.type(0.0)
     for i in range(n):
         y_i = _row(y, yo, i, m)
-        for j in range(m):
-            y_i[j] += b[j]
-        if act != ACT_IDENTITY:
-            activate_flat(y_i, y_i, act, p)
+        if relu:
+            for j in range(m):
+                y_i[j] = max(y_i[j] + b[j], zero)
+        else:
+            for j in range(m):
+                y_i[j] += b[j]
 
 
 @kernel
-def _dense_forward_loop(x, xo, w, wo, b, y, yo, n, k, m, act, p):
-    """Y = act(X @ W + b) by serial i-k-j loops (small shapes): the inner loop
-    runs along contiguous rows of W and Y, with X[i, q] hoisted; p holds the
-    activation's hyperparameters."""
+def _dense_forward_loop(x, xo, w, wo, b, y, yo, n, k, m, relu):
+    """Y = X @ W + b, then max(Y, 0) when relu, by serial i-k-j loops (small
+    shapes): the inner loop runs along contiguous rows of W and Y, with
+    X[i, q] hoisted."""
+    zero = y.dtype.type(0.0)
     for i in range(n):
         x_i, y_i = _row(x, xo, i, k), _row(y, yo, i, m)
         for j in range(m):
@@ -99,22 +95,29 @@ def _dense_forward_loop(x, xo, w, wo, b, y, yo, n, k, m, act, p):
             w_q = _row(w, wo, q, m)
             for j in range(m):
                 y_i[j] += v * w_q[j]
-        if act != ACT_IDENTITY:
-            activate_flat(y_i, y_i, act, p)
+        if relu:
+            for j in range(m):
+                y_i[j] = max(y_i[j], zero)
 
 
 @kernel
 def dense_forward_flat(x, xo, w, wo, b, y, yo, n, k, m, act, p):
     """Y = act(X @ W + b) on flat buffers, no checks; the size switch lives here.
 
-    act is an activation code (``activations.ACT_*``) with hyperparameters p,
-    applied to each output row while it is still in cache.
+    act is an activation code (``activations.ACT_*``) with hyperparameters p.
+    ReLU, the common case, is fused into the pass that adds the bias; any
+    other activation is applied after, by activations.activate_inplace,
+    whose branches for every activation are thus compiled once (not once in
+    each of the two paths: 1.2 s of a first run's compile, 2026-12-07).
     """
+    relu = act == ACT_RELU
     if _use_blas(n, k, m):
         gemm_nn(x, xo, w, wo, y, yo, n, k, m)
-        _bias_activate(y, yo, b, n, m, act, p)
+        _add_bias(y, yo, b, n, m, relu)
     else:
-        _dense_forward_loop(x, xo, w, wo, b, y, yo, n, k, m, act, p)
+        _dense_forward_loop(x, xo, w, wo, b, y, yo, n, k, m, relu)
+    if act != ACT_IDENTITY and not relu:
+        activate_inplace(y[yo : yo + n * m], act, p)
 
 
 @kernel(inline="always")

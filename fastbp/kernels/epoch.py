@@ -34,6 +34,7 @@ enters compiled code, so a malformed plan is a ValueError, never a crash.
 import functools
 import inspect
 import os
+import sys
 from collections import namedtuple
 
 import numba
@@ -240,9 +241,13 @@ def _add_decay(theta, grad, start, size, decay):
     T = grad.dtype.type
     d = T(decay)
     total = 0.0
-    for i in range(start, start + size):
-        v = theta[i]
-        grad[i] += d * v
+    # Slices, so that the indices start at 0 and LLVM vectorizes (see
+    # _train_epochs' batch gathering): the loop over theta[start + i] stayed
+    # scalar, 4-9 % of a 20-64-64-1 step with scikit-learn's alpha.
+    w, g = theta[start : start + size], grad[start : start + size]
+    for i in range(size):
+        v = w[i]
+        g[i] += d * v
         total += np.float64(v) * np.float64(v)
     return 0.5 * decay * total
 
@@ -251,8 +256,9 @@ def _add_decay(theta, grad, start, size, decay):
 def _norm(a, start, size):
     """The Euclidean norm of a[start:start + size], accumulated in float64."""
     total = 0.0
-    for i in range(start, start + size):
-        v = np.float64(a[i])
+    part = a[start : start + size]  # a slice: see _add_decay
+    for i in range(size):
+        v = np.float64(part[i])
         total += v * v
     return np.sqrt(total)
 
@@ -287,42 +293,37 @@ def shuffle_rows(order, key, epoch):
         order[i], order[j] = order[j], order[i]
 
 
-@kernel
 def work_buffers(layout, rows, n_parameters, dtype, stats):
     """Work buffers for batches of up to ``rows`` rows: (hoff, h, z, d0, d1);
     see _train_step. (n_parameters and stats, the (k,) float64 array a
     kernel's caller reads figures from, are unused here: the work buffers of
-    the parallel and distributed steps, which replace these, need them.)"""
-    n_layers = layout.shape[0]
-    widest = 0
-    for layer in range(n_layers):  # a loop: column .max() costs a compile
-        widest = max(widest, layout[layer, L_IN], layout[layer, L_OUT])
-    hoff = np.zeros(n_layers + 1, np.int64)
-    keep_z = False
-    for layer in range(n_layers):
-        hoff[layer + 1] = hoff[layer] + rows * layout[layer, L_OUT]
-        keep_z = keep_z or grad_from_input(layout[layer, L_ACT])
-    h = np.empty(hoff[n_layers], dtype)
-    z = np.empty(hoff[n_layers] if keep_z else 0, dtype)
-    d0 = np.empty(rows * widest, dtype)
-    d1 = np.empty(rows * widest, dtype)
-    return hoff, h, z, d0, d1
+    the parallel and distributed steps, which replace these, need them.)
+
+    NumPy, not compiled: the kernels take their buffers from the caller, so
+    that allocating them costs no compilation (the compiled allocation, with
+    its call into the epoch loop, took 1.5 s of a first run's 7.5 s of
+    compiling, 2026-12-07)."""
+    sizes = np.asarray(layout[:, L_OUT], np.int64) * rows
+    hoff = np.zeros(layout.shape[0] + 1, np.int64)
+    np.cumsum(sizes, out=hoff[1:])
+    widest = int(max(layout[:, L_IN].max(), layout[:, L_OUT].max()))
+    keep_z = any(grad_from_input.py_func(int(a)) for a in layout[:, L_ACT])
+    h = np.empty(hoff[-1], dtype)
+    z = np.empty(hoff[-1] if keep_z else 0, dtype)
+    return hoff, h, z, np.empty(rows * widest, dtype), np.empty(rows * widest, dtype)
 
 
-@kernel
-def chunk_buffers(layout, rows, n_parameters, dtype, stats, n_chunks):
+def chunk_buffers(layout, rows, n_parameters, dtype, stats, n_chunks, step=None):
     """Buffers for parallel_step, batches of up to ``rows`` rows cut into
-    n_chunks chunks: (hoff, h, z, d0, d1, grads, values, weights), the first
-    five as work_buffers' for one chunk with one row per chunk, grads
-    (n_chunks, n_parameters), values and weights (n_chunks,)."""
+    n_chunks chunks: (buffers, grads, values, weights): buffers the step's
+    buffers for one chunk (``step``, a work_buffers, this module's by
+    default), hoff as it is and every other array with one row per chunk;
+    grads (n_chunks, n_parameters), values and weights (n_chunks,)."""
     size = (rows + n_chunks - 1) // n_chunks
-    hoff, h, z, d0, d1 = work_buffers(layout, size, n_parameters, dtype, stats)
+    one = (step or work_buffers)(layout, size, n_parameters, dtype, stats)
+    buffers = (one[0], *(np.empty((n_chunks, a.shape[0]), dtype) for a in one[1:]))
     return (
-        hoff,
-        np.empty((n_chunks, h.shape[0]), dtype),
-        np.empty((n_chunks, z.shape[0]), dtype),
-        np.empty((n_chunks, d0.shape[0]), dtype),
-        np.empty((n_chunks, d1.shape[0]), dtype),
+        buffers,
         np.empty((n_chunks, n_parameters), dtype),
         np.empty(n_chunks),
         np.empty(n_chunks),
@@ -330,23 +331,22 @@ def chunk_buffers(layout, rows, n_parameters, dtype, stats, n_chunks):
 
 
 @kernel
-def chunk_step(
-    x, xo, t, to, labels, lo, sw, swo, start, rows, model, loss, h, hoff, z, d0, d1
-):
-    """_train_step on rows [start, start + rows) of the batch at (x, xo),
+def chunk_step(x, xo, t, to, labels, lo, sw, swo, start, rows, model, loss, buffers):
+    """The step on rows [start, start + rows) of the batch at (x, xo),
     (t, to), (labels, lo), (sw, swo), with no penalty and no norms: one
-    chunk of parallel_step, or one rank's share in distributed.py. Returns
-    (loss, weight), its weight the row count or the sum of its sample
-    weights; (0, 0) for no rows. A call of its own, so that Numba's parallel
-    analysis sees a call, not the whole step."""
+    chunk of parallel_step, or one rank's share in distributed.py; buffers
+    are the step's, for this chunk. Returns (loss, weight), its weight the
+    row count or the sum of its sample weights; (0, 0) for no rows. A call
+    of its own, so that Numba's parallel analysis sees a call, not the
+    whole step. The step is ``_chunk_train_step``: this module's
+    _train_step, or the one a generated module (special.py) binds."""
     if rows <= 0:
         return 0.0, 0.0
     layout = model.layout
     n_in, n_out = layout[0, L_IN], layout[layout.shape[0] - 1, L_OUT]
     xo, to, lo, swo = xo + start * n_in, to + start * n_out, lo + start, swo + start
     no_norms = np.zeros(0)
-    buffers = (hoff, h, z, d0, d1)
-    value = _train_step(
+    value = _chunk_train_step(
         x, xo, t, to, labels, lo, sw, swo, rows, model, loss, 0.0, buffers, no_norms
     )
     weight = 0.0
@@ -358,9 +358,22 @@ def chunk_step(
     return value, weight
 
 
+#: The step chunk_step runs (generated modules bind their own).
+_chunk_train_step = _train_step
+
+
+@kernel(inline="always")
+def chunk_of(buffers, c):
+    """Chunk c's step buffers, from chunk_buffers' (hoff, h, z, d0, d1)
+    with one row of h, z, d0 and d1 per chunk (generated modules whose step
+    takes other buffers bind their own)."""
+    hoff, h, z, d0, d1 = buffers
+    return hoff, h[c], z[c], d0[c], d1[c]
+
+
 @kernel(parallel=True)
 def parallel_step(x, xo, t, to, labels, lo, sw, swo, m, model, loss, l2, chunks, norms):
-    """_train_step on a batch of m rows cut into chunks of consecutive rows,
+    """The step on a batch of m rows cut into chunks of consecutive rows,
     one per thread, each with its own buffers and gradient; returns the
     batch's loss.
 
@@ -372,14 +385,14 @@ def parallel_step(x, xo, t, to, labels, lo, sw, swo, m, model, loss, l2, chunks,
     Equal to _train_step up to the rounding of the sums.
     """
     theta, grad, layout, act_hyper = model
-    hoff, h, z, d0, d1, grads, values, weights = chunks
+    buffers, grads, values, weights = chunks
     n_chunks = grads.shape[0]
     size = (m + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
         values[c], weights[c] = chunk_step(
             x, xo, t, to, labels, lo, sw, swo, c * size, min(size, m - c * size),
             FusedModel(theta, grads[c], layout, act_hyper), loss,
-            h[c], hoff, z[c], d0[c], d1[c],
+            chunk_of(buffers, c),
         )  # fmt: skip
     total = 0.0
     for c in range(n_chunks):
@@ -395,19 +408,36 @@ def parallel_step(x, xo, t, to, labels, lo, sw, swo, m, model, loss, l2, chunks,
     n_parameters = theta.shape[0]
     block = 4096
     for start in prange((n_parameters + block - 1) // block):
-        for i in range(start * block, min(n_parameters, (start + 1) * block)):
-            s = 0.0
-            for c in range(n_chunks):
-                s += weights[c] * grads[c, i]
-            grad[i] = s
+        # Slices from 0 (vector loops, as in _train_epochs' gathering).
+        out = grad[start * block : (start + 1) * block]
+        w0 = weights[0]
+        first = grads[0, start * block : (start + 1) * block]
+        for i in range(out.shape[0]):
+            out[i] = w0 * first[i]
+        for c in range(1, n_chunks):
+            wc = weights[c]
+            part = grads[c, start * block : (start + 1) * block]
+            for i in range(out.shape[0]):
+                out[i] += wc * part[i]
     decay = l2 / total if l2 != 0.0 and total > 0.0 else 0.0
     return value + batch_penalty(theta, grad, layout, decay, norms)
 
 
-@kernel
+def parallel_sources() -> str:
+    """The sources of chunk_step and parallel_step, decorators included: a
+    generated batch-parallel module repeats them around its own step
+    (``_chunk_train_step``) and ``chunk_of`` (special.parallel)."""
+    return "\n\n".join(
+        inspect.getsource(f.py_func) for f in (chunk_step, parallel_step)
+    )
+
+
+@kernel(_nrt=False)
 def _train_epochs(
-    X,
-    T,
+    x,
+    t,
+    n_samples,
+    n_in,
     labels,
     perms,
     model,
@@ -420,36 +450,36 @@ def _train_epochs(
     grad_norms,
     shuffle_key,
     first_epoch,
-    stats,
+    buffers,
+    scratch,
 ):
-    """train_epochs without the checks: every length is trusted."""
+    """train_epochs without the checks, on the buffers run_epochs allocates
+    (x and t: X and T flat): every length is trusted.
+
+    Compiled without Numba's reference counting (``_nrt=False``), as it
+    allocates nothing: every array view made here or in the step inlined
+    into it (batch rows, layer slices) would otherwise update a count with
+    an atomic instruction (``lock inc``/``lock dec``), and those took 72 %
+    of XOR's step on an Intel Xeon (perf, 2026-12-07; 0.76 -> 0.50 us for
+    the step alone). The arrays all belong to the caller, which outlives
+    the call."""
     theta, grad, layout, act_hyper = model
     opt_code, opt_hyper, state, step = optimizer
-    n_samples, n_in = X.shape
     n_layers = layout.shape[0]
     n_out = layout[n_layers - 1, L_OUT]
     use_labels = loss_takes_labels(loss.code)
     summed = loss_is_summed(loss.code, loss.hyper)
-    dtype = theta.dtype
-    buffers = work_buffers(layout, batch_size, theta.shape[0], dtype, stats)
-    x, t = X.reshape(X.size), T.reshape(T.size)
-    # Shuffled batches are gathered into these; unshuffled ones are read in
-    # place from x, t, labels and sample_weight at the batch's offset.
-    xbuf = np.empty(batch_size * n_in, dtype)
-    tbuf = np.empty(batch_size * T.shape[1], dtype)
-    lbuf = np.empty(batch_size, np.int64)
+    xbuf, tbuf, lbuf, wbuf, norms, order = scratch
     weighted = sample_weight.shape[0] > 0
-    wbuf = np.empty(batch_size if weighted else 0, np.float64)
-    norms = np.zeros(n_layers if grad_norms.shape[0] > 0 else 0)
-    drawn = perms.shape[1] == 0 and shuffle_key >= 0  # orders made here
+    drawn = perms.shape[1] == 0 and shuffle_key >= 0
     shuffle = perms.shape[1] > 0 or drawn
-    order = np.empty(n_samples if drawn else 0, np.int64)
     # The optimizer's state rows, viewed once (SGD has one: it is passed twice).
     state0, state1 = state[0], state[state.shape[0] - 1]
 
     for e in range(perms.shape[0]):
         total = 0.0
-        norms[:] = 0.0
+        for layer in range(norms.shape[0]):
+            norms[layer] = 0.0
         steps = 0
         if drawn:
             shuffle_rows(order, shuffle_key, first_epoch + e)
@@ -461,13 +491,20 @@ def _train_epochs(
             if shuffle:
                 for r in range(m):
                     i = rows[s + r]
+                    # Row slices, whose indices start at 0: LLVM copies them
+                    # with vector loads. Indexing x at i * n_in + q, which
+                    # might be negative for all it knows, compiled to a
+                    # gather with wraparound fix-ups: 12 % of a 20-64-64-1
+                    # step at batch 200 (perf, Intel Xeon, 2026-12-07).
+                    src, dst = x[i * n_in : (i + 1) * n_in], xbuf[r * n_in :]
                     for q in range(n_in):
-                        xbuf[r * n_in + q] = x[i * n_in + q]
+                        dst[q] = src[q]
                     if use_labels:
                         lbuf[r] = labels[i]
                     else:
+                        src, dst = t[i * n_out : (i + 1) * n_out], tbuf[r * n_out :]
                         for q in range(n_out):
-                            tbuf[r * n_out + q] = t[i * n_out + q]
+                            dst[q] = src[q]
                     if weighted:
                         wbuf[r] = sample_weight[i]
                 batch = (xbuf, 0, tbuf, 0, lbuf, 0, wbuf, 0)
@@ -499,17 +536,67 @@ def _train_epochs(
     return step
 
 
+def run_epochs(
+    kernels,
+    X,
+    T,
+    labels,
+    perms,
+    model,
+    loss,
+    optimizer,
+    batch_size,
+    epoch_loss,
+    sample_weight,
+    l2,
+    grad_norms,
+    shuffle_key,
+    first_epoch,
+    stats,
+):
+    """kernels._train_epochs on buffers from kernels.work_buffers and the
+    batch scratch (arguments as train_epochs', checked); returns the step
+    count. ``kernels`` is this module or a generated one (special.py)."""
+    theta = model.theta
+    dtype = theta.dtype
+    n_samples, n_in = X.shape
+    buffers = kernels.work_buffers(
+        model.layout, batch_size, theta.shape[0], dtype, stats
+    )
+    drawn = perms.shape[1] == 0 and shuffle_key >= 0  # orders made in the loop
+    # Shuffled batches are gathered into xbuf, tbuf, lbuf and wbuf;
+    # unshuffled ones are read in place at the batch's offset.
+    scratch = (
+        np.empty(batch_size * n_in, dtype),
+        np.empty(batch_size * T.shape[1], dtype),
+        np.empty(batch_size, np.int64),
+        np.empty(batch_size if sample_weight.shape[0] > 0 else 0, np.float64),
+        np.empty(model.layout.shape[0] if grad_norms.shape[0] > 0 else 0),
+        np.empty(n_samples if drawn else 0, np.int64),
+    )
+    args = (
+        X.reshape(-1), T.reshape(-1), n_samples, n_in, labels, perms, model, loss,
+        optimizer, batch_size, epoch_loss, sample_weight, l2, grad_norms,
+        shuffle_key, first_epoch, buffers, scratch,
+    )  # fmt: skip
+    from . import special  # records compile times (special.kernel_status)
+
+    return special.record_first_run(
+        kernels, model.layout, loss.code, optimizer.code, dtype,
+        lambda: kernels._train_epochs(*args),
+    )  # fmt: skip
+
+
 @kernel
-def _loss_and_gradient(X, T, labels, model, loss, sample_weight, l2, chunk):
-    """loss_and_gradient without the checks: every length is trusted."""
+def _loss_and_gradient(X, T, labels, model, loss, sample_weight, l2, chunk, buffers):
+    """loss_and_gradient without the checks: every length is trusted;
+    buffers from work_buffers for min(chunk, rows) rows."""
     theta, grad, layout, act_hyper = model
     n_samples = X.shape[0]
     n_in = X.shape[1]
     n_out = layout[layout.shape[0] - 1, L_OUT]
     summed = loss_is_summed(loss.code, loss.hyper)
     weighted = sample_weight.shape[0] > 0
-    rows = min(chunk, n_samples)
-    buffers = work_buffers(layout, rows, theta.shape[0], theta.dtype, np.zeros(1))
     x, t = X.reshape(X.size), T.reshape(T.size)
     total_weight = 0.0
     if weighted:
@@ -565,9 +652,10 @@ def _loss_and_gradient(X, T, labels, model, loss, sample_weight, l2, chunk):
     return value, acc
 
 
-#: The module-level names the source of _train_epochs uses besides np, kernel
-#: and _train_step: what a module built on epoch_loop_source() imports
-#: (work_buffers goes with _train_step: a module may bring its own pair).
+#: The module-level names the source of _train_epochs uses besides np,
+#: kernel and _train_step: what a module built on epoch_loop_source()
+#: imports (a module may bring its own optimizer_step_flat: special.py's do;
+#: work_buffers, for run_epochs, goes with _train_step).
 EPOCH_LOOP_GLOBALS = (
     "L_OUT",
     "all_finite",
@@ -580,9 +668,11 @@ EPOCH_LOOP_GLOBALS = (
 
 @functools.cache
 def epoch_loop_source() -> str:
-    """The source of the fused epoch loop, _train_epochs, decorator included:
-    special.py compiles it once more around a step specialized for one
-    architecture (the name ``_train_step`` is resolved in that module)."""
+    """The source of the fused epoch loop, _train_epochs, decorator
+    included: special.py compiles it once more around a step specialized
+    for one architecture (the names ``_train_step`` and
+    ``optimizer_step_flat`` are resolved in that module, which brings its
+    own ``work_buffers`` for run_epochs)."""
     return inspect.getsource(_train_epochs.py_func)
 
 
@@ -874,7 +964,7 @@ def train_epochs(
     _check_array(stats, "stats", 1, np.dtype(np.float64))
     if stats.shape[0] < 1:
         raise _fail("stats must have at least one entry")
-    run = _train_epochs
+    kernels = sys.modules[__name__]
     if distributed:
         from . import special
 
@@ -882,25 +972,36 @@ def train_epochs(
             raise TypeError("train_epochs: sync_every must be an integer")
         if sync_every < 1:
             raise _fail(f"sync_every must be >= 1, got {sync_every}")
-        run = special.distributed(distributed == "sharded", sync_every)
+        kernels = special.distributed(distributed == "sharded", sync_every)
     elif parallel:
         from . import special  # generates modules that import this one
 
         chunks = min(numba.get_num_threads(), int(batch_size) // PARALLEL_MIN_ROWS)
-        run = special.parallel(max(1, chunks))
+        chunks = max(1, chunks)
+        if specialize or (specialize is None and _specialize_by_default()):
+            if specialize or special.eligible(model.layout):
+                weighted = extras[0].shape[0] > 0
+                kernels = special.specialized(
+                    model.layout, int(loss.code), int(optimizer.code), weighted, chunks
+                )
+        if kernels is sys.modules[__name__]:
+            kernels = special.parallel(chunks)
     elif specialize or (specialize is None and _specialize_by_default()):
         from . import special
 
         if specialize or special.eligible(model.layout):
-            run = special.specialized(model.layout)
+            weighted = extras[0].shape[0] > 0
+            kernels = special.specialized(
+                model.layout, int(loss.code), int(optimizer.code), weighted
+            )
     args = (X, T, labels, perms, model, loss, optimizer, int(batch_size), epoch_loss)
     tail = (*extras, int(shuffle_key), int(first_epoch), stats)
     if distributed or not parallel:
-        return run(*args, *tail)
+        return run_epochs(kernels, *args, *tail)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):  # the threads are Numba's
-        return run(*args, *tail)
+        return run_epochs(kernels, *args, *tail)
 
 
 def _specialize_by_default() -> bool:
@@ -923,11 +1024,15 @@ def loss_and_gradient(
     is used as scratch. check=False skips the argument checks, for a solver
     that calls it many times with arguments it checked once (the first call).
     """
+    chunk = 4096
+    buffers = work_buffers(
+        model.layout, min(chunk, X.shape[0]), model.theta.shape[0], X.dtype, None
+    )
     if not check:  # the caller checked these arguments once already
         if sample_weight is None:
             sample_weight = np.empty(0, np.float64)
         return _loss_and_gradient(
-            X, T, labels, model, loss, sample_weight, float(l2), 4096
+            X, T, labels, model, loss, sample_weight, float(l2), chunk, buffers
         )
     _check_data(X, T, labels, model, loss)
     extras = _check_extras(
@@ -939,4 +1044,6 @@ def loss_and_gradient(
         None,
         "loss_and_gradient",
     )
-    return _loss_and_gradient(X, T, labels, model, loss, extras[0], extras[1], 4096)
+    return _loss_and_gradient(
+        X, T, labels, model, loss, extras[0], extras[1], chunk, buffers
+    )

@@ -1,109 +1,164 @@
 """Per-architecture training kernels: the fused epoch loop with every layer
-width written into the source as a literal.
+width, offset and activation written into the source as a literal.
 
 The generic fused kernel (epoch.py) serves every architecture with one
-compiled loop, so its layer loops run to widths known only at run time: for
-a network as small as XOR's 2-8-1 the step is mostly loop set-up, remainder
-handling and calls. :func:`specialized` writes, once per architecture, a
-module whose training step is the generic one unrolled over the layers, with
-the widths, parameter offsets and activation codes as literals:
+compiled loop, so its layer loops run to widths known only at run time and
+its products go to BLAS, whose call overhead alone exceeds a small layer's
+arithmetic. :func:`specialized` writes, once per architecture, loss,
+optimizer and row weighting, a module whose training step is the generic
+one unrolled over the layers:
 
-- tiny layers (``in * out <= MICRO_MAX_WEIGHTS``) and layers of one output
-  call the inline loops of micro.py, which LLVM unrolls completely at these
-  literal sizes;
-- larger ones call the same BLAS-backed kernels as the generic step (a
-  hand-written loop loses to OpenBLAS there).
+- layers of at most SIMD_MAX_WEIGHTS weights run simd.py's products,
+  generated for their exact sizes, with ReLU fused into the forward product
+  and its derivative into the next layer's input gradient;
+- larger ones call the same BLAS-backed kernels as the generic step;
+- the loss and the optimizer are called by name (``mse_backward_flat``,
+  ``sgd_flat``, ...), and each other activation by its own inline function
+  (activations.ACT_FUNCTIONS): nothing the run does not use is compiled.
 
-Where it pays, measured 2026-11-25 (2-core AMD EPYC, 1 thread, float32 SGD,
-µs per step, generic -> specialized): 2-8-1 batch 4: 0.75 -> 0.31;
-4-4-4-4-1 batch 8: 1.85 -> 0.68; 8-16-8-2 batch 16: 2.27 -> 1.51;
-16-16-16-1 batch 32: 5.26 -> 2.54; 32-64-1 batch 64: 8.4 -> 7.6; but ten
-64-wide layers (39k weights): 184 -> 185, and 20-256-256-1 (71k): 1140 ->
-1143, hence SPECIAL_MAX_WEIGHTS. Letting every layer up to 4,096 weights
-take the micro-loops made things worse (16-16-16-1: 8.45; 32-32-32-1: 46.6
-against 10.5), hence MICRO_MAX_WEIGHTS.
+Measured 2026-12-07 on an Intel Xeon (Emerald Rapids, AVX-512), 1 thread,
+float32 SGD, µs per step, generic -> specialized, medians of 15 interleaved
+rounds on a shared machine (load 4.4 on 2 cores: medians swing, the ratio
+holds): 2-8-1 batch 4: 1.4 -> 0.2; 4-4-4-4-1 batch 8: 3.3 -> 0.4;
+16-16-16-1 batch 32: 10.2 -> 2.0; 32-64-1 batch 64: 13.2 -> 9.5; ten
+64-wide layers batch 64: 295 -> 225 (minima 141 -> 107); 20-256-256-1
+batch 256 (its 256x256 layer on BLAS): 1160 -> 871 (minima 847 -> 820).
+784-256-10 has no layer small enough to gain and 203k weights: it keeps the
+generic kernel (SPECIAL_MAX_WEIGHTS).
 
 The epoch loop around the step is the generic one's own source
 (:func:`epoch.epoch_loop_source`), so both paths share every line but the
-step's, and compute the same (to rounding: the generic step may take BLAS
-where the special one loops).
+step's, and compute the same (to rounding: the products add their terms in
+another order).
 
 The module is written to ``<kernel cache>/special/fastbp_special_<hash>.py``
 (atomically: temporary file and rename, so concurrent processes agree),
 imported from there, and its kernel compiled with Numba's on-disk cache like
-every other kernel: the first run of an architecture compiles it (about 3
-s), later processes load it. The hash covers the architecture and, through
-the cache directory's stamp, the kernel sources, so an edit to fastbp never
-reuses an old module.
+every other kernel: the first run of an architecture compiles it (about 2
+s), later processes load it. The hash covers the architecture, loss,
+optimizer and, through the cache directory's stamp, the kernel sources, so
+an edit to fastbp never reuses an old module.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
+import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from ._jit import CACHE_DIR, SOURCE_STAMP
-from .activations import ACT_IDENTITY, grad_from_input
-from .epoch import EPOCH_LOOP_GLOBALS, L_ACT, L_B, L_IN, L_OUT, L_W, epoch_loop_source
+from .activations import ACT_FUNCTIONS, ACT_IDENTITY, ACT_RELU, grad_from_input
+from .epoch import (
+    EPOCH_LOOP_GLOBALS,
+    L_ACT,
+    L_B,
+    L_IN,
+    L_OUT,
+    L_W,
+    epoch_loop_source,
+    parallel_sources,
+)
+from .losses import (
+    LOSS_BINARY_CROSS_ENTROPY,
+    LOSS_CROSS_ENTROPY,
+    LOSS_MSE,
+    LOSS_SQUARED_ERROR,
+)
+from .optim import OPT_ADAM, OPT_SGD
 
 __all__ = [
-    "MICRO_MAX_WEIGHTS",
     "MAX_LAYERS",
+    "SIMD_MAX_WEIGHTS",
     "SPECIAL_MAX_WEIGHTS",
+    "KernelStatus",
     "eligible",
+    "kernel_status",
     "specialized",
 ]
 
-#: Layers with at most this many weights (in * out), and layers of one
-#: output, run the micro-kernels; the rest call the generic (BLAS) kernels.
-MICRO_MAX_WEIGHTS = 64
+#: Layers with at most this many weights (in * out) run the SIMD products of
+#: simd.py; larger ones call the generic (BLAS) kernels. At 256x256 (65,536)
+#: OpenBLAS was faster, at 128x128 and 256x64 (16,384) the SIMD products
+#: (simd.py's docstring).
+SIMD_MAX_WEIGHTS = 16384
 #: Deeper networks use the generic kernel: the step's source grows with depth
 #: and with it the compile time.
 MAX_LAYERS = 16
-#: Networks with more weights (sum of in * out) use the generic kernel: their
-#: steps are BLAS-bound and specialization measured no gain (see above).
-SPECIAL_MAX_WEIGHTS = 16384
+#: Networks with more weights (sum of in * out) use the generic kernel: most
+#: of their time is in BLAS-sized layers, which run the same calls either way.
+SPECIAL_MAX_WEIGHTS = 131072
 
-#: Generated modules by name, and each layout's kernel by its bytes: a call
-#: for a layout seen before in this process is one dict lookup.
+#: Generated modules by name, and each kernel by its key: a call for a key
+#: seen before in this process is one dict lookup.
 _modules: dict[str, object] = {}
 _kernels: dict[bytes, object] = {}
 
 
+def _sizes(layout: np.ndarray) -> list[tuple[int, int]]:
+    return [(int(k), int(n)) for k, n in layout[:, [L_IN, L_OUT]]]
+
+
 def eligible(layout: np.ndarray) -> bool:
-    """Whether a specialized kernel pays for this layout: some layer is small
-    enough for the micro-kernels, and the network has at most MAX_LAYERS
-    layers and SPECIAL_MAX_WEIGHTS weights."""
-    sizes = [(int(k), int(n)) for k, n in layout[:, [L_IN, L_OUT]]]
+    """Whether a specialized kernel pays for this layout: at most MAX_LAYERS
+    layers and SPECIAL_MAX_WEIGHTS weights, and some layer small enough for
+    the SIMD products."""
+    sizes = _sizes(layout)
     return (
         len(sizes) <= MAX_LAYERS
         and sum(k * n for k, n in sizes) <= SPECIAL_MAX_WEIGHTS
-        and any(_micro(k, n) for k, n in sizes)
+        and any(_simd(k, n) for k, n in sizes)
     )
 
 
-def _micro(k: int, n: int) -> bool:
-    """Whether a Linear(k, n) layer runs the micro-kernels."""
-    return n == 1 or k * n <= MICRO_MAX_WEIGHTS
+def _simd(k: int, n: int) -> bool:
+    """Whether a Linear(k, n) layer runs the SIMD products."""
+    return k * n <= SIMD_MAX_WEIGHTS
 
 
-def _micro_call(k: int, n: int) -> tuple[str, str]:
-    """(name suffix, size arguments) of micro.py's kernels for Linear(k, n):
-    layers of one output have their own versions, which take k alone."""
-    return ("_1", f"{k}") if n == 1 else ("", f"{k}, {n}")
+#: The loss call of a step for each loss code: out, t (targets at to), labels
+#: (at lo), dout, m rows, c columns.
+_LOSS_CALLS = {
+    LOSS_MSE: "mse_backward_flat(out, t[to : to + m * {c}], dout, "
+    "loss.hyper[0] != 0.0)",
+    LOSS_SQUARED_ERROR: "squared_error_backward_flat(out, t[to : to + m * {c}], "
+    "dout, m, {c})",
+    LOSS_BINARY_CROSS_ENTROPY: "binary_cross_entropy_backward_flat(out, "
+    "t[to : to + m * {c}], dout, m, {c})",
+    LOSS_CROSS_ENTROPY: "softmax_cross_entropy_backward_flat(out, "
+    "labels[lo : lo + m], dout, m, {c})",
+}
+
+#: The update of each optimizer code (optim.optimizer_step_flat's branches).
+_OPTIMIZER_CALLS = {
+    OPT_SGD: "sgd_flat(theta, grad, state0, hyper[0], hyper[1], hyper[2], "
+    "hyper[3] != 0.0)",
+    OPT_ADAM: "adam_flat(theta, grad, state0, state1, hyper[0], hyper[1], "
+    "hyper[2], hyper[3], hyper[4], step)",
+}
 
 
-def _step_source(layout: np.ndarray) -> str:
-    """The source of ``_train_step`` for this layout: _train_step of
-    epoch.py with the layer loops unrolled and the sizes as literals."""
-    rows = [tuple(int(v) for v in row) for row in layout]
+def _transposed_size(rows) -> int:
+    """Length of the scratch holding W.T for simd.input_grad: the largest
+    weight matrix of a SIMD layer after the first with more than one output
+    (one output: W is its own transpose)."""
+    sizes = [r[L_IN] * r[L_OUT] for r in rows[1:] if r[L_OUT] > 1]
+    return max([0, *(s for s in sizes if s <= SIMD_MAX_WEIGHTS)])
+
+
+def _step_source(rows, loss_code: int, weighted: bool) -> str:
+    """The source of ``_train_step`` for these layout rows: _train_step of
+    epoch.py unrolled over the layers with sizes, offsets and activations as
+    literals, and the loss called directly."""
     last = len(rows) - 1
     out = [
         '@kernel(inline="always")',
@@ -111,106 +166,176 @@ def _step_source(layout: np.ndarray) -> str:
         "    x, xo, t, to, labels, lo, sw, swo, m, model, loss, l2, buffers, norms",
         "):",
         "    theta, grad, layout, act_hyper = model",
-        "    hoff, h, z, d0, d1 = buffers",
+        "    hoff, h, z, d0, d1, wt = buffers",
     ]
     source = "x, xo"
     for layer, row in enumerate(rows):
         k, n, w, b, act = (row[c] for c in (L_IN, L_OUT, L_W, L_B, L_ACT))
-        micro, (one, sizes) = _micro(k, n), _micro_call(k, n)
+        keep_z = grad_from_input(act)
+        target = f"z, hoff[{layer}]" if keep_z else f"h, hoff[{layer}]"
         span = f"hoff[{layer}] : hoff[{layer}] + m * {n}"
         out.append(f"    # layer {layer}: Linear({k}, {n}), activation code {act}")
         out.append(f"    p{layer} = hyper_row(act_hyper, {layer})")
-        target = f"z, hoff[{layer}]" if grad_from_input(act) else f"h, hoff[{layer}]"
-        fused_act = ACT_IDENTITY if grad_from_input(act) else act
-        bias = f"theta[{b}:{b + n}]"
-        if micro:
+        if not _simd(k, n):
+            fused = ACT_IDENTITY if keep_z else act
             out.append(
-                f"    mm_forward{one}({source}, theta, {w}, {bias}, {target}, m, "
-                f"{sizes})"
+                f"    dense_forward_flat({source}, theta, np.int64({w}), "
+                f"theta[{b}:{b + n}], {target}, m, np.int64({k}), np.int64({n}), "
+                f"np.int64({fused}), p{layer})"
             )
-            if fused_act != ACT_IDENTITY:
-                out.append(
-                    f"    activate_inplace(h[{span}], np.int64({act}), p{layer})"
-                )
+            done = not keep_z
         else:
+            relu = int(act == ACT_RELU)
             out.append(
-                f"    dense_forward_flat({source}, theta, np.int64({w}), {bias}, "
-                f"{target}, m, np.int64({k}), np.int64({n}), np.int64({fused_act}), "
-                f"p{layer})"
+                f"    simd.forward({source}, theta, {w}, {b}, {target}, m, {k}, {n}, "
+                f"{relu})"
             )
-        if grad_from_input(act):
-            out.append(
-                f"    activate_into(z[{span}], h[{span}], np.int64({act}), p{layer})"
-            )
+            done = act in (ACT_IDENTITY, ACT_RELU)
+        if not done:
+            # In place: one slice passed twice, so that LLVM sees one
+            # pointer (two slices of one buffer looked like two arrays that
+            # might overlap: 4.6 ns per element instead of a vector loop).
+            forward = ACT_FUNCTIONS[act][0]
+            out.append(f"    hl = h[{span}]")
+            a = f"z[{span}]" if keep_z else "hl"
+            out.append(f"    {forward}({a}, hl, p{layer})")
         source = f"h, hoff[{layer}]"
-    n_out = rows[last][L_OUT]
-    out.append(f"    out = h[hoff[{last}] : hoff[{last}] + m * {n_out}]")
-    out.append(
-        "    value, decay = step_loss("
-        f"loss, out, t, to, labels, lo, sw, swo, d0[: m * {n_out}], m, {n_out}, l2)"
-    )
+
+    c = rows[last][L_OUT]
+    out.append(f"    out = h[hoff[{last}] : hoff[{last}] + m * {c}]")
+    out.append(f"    dout = d0[: m * {c}]")
+    if weighted:
+        out.append(
+            "    value, total = _weighted_loss(loss, out, t, to, labels, lo, sw, "
+            f"swo, dout, m, {c})"
+        )
+        out.append("    decay = l2 / total if l2 != 0.0 and total > 0.0 else 0.0")
+    else:
+        out.append(f"    value = {_LOSS_CALLS[loss_code].format(c=c)}")
+        out.append("    decay = l2 / m if l2 != 0.0 else 0.0")
+    act = rows[last][L_ACT]
+    if act != ACT_IDENTITY:  # an activation after the last layer
+        backward = ACT_FUNCTIONS[act][1]
+        keep = "z" if grad_from_input(act) else "h"
+        out.append(
+            f"    {backward}({keep}[hoff[{last}] : hoff[{last}] + m * {c}], dout, "
+            f"dout, p{last})"
+        )
+
     for layer in range(last, -1, -1):
-        k, n, w, b, act = (rows[layer][c] for c in (L_IN, L_OUT, L_W, L_B, L_ACT))
-        micro, (one, sizes) = _micro(k, n), _micro_call(k, n)
-        span = f"hoff[{layer}] : hoff[{layer}] + m * {n}"
-        out.append(f"    # layer {layer}, backward")
-        if act != ACT_IDENTITY:
-            keep = "z" if grad_from_input(act) else "h"
-            out.append(
-                f"    activate_backward_inplace({keep}[{span}], d0[: m * {n}], "
-                f"np.int64({act}), p{layer})"
-            )
+        k, n, w, b, act = (rows[layer][c_] for c_ in (L_IN, L_OUT, L_W, L_B, L_ACT))
         source = "x, xo" if layer == 0 else f"h, hoff[{layer - 1}]"
-        grad_b = f"grad[{b}:{b + n}]"
-        if micro:
+        out.append(f"    # layer {layer}, backward")
+        if _simd(k, n):
             out.append(
-                f"    mm_backward_params{one}({source}, d0, 0, grad, {w}, {grad_b}, "
-                f"m, {sizes})"
+                f"    simd.weight_grad({source}, d0, 0, grad, {w}, {b}, m, {k}, {n})"
             )
         else:
             out.append(
                 f"    dense_backward_params_flat({source}, d0, np.int64(0), grad, "
-                f"np.int64({w}), {grad_b}, m, np.int64({k}), np.int64({n}))"
+                f"np.int64({w}), grad[{b}:{b + n}], m, np.int64({k}), np.int64({n}))"
             )
-        out.append(
-            f"    value += step_penalty(theta, grad, {w}, {k * n}, decay, norms, "
-            f"{layer})"
-        )
-        if layer > 0:
-            if micro:
-                out.append(
-                    f"    mm_backward_input{one}(d0, 0, theta, {w}, d1, 0, m, {sizes})"
-                )
+        if layer == 0:
+            continue
+        before = rows[layer - 1][L_ACT]
+        if _simd(k, n):
+            mask = int(before == ACT_RELU)
+            if n == 1:
+                transposed = f"theta, {w}"
             else:
-                out.append(
-                    f"    dense_backward_input_flat(d0, np.int64(0), theta, "
-                    f"np.int64({w}), d1, np.int64(0), m, np.int64({k}), "
-                    f"np.int64({n}))"
-                )
-            out.append("    d0, d1 = d1, d0")
-    out.append("    return value")
+                out.append(f"    simd.transpose(theta, {w}, wt, {k}, {n})")
+                transposed = "wt, 0"
+            out.append(
+                f"    simd.input_grad(d0, 0, {transposed}, d1, 0, h, hoff[{layer - 1}],"
+                f" m, {k}, {n}, {mask})"
+            )
+        else:
+            mask = 0
+            out.append(
+                f"    dense_backward_input_flat(d0, np.int64(0), theta, "
+                f"np.int64({w}), d1, np.int64(0), m, np.int64({k}), np.int64({n}))"
+            )
+        out.append("    d0, d1 = d1, d0")
+        if before != ACT_IDENTITY and not mask:
+            backward = ACT_FUNCTIONS[before][1]
+            keep = "z" if grad_from_input(before) else "h"
+            span = f"hoff[{layer - 1}] : hoff[{layer - 1}] + m * {k}"
+            out.append(f"    dl = d0[: m * {k}]")  # in place, as forward
+            out.append(f"    {backward}({keep}[{span}], dl, dl, p{layer - 1})")
+    # The L2 penalty and the gradient norms, for every layer at once (no
+    # layer's gradient changes once computed): one call site whatever the
+    # depth.
+    out.append("    return value + batch_penalty(theta, grad, layout, decay, norms)")
     return "\n".join(out) + "\n"
 
 
-def module_source(layout: np.ndarray) -> str:
-    """The whole generated module for a layout (see the module docstring)."""
-    widths = [int(layout[0, L_IN]), *(int(v) for v in layout[:, L_OUT])]
-    acts = [int(v) for v in layout[:, L_ACT]]
-    imports = ", ".join((*EPOCH_LOOP_GLOBALS, "work_buffers"))
+def module_source(
+    layout: np.ndarray,
+    loss_code: int,
+    optimizer_code: int,
+    weighted: bool = False,
+    n_chunks: int = 1,
+) -> str:
+    """The whole generated module for a layout, loss, optimizer and whether
+    rows are weighted (see the module docstring). n_chunks > 1: the
+    batch-parallel variant, each batch cut into n_chunks chunks trained at
+    once on Numba's threads (epoch.parallel_step around this step)."""
+    rows = [tuple(int(v) for v in row) for row in layout]
+    widths = [rows[0][L_IN], *(r[L_OUT] for r in rows)]
+    acts = [r[L_ACT] for r in rows]
+    own = ("optimizer_step_flat",)  # defined in the module
+    imports = ", ".join(name for name in EPOCH_LOOP_GLOBALS if name not in own)
+    activations = sorted({f for r in rows for f in ACT_FUNCTIONS[r[L_ACT]]})
+    step = _step_source(rows, loss_code, weighted)
+    if n_chunks > 1:
+        parallel = f", {n_chunks} chunks per batch on Numba's threads"
+        step = step.replace("def _train_step(", "def _chunk_train_step(") + (
+            '\n\n@kernel(inline="always")\n'
+            "def chunk_of(buffers, c):\n"
+            "    hoff, h, z, d0, d1, wt = buffers\n"
+            "    return hoff, h[c], z[c], d0[c], d1[c], wt[c]\n\n\n"
+            + parallel_sources()
+            + "\n\n_train_step = parallel_step\n"
+        )
+        buffers = (
+            "def work_buffers(layout, rows, n_parameters, dtype, stats):\n"
+            "    return chunk_buffers(\n"
+            "        layout, rows, n_parameters, dtype, stats, "
+            f"{n_chunks}, _step_buffers\n    )\n\n\n"
+        )
+        name = "_step_buffers"
+    else:
+        parallel, buffers, name = "", "", "work_buffers"
     return (
         f'"""fastbp: training kernel generated for widths {widths}, activation '
-        f'codes {acts}.\n\nWritten by fastbp.kernels.special; do not edit."""\n\n'
-        "import numpy as np\n\n"
+        f"codes {acts}, loss code {loss_code}, optimizer code {optimizer_code}"
+        f"{', weighted rows' if weighted else ''}{parallel}.\n\nWritten by "
+        'fastbp.kernels.special; do not edit."""\n\n'
+        "import numpy as np\n"
+        "from numba import prange\n\n"
+        "from fastbp.kernels import simd\n"
         "from fastbp.kernels._jit import kernel\n"
-        "from fastbp.kernels.activations import activate_backward_inplace, "
-        "activate_inplace, activate_into, hyper_row\n"
+        "from fastbp.kernels.activations import hyper_row\n"
+        f"from fastbp.kernels.activations import {', '.join(activations)}\n"
         "from fastbp.kernels.dense import dense_backward_input_flat, "
         "dense_backward_params_flat, dense_forward_flat\n"
-        f"from fastbp.kernels.epoch import step_loss, step_penalty, {imports}\n"
-        "from fastbp.kernels.micro import (\n    mm_backward_input,\n"
-        "    mm_backward_input_1,\n    mm_backward_params,\n"
-        "    mm_backward_params_1,\n    mm_forward,\n    mm_forward_1,\n)\n\n\n"
-        + _step_source(layout)
+        "from fastbp.kernels.epoch import L_IN, FusedModel, _weighted_loss, "
+        "batch_penalty, chunk_buffers\n"
+        f"from fastbp.kernels.epoch import {imports}\n"
+        "from fastbp.kernels.epoch import work_buffers as _work_buffers\n"
+        "from fastbp.kernels.losses import binary_cross_entropy_backward_flat, "
+        "mse_backward_flat, softmax_cross_entropy_backward_flat, "
+        "squared_error_backward_flat\n"
+        "from fastbp.kernels.optim import adam_flat, sgd_flat\n\n\n"
+        f"def {name}(layout, rows, n_parameters, dtype, stats):\n"
+        '    """epoch.work_buffers\' and the scratch for W.T (simd.transpose)."""\n'
+        "    hoff, h, z, d0, d1 = _work_buffers(layout, rows, n_parameters, dtype, "
+        "stats)\n"
+        f"    return hoff, h, z, d0, d1, np.empty({_transposed_size(rows)}, dtype)\n"
+        "\n\n" + buffers + '@kernel(inline="always")\n'
+        "def optimizer_step_flat(code, hyper, theta, grad, state0, state1, step):\n"
+        f"    {_OPTIMIZER_CALLS[optimizer_code]}\n\n\n"
+        + step
         + "\n\n"
         + epoch_loop_source()
     )
@@ -235,13 +360,35 @@ def _write_once(path: Path, text: str) -> None:
         raise
 
 
-def specialized(layout: np.ndarray):
-    """The specialized ``_train_epochs`` for this layout (same arguments as
-    epoch._train_epochs), generated and imported on first use."""
-    known = _kernels.get(layout.tobytes())
+def _key(
+    layout: np.ndarray,
+    loss_code: int,
+    optimizer_code: int,
+    weighted: bool,
+    n_chunks: int = 1,
+):
+    head = bytes([loss_code, optimizer_code, weighted])
+    return layout.tobytes() + head + n_chunks.to_bytes(4, "little")
+
+
+def specialized(
+    layout: np.ndarray,
+    loss_code: int,
+    optimizer_code: int,
+    weighted: bool = False,
+    n_chunks: int = 1,
+):
+    """The module of the specialized kernel for this layout, loss code,
+    optimizer code and row weighting (batch-parallel over n_chunks chunks
+    when n_chunks > 1), generated and imported on first use:
+    epoch.run_epochs(module, ...) trains with it (its loss and optimizer
+    must be those, with sample weights when weighted)."""
+    key = _key(layout, loss_code, optimizer_code, weighted, n_chunks)
+    known = _kernels.get(key)
     if known is not None:
         return known
-    return _load(layout.tobytes(), module_source(layout))
+    text = module_source(layout, loss_code, optimizer_code, weighted, n_chunks)
+    return _load(key, text)
 
 
 def parallel_source(n_chunks: int) -> str:
@@ -260,7 +407,6 @@ def parallel_source(n_chunks: int) -> str:
         f"    {imports},\n)\n"
         "from fastbp.kernels.epoch import chunk_buffers\n"
         "from fastbp.kernels.epoch import parallel_step as _train_step\n\n\n"
-        "@kernel\n"
         "def work_buffers(layout, rows, n_parameters, dtype, stats):\n"
         "    return chunk_buffers(\n"
         f"        layout, rows, n_parameters, dtype, stats, {n_chunks}\n    )\n"
@@ -269,8 +415,8 @@ def parallel_source(n_chunks: int) -> str:
 
 
 def parallel(n_chunks: int):
-    """The batch-parallel ``_train_epochs`` for n_chunks chunks per batch
-    (same arguments as epoch._train_epochs), generated and imported on first
+    """The module of the batch-parallel epoch loop for n_chunks chunks per
+    batch (for epoch.run_epochs), generated and imported on first
     use. It lives in a module of its own so that its compilation (several
     seconds: Numba's parallel passes) is paid only by runs that use it."""
     key = f"parallel {n_chunks}".encode()
@@ -280,20 +426,21 @@ def parallel(n_chunks: int):
     return _load(key, parallel_source(n_chunks))
 
 
-def distributed_source(sharded: bool, sync_every: int = 1) -> str:
+def distributed_source(sharded: bool, sync_every: int = 1, abi: str = "") -> str:
     """The module of the data-parallel epoch loop: epoch._train_epochs'
     source around distributed.mpi_step (mpi_shard_step for sharded data),
     or, for sync_every K > 1, around local_step (local_shard_step) with the
     optimizer's update followed every K steps by average_weights (any
-    architecture)."""
+    architecture). ``abi`` (distributed.abi_tag()) is written into it, so
+    that each MPI (handle width, library) has its own module and cache."""
     imports = ",\n    ".join(EPOCH_LOOP_GLOBALS)
     shard = "_shard" if sharded else ""
     buffers = f"mpi{shard}_buffers"
     head = (
-        '"""fastbp: the data-parallel (MPI) fused epoch loop.\n\n'
-        'Written by fastbp.kernels.special; do not edit."""\n\n'
+        '"""fastbp: the data-parallel (MPI) fused epoch loop, for MPI with '
+        f'{abi}.\n\nWritten by fastbp.kernels.special; do not edit."""\n\n'
         "import numpy as np\n\n"
-        "from fastbp.kernels._jit import uncached_kernel as kernel\n"
+        "from fastbp.kernels.distributed import mpi_kernel as kernel\n"
         f"from fastbp.kernels.distributed import {buffers} as work_buffers\n"
         "from fastbp.kernels.epoch import (\n"
         f"    {imports},\n)\n"
@@ -312,30 +459,37 @@ def distributed_source(sharded: bool, sync_every: int = 1) -> str:
         '    """The update, then every {K} steps the weights averaged."""\n'
         "    _update(code, hyper, theta, grad, state0, state1, step)\n"
         f"    if step % {sync_every} == 0:\n"
-        "        n = theta.shape[0] + theta.shape[0] % 2\n"
+        "        n = theta.shape[0]\n"
         "        average_weights(theta, np.empty(n, theta.dtype), "
         "np.empty(n, theta.dtype))\n\n\n" + epoch_loop_source()
     ).replace("{K}", str(sync_every))
 
 
 def distributed(sharded: bool = False, sync_every: int = 1):
-    """The data-parallel ``_train_epochs`` (same arguments as
-    epoch._train_epochs), generated and imported on first use; it imports
-    numba-mpi."""
+    """The module of the data-parallel epoch loop (for epoch.run_epochs),
+    generated and imported on first use; it imports mpi4py. Cached on disk
+    like every kernel (see distributed.py on how)."""
     key = f"distributed {sharded} {sync_every}".encode()
     known = _kernels.get(key)
     if known is not None:
         return known
-    return _load(key, distributed_source(sharded, sync_every))
+    from .distributed import abi_tag
+
+    return _load(key, distributed_source(sharded, sync_every, abi_tag()))
+
+
+def _module_name(text: str) -> str:
+    digest = hashlib.sha256(f"{SOURCE_STAMP}\n{text}".encode()).hexdigest()[:16]
+    return f"fastbp_special_{digest}"
 
 
 def _load(key: bytes, text: str):
-    """Write (once), import and remember the module holding text; its
-    ``_train_epochs``."""
-    digest = hashlib.sha256(f"{SOURCE_STAMP}\n{text}".encode()).hexdigest()[:16]
-    name = f"fastbp_special_{digest}"
+    """Write (once), import and remember the module holding text; the
+    module (its ``_train_epochs`` and ``work_buffers`` are what
+    epoch.run_epochs calls)."""
+    name = _module_name(text)
     if name in _modules:
-        return _kernels.setdefault(key, _modules[name]._train_epochs)
+        return _kernels.setdefault(key, _modules[name])
     base = CACHE_DIR if CACHE_DIR is not None else Path(tempfile.gettempdir())
     path = base / "special" / f"{name}.py"
     _write_once(path, text)
@@ -344,4 +498,196 @@ def _load(key: bytes, text: str):
     sys.modules[name] = module  # Numba's cache pickles by module name
     spec.loader.exec_module(module)
     _modules[name] = module
-    return _kernels.setdefault(key, module._train_epochs)
+    return _kernels.setdefault(key, module)
+
+
+# Whether a kernel is on disk, and what compiling it would cost
+# -------------------------------------------------------------
+#
+# The training loop decides from kernel_status whether to compile the
+# specialized kernel of an architecture (worth it for a long job), or to
+# run the generic one from the cache (a short job), and what to tell the
+# user. It must not compile anything to find out. So every process that
+# runs a kernel for the first time writes a ledger entry beside the kernel
+# cache, <cache>/ledger/<kernel>-<dtype>-<cpu>.json, with the seconds it
+# spent compiling (0 when it loaded the kernel); a kernel counts as cached
+# when its entry exists and so does Numba's index file for it (both go when
+# the cache directory does). Numba's cache key also holds the CPU, hence the
+# CPU in the entry's name: a home directory shared by two machines caches
+# each one's code apart.
+
+#: Compile seconds of a specialized module, measured 2026-12-07 on the
+#: Intel Xeon (Emerald Rapids), float32, with an empty cache, one process
+#: training one architecture after another (Numba's numba:compile events
+#: around train_epochs): 2.3 s for 2-16-1 after 2-8-1, 2.7-3.0 for two and
+#: three layers with Adam, 3.3 for five 64-wide layers, 4.1 for eleven; the
+#: first kernel of a process also compiles what every kernel shares (the
+#: loss, the optimizer, the shuffle, the finite check) and pays Numba's
+#: start-up: 5.3 s for 2-8-1.
+_SPECIAL_BASE_S, _SPECIAL_PER_LAYER_S, _SHARED_S = 1.9, 0.2, 2.0
+#: The generic kernel compiles every activation, loss and optimizer, and the
+#: BLAS and loop paths of every product: 17.7 s on the same machine.
+_GENERIC_S = 17.0
+
+
+class KernelStatus(NamedTuple):
+    """What kernel_status finds; seconds are estimates for this machine."""
+
+    #: The widths, e.g. "20-32-1", for messages.
+    label: str
+    #: Whether a specialized kernel serves this layout (eligible).
+    specialize: bool
+    #: The specialized kernel is on disk: loading it costs well under 1 s.
+    cached: bool
+    #: Estimated seconds to compile it (when not cached).
+    compile_seconds: float
+    #: The same for the generic kernel (any layout, this dtype).
+    generic_cached: bool
+    generic_compile_seconds: float
+
+
+def kernel_status(
+    layout: np.ndarray,
+    loss_code: int,
+    optimizer_code: int,
+    dtype,
+    weighted: bool = False,
+) -> KernelStatus:
+    """Whether the specialized kernel for this layout, loss code, optimizer
+    code, dtype and row weighting (and the generic kernel for this dtype) is
+    already compiled on disk, and an estimate of the seconds compiling it
+    would take, without compiling or importing anything (microseconds: it
+    hashes the module's source and looks for two files).
+
+    The estimates come from measured constants (above), scaled by the ratio
+    of measured to estimated seconds over the ledger's earlier compilations
+    on this machine, if any."""
+    dtype = np.dtype(dtype).name
+    rows = [tuple(int(v) for v in row) for row in layout]
+    label = "-".join(str(w) for w in [rows[0][L_IN], *(r[L_OUT] for r in rows)])
+    ledger = _ledger()
+    scale = _machine_scale(ledger)
+    shared_cached = any(
+        e.get("loss") == loss_code
+        and e.get("optimizer") == optimizer_code
+        and e.get("dtype") == dtype
+        for e in ledger.values()
+    )
+    special = eligible(layout)
+    name = _module_name(module_source(layout, loss_code, optimizer_code, weighted))
+    estimate = _SPECIAL_BASE_S + _SPECIAL_PER_LAYER_S * len(rows)
+    if not shared_cached:
+        estimate += _SHARED_S
+    generic = "generic"
+    return KernelStatus(
+        label=label,
+        specialize=special,
+        cached=_on_disk(ledger, name, dtype, name),
+        compile_seconds=round(scale * estimate, 1),
+        generic_cached=_on_disk(ledger, generic, dtype, "epoch"),
+        generic_compile_seconds=round(scale * _GENERIC_S, 1),
+    )
+
+
+@functools.cache
+def _cpu() -> str:
+    from llvmlite import binding as llvm
+
+    features = llvm.get_host_cpu_features().flatten()
+    digest = hashlib.sha256(features.encode()).hexdigest()[:8]
+    return f"{llvm.get_host_cpu_name()}.{digest}"
+
+
+def _ledger_dir() -> Path | None:
+    return None if CACHE_DIR is None else CACHE_DIR / "ledger"
+
+
+def _ledger() -> dict[str, dict]:
+    """Ledger entries of this CPU by file stem (<kernel>-<dtype>-<cpu>)."""
+    folder = _ledger_dir()
+    if folder is None or not folder.is_dir():
+        return {}
+    entries = {}
+    for path in folder.glob(f"*-{_cpu()}.json"):
+        with contextlib.suppress(OSError, ValueError):
+            entries[path.stem] = json.loads(path.read_text())
+    return entries
+
+
+def _machine_scale(ledger: dict[str, dict]) -> float:
+    """Median of measured / estimated compile seconds in the ledger, within
+    [0.3, 5]; 1 without measurements."""
+    ratios = [
+        e["seconds"] / e["estimate"]
+        for e in ledger.values()
+        if e.get("seconds") and e.get("estimate")
+    ]
+    if not ratios:
+        return 1.0
+    ratios.sort()
+    return min(5.0, max(0.3, ratios[len(ratios) // 2]))
+
+
+def _on_disk(ledger: dict[str, dict], name: str, dtype: str, module: str) -> bool:
+    """A ledger entry for this kernel and dtype on this CPU, and Numba's
+    index of ``module._train_epochs`` in the cache."""
+    if f"{name}-{dtype}-{_cpu()}" not in ledger or CACHE_DIR is None:
+        return False
+    return any(CACHE_DIR.glob(f"*/{module}._train_epochs-*.nbi"))
+
+
+#: (kernel, dtype) pairs this process has run: only the first run of each is
+#: timed and recorded.
+_recorded: set[tuple[str, str]] = set()
+
+
+def record_first_run(kernels, layout, loss_code, optimizer_code, dtype, call):
+    """call() (which runs kernels._train_epochs) and, the first time in this
+    process for this kernel and dtype, the seconds Numba spent compiling
+    during it (numba:compile events, outermost only), written to the ledger;
+    returns call()'s result."""
+    name = getattr(kernels, "__name__", "")
+    name = name if name.startswith("fastbp_special_") else "generic"
+    key = (name, np.dtype(dtype).name)
+    folder = _ledger_dir()
+    if key in _recorded or folder is None:
+        return call()
+    from numba.core import event
+
+    spent = [0.0]
+    depth = [0, 0.0]
+
+    class _Timer(event.Listener):
+        def on_start(self, ev):
+            if depth[0] == 0:
+                depth[1] = time.perf_counter()
+            depth[0] += 1
+
+        def on_end(self, ev):
+            depth[0] -= 1
+            if depth[0] == 0:
+                spent[0] += time.perf_counter() - depth[1]
+
+    with event.install_listener("numba:compile", _Timer()):
+        result = call()
+    _recorded.add(key)
+    n_layers = len(layout)
+    estimate = (
+        _GENERIC_S
+        if name == "generic"
+        else _SPECIAL_BASE_S + _SPECIAL_PER_LAYER_S * n_layers
+    )
+    entry = {
+        "kernel": name,
+        "dtype": key[1],
+        "loss": int(loss_code),
+        "optimizer": int(optimizer_code),
+        "layers": n_layers,
+        "seconds": round(spent[0], 3),
+        "estimate": estimate,
+    }
+    path = folder / f"{name}-{key[1]}-{_cpu()}.json"
+    if spent[0] > 0 or not path.exists():
+        with contextlib.suppress(OSError):
+            _write_once(path, json.dumps(entry) + "\n")
+    return result
