@@ -3,7 +3,7 @@ the same model on 1, 2 and 3 processes (float64, 1e-9), uneven batch
 splits, checkpoints written by rank 0 and resumed, a killed rank ending the
 job, bad input ending every rank with one message.
 
-Needs the ``mpi`` extra (mpi4py, numba-mpi and an mpiexec); without it the
+Needs the ``mpi`` extra (mpi4py and an mpiexec); without it the
 module is skipped, and CI runs it again with the extra installed.
 """
 
@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("mpi4py")
-pytest.importorskip("numba_mpi")
 
 BIN = Path(sys.executable).parent
 MPIEXEC = shutil.which("mpiexec", path=str(BIN)) or shutil.which("mpiexec")
