@@ -6,6 +6,9 @@ public name's module the first time the name is read, so ``import fastbp``
 (or ``import fastbp.data``) loads NumPy and nothing else: Numba, pyarrow and
 SciPy arrive with the first call that needs them.
 
+:class:`LazyModule` is a module imported when first used: the layer API
+binds its kernels so, and imports without Numba.
+
 :func:`moved` serves an old module path (``fastbp.layers``, ``fastbp.stream``,
 ...) from its new module, with a DeprecationWarning naming the new place.
 :class:`CallableModule` is for the two old paths that were also functions
@@ -69,6 +72,25 @@ def moved(
         return sorted(n for n in dir(importlib.import_module(new)) if n[0] != "_")
 
     return __getattr__, __dir__
+
+
+class LazyModule:
+    """A module imported at the first read of one of its attributes:
+    ``dense = LazyModule("fastbp.kernels.dense")`` costs nothing, and
+    ``dense.dense_forward(...)`` imports fastbp.kernels.dense (and with it
+    Numba) the first time. Each attribute read is then kept on this object,
+    so later reads are plain attribute reads."""
+
+    def __init__(self, name: str) -> None:
+        self.__name = name
+
+    def __getattr__(self, attr: str) -> object:
+        value = getattr(importlib.import_module(self.__name), attr)
+        setattr(self, attr, value)
+        return value
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self.__name!r}>"
 
 
 class CallableModule(types.ModuleType):

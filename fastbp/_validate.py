@@ -13,7 +13,20 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from ._config import DEFAULT_DTYPE, SUPPORTED_DTYPES
-from .kernels.util import all_finite  # the njit kernel: x is checked already
+
+#: Arrays of up to this many elements are checked for NaN and inf by NumPy
+#: (no kernel to compile or load: a small job's checks cost nothing at
+#: start-up); larger ones by kernels.util.all_finite, which allocates nothing.
+NUMPY_CHECK_SIZE = 1 << 16
+
+
+def finite(x: NDArray) -> bool:
+    """True when no element of the float array x is NaN or infinite."""
+    if x.size <= NUMPY_CHECK_SIZE:
+        return bool(np.isfinite(x).all())
+    from .kernels.util import all_finite
+
+    return bool(all_finite(np.ascontiguousarray(x)))
 
 
 def as_dtype(dtype: DTypeLike | None, who: str) -> np.dtype:
@@ -22,6 +35,9 @@ def as_dtype(dtype: DTypeLike | None, who: str) -> np.dtype:
     if dt not in SUPPORTED_DTYPES:
         raise TypeError(f"{who}: dtype must be float32 or float64, got {dt}")
     return dt
+
+
+_finite = finite  # check_array's keyword of the same name hides the function
 
 
 def check_array(
@@ -52,7 +68,7 @@ def check_array(
             f"{who}: {name} of shape {x.shape} is not C-contiguous "
             "(pass np.ascontiguousarray(...))"
         )
-    if finite and x.dtype.kind == "f" and not all_finite(x):
+    if finite and x.dtype.kind == "f" and not _finite(x):
         raise ValueError(f"{who}: {name} of shape {x.shape} contains NaN or inf")
     return x
 

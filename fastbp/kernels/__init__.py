@@ -63,32 +63,9 @@ a few microseconds per call; the layer API validates its own inputs once and
 calls the submodule kernels directly.
 """
 
-from .api import (
-    adam_update,
-    all_finite,
-    binary_cross_entropy_backward,
-    dense_backward,
-    dense_backward_params,
-    dense_forward,
-    dense_relu_forward,
-    gelu_backward,
-    gelu_forward,
-    leaky_relu_backward,
-    leaky_relu_forward,
-    mse_backward,
-    mse_forward,
-    relu_backward,
-    relu_forward,
-    sgd_update,
-    sigmoid_backward,
-    sigmoid_forward,
-    softmax_cross_entropy_backward,
-    softmax_cross_entropy_forward,
-    softmax_forward,
-    squared_error_backward,
-    tanh_backward,
-    tanh_forward,
-)
+import importlib
+
+from .._compat import lazy_exports
 
 __all__ = [
     "dense_forward",
@@ -116,3 +93,24 @@ __all__ = [
     "adam_update",
     "all_finite",
 ]
+
+#: The submodules, imported at their first read as attributes too
+#: (``fastbp.kernels.dense.dense_forward`` after ``import fastbp.kernels``).
+SUBMODULES = (
+    "activations", "api", "blas", "codes", "dense", "distributed", "epoch",
+    "losses", "optim", "simd", "special", "util",
+)  # fmt: skip
+
+# The checking wrappers live in api.py, imported (with Numba) at the first
+# read of one of them: ``import fastbp.kernels.codes`` needs no Numba.
+_wrapper, _names = lazy_exports(__name__, dict.fromkeys(__all__, "api"))
+
+
+def __getattr__(name: str) -> object:
+    if name in SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    return _wrapper(name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*_names(), *SUBMODULES])

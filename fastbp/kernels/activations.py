@@ -23,6 +23,14 @@ import math
 import numpy as np
 
 from ._jit import kernel, same_dtype
+from .codes import (
+    ACT_GELU,
+    ACT_IDENTITY,
+    ACT_LEAKY_RELU,
+    ACT_RELU,
+    ACT_SIGMOID,
+    ACT_TANH,
+)
 
 __all__ = [
     "relu_forward",
@@ -36,21 +44,6 @@ __all__ = [
     "tanh_forward",
     "tanh_backward",
 ]
-
-# Activation codes shared with the dense kernels and the fused epoch path.
-ACT_IDENTITY = 0
-ACT_RELU = 1
-ACT_TANH = 2
-ACT_SIGMOID = 3
-ACT_LEAKY_RELU = 4
-ACT_GELU = 5
-#: Every code above: what the fused kernel's checks accept.
-ACT_CODES = (ACT_IDENTITY, ACT_RELU, ACT_TANH, ACT_SIGMOID, ACT_LEAKY_RELU, ACT_GELU)
-
-#: Length of the hyperparameter tuple ``p`` every activation kernel takes.
-ACT_MAX_HYPER = 2
-#: ``p`` of an activation without hyperparameters.
-NO_HYPER = (0.0,) * ACT_MAX_HYPER
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)

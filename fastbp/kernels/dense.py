@@ -16,8 +16,9 @@ import numpy as np
 
 from .._config import DENSE_BLAS_MIN_MACS
 from ._jit import kernel, same_dtype
-from .activations import ACT_IDENTITY, ACT_RELU, activate_inplace, no_hyper
+from .activations import activate_inplace, no_hyper
 from .blas import gemm_nn, gemm_nt, gemm_tn
+from .codes import ACT_IDENTITY, ACT_RELU
 
 __all__ = [
     "dense_forward",
@@ -104,7 +105,7 @@ def _dense_forward_loop(x, xo, w, wo, b, y, yo, n, k, m, relu):
 def dense_forward_flat(x, xo, w, wo, b, y, yo, n, k, m, act, p):
     """Y = act(X @ W + b) on flat buffers, no checks; the size switch lives here.
 
-    act is an activation code (``activations.ACT_*``) with hyperparameters p.
+    act is an activation code (``codes.ACT_*``) with hyperparameters p.
     ReLU, the common case, is fused into the pass that adds the bias; any
     other activation is applied after, by activations.activate_inplace,
     whose branches for every activation are thus compiled once (not once in
@@ -156,7 +157,7 @@ def dense_relu_forward(X, W, b, Y):
 def dense_act_forward(X, W, b, Y, act, p):
     """Y = act(X @ W + b), written into Y, the activation applied row by row.
 
-    act is an activation code (``activations.ACT_*``) and p its float64
+    act is an activation code (``codes.ACT_*``) and p its float64
     hyperparameter vector; shapes as in :func:`dense_forward`. The layer API
     uses it to fuse a Linear layer with the activation after it.
     """

@@ -10,25 +10,12 @@ one pass over the output, not two.
 import numpy as np
 
 from ._jit import kernel, same_dtype
-
-# Loss codes of the fused kernel (``epoch.train_epochs``); each loss class in
-# ``fastbp.losses`` registers its code and the hyperparameters it takes, in the
-# order ``loss_backward_flat`` reads them from ``hyper``.
-LOSS_MSE = 0
-LOSS_CROSS_ENTROPY = 1
-LOSS_SQUARED_ERROR = 2
-LOSS_BINARY_CROSS_ENTROPY = 3
-MSE_HYPER = ("mean",)  # 1.0: L = sum((Y - T)**2) / size; 0.0: 0.5 * sum(...)
-CROSS_ENTROPY_HYPER = ()
-SQUARED_ERROR_HYPER = ()
-BINARY_CROSS_ENTROPY_HYPER = ()
-#: code -> names of its hyperparameters: what the fused kernel's checks accept.
-LOSS_HYPER = {
-    LOSS_MSE: MSE_HYPER,
-    LOSS_CROSS_ENTROPY: CROSS_ENTROPY_HYPER,
-    LOSS_SQUARED_ERROR: SQUARED_ERROR_HYPER,
-    LOSS_BINARY_CROSS_ENTROPY: BINARY_CROSS_ENTROPY_HYPER,
-}
+from .codes import (
+    LOSS_BINARY_CROSS_ENTROPY,
+    LOSS_CROSS_ENTROPY,
+    LOSS_MSE,
+    LOSS_SQUARED_ERROR,
+)
 
 __all__ = [
     "mse_forward",

@@ -9,22 +9,11 @@ Python float would silently promote float32 arithmetic to float64 (numba #888).
 import numpy as np
 
 from ._jit import kernel, same_dtype
+from .codes import (
+    OPT_ADAM,
+)
 
 __all__ = ["sgd_update", "adam_update"]
-
-# Optimizer codes of the fused kernel (``epoch.train_epochs``). Each optimizer
-# class in ``fastbp.optim`` registers its code with the names below: the order
-# in which ``optimizer_step_flat`` reads its hyperparameters from ``hyper`` and
-# its flat state vectors from ``state``.
-OPT_SGD = 0
-OPT_ADAM = 1
-SGD_HYPER = ("lr", "momentum", "weight_decay", "nesterov")
-SGD_STATE = ("momentum_buffer",)
-ADAM_HYPER = ("lr", "beta1", "beta2", "eps", "weight_decay")
-ADAM_STATE = ("exp_avg", "exp_avg_sq")
-#: code -> (hyperparameter names, state names): what the fused kernel's checks
-#: accept.
-OPT_SIGNATURES = {OPT_SGD: (SGD_HYPER, SGD_STATE), OPT_ADAM: (ADAM_HYPER, ADAM_STATE)}
 
 
 @kernel

@@ -29,8 +29,9 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from .._compat import LazyModule
 from .._validate import as_dtype, check_array, check_features, positive_int, real_in
-from ..kernels.activations import (
+from ..kernels.codes import (
     ACT_GELU,
     ACT_IDENTITY,
     ACT_LEAKY_RELU,
@@ -38,12 +39,13 @@ from ..kernels.activations import (
     ACT_SIGMOID,
     ACT_TANH,
     NO_HYPER,
-    activation_backward,
-    activation_forward,
-    grad_from_input,
 )
-from ..kernels.dense import dense_act_forward, dense_backward, dense_backward_params
 from .parts import ACTIVATIONS, part_of, register
+
+#: The kernels, imported (with Numba) by the first forward or backward pass:
+#: building a model, reading a model file and NumPy inference need none.
+_act = LazyModule("fastbp.kernels.activations")
+_dense = LazyModule("fastbp.kernels.dense")
 
 __all__ = [
     "Parameter",
@@ -255,7 +257,7 @@ class Linear(Layer):
 
     def _affine(self, x: NDArray, Y: NDArray, act: int, p: tuple | None) -> None:
         p = NO_HYPER if p is None else p
-        dense_act_forward(x, self.weight.data, self.bias.data, Y, act, p)
+        _dense.dense_act_forward(x, self.weight.data, self.bias.data, Y, act, p)
 
     def backward(self, dY: NDArray) -> NDArray | None:
         return self._backward(self._check_backward(dY, self.__dict__.get("_Y")))
@@ -263,10 +265,10 @@ class Linear(Layer):
     def _backward(self, dY: NDArray) -> NDArray | None:
         X, W = self._X, self.weight
         if not self.needs_input_grad:
-            dense_backward_params(X, dY, W.grad, self.bias.grad)
+            _dense.dense_backward_params(X, dY, W.grad, self.bias.grad)
             return None
         dX = self._buffer("_dX", X.shape, self.dtype)
-        dense_backward(X, W.data, dY, W.grad, self.bias.grad, dX)
+        _dense.dense_backward(X, W.data, dY, W.grad, self.bias.grad, dX)
         return dX
 
 
@@ -307,7 +309,8 @@ class Activation(Layer):
         code = type(self).part.code
         found = _FROM_INPUT.get(code)
         if found is None:
-            found = _FROM_INPUT[code] = bool(grad_from_input(code))
+            # The kernel's own rule, run as Python: nothing to compile.
+            found = _FROM_INPUT[code] = bool(_act.grad_from_input.py_func(code))
         return found
 
     def forward(self, x: NDArray) -> NDArray:
@@ -317,7 +320,7 @@ class Activation(Layer):
 
     def _forward(self, x: NDArray) -> NDArray:
         Y = self._buffer("_Y", x.shape, x.dtype)
-        activation_forward(x, Y, self.code, self.hyper_vector())
+        _act.activation_forward(x, Y, self.code, self.hyper_vector())
         # What backward differentiates from: the output, or the input.
         self._A = x if self.grad_from_input else Y
         return Y
@@ -328,7 +331,7 @@ class Activation(Layer):
 
     def _infer(self, x: NDArray) -> NDArray:
         Y = self._buffer("_Y_infer", x.shape, x.dtype)
-        activation_forward(x, Y, self.code, self.hyper_vector())
+        _act.activation_forward(x, Y, self.code, self.hyper_vector())
         return Y
 
     def backward(self, dY: NDArray) -> NDArray:
@@ -336,7 +339,7 @@ class Activation(Layer):
 
     def _backward(self, dY: NDArray) -> NDArray:
         dX = self._buffer("_dX", dY.shape, dY.dtype)
-        activation_backward(self._A, dY, dX, self.code, self.hyper_vector())
+        _act.activation_backward(self._A, dY, dX, self.code, self.hyper_vector())
         return dX
 
     def numpy_forward(self, x: NDArray) -> NDArray:
@@ -719,6 +722,10 @@ class Sequential(Layer):
                 raise TypeError(f"predict_numpy: {layer!r} has no NumPy form")
             x = np.asarray(x, dtype=self.dtype)
         return x
+
+    def numpy_forward(self, x: NDArray) -> NDArray:
+        """:meth:`predict_numpy`, for a Sequential nested in another."""
+        return self.predict_numpy(x)
 
     def serve(self, x: object) -> NDArray:
         """The model output for x, as serving computes it: in NumPy

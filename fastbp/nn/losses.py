@@ -6,7 +6,9 @@ and computes the gradient with respect to y in the same pass;
 ``loss.backward()`` returns that gradient, ready for ``model.backward``.
 ``loss.value(y, t)`` returns the value alone and leaves the gradient of the
 last ``forward`` untouched, for evaluating between a step's forward and
-backward passes.
+backward passes. ``loss.numpy_value(y, t)`` is the same value computed by
+NumPy alone (no compiled kernel: evaluating a few rows loads none), for the
+built-in losses; a loss without it is evaluated by ``value``.
 
 Each loss is declared once with :func:`fastbp.parts.register`: its name, its
 code in the fused kernel, its hyperparameters and the kind of target it
@@ -19,8 +21,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from .._compat import LazyModule
 from .._validate import check_array
-from ..kernels.losses import (
+from ..kernels.codes import (
     BINARY_CROSS_ENTROPY_HYPER,
     CROSS_ENTROPY_HYPER,
     LOSS_BINARY_CROSS_ENTROPY,
@@ -29,15 +32,12 @@ from ..kernels.losses import (
     LOSS_SQUARED_ERROR,
     MSE_HYPER,
     SQUARED_ERROR_HYPER,
-    binary_cross_entropy_backward,
-    mse_backward,
-    mse_forward,
-    softmax_cross_entropy_backward,
-    softmax_cross_entropy_forward,
-    squared_error_backward,
 )
 from .layers import buffer
 from .parts import Part, register
+
+#: The loss kernels, imported (with Numba) by the first forward or value.
+_losses = LazyModule("fastbp.kernels.losses")
 
 __all__ = [
     "Loss",
@@ -130,11 +130,16 @@ class MSELoss(Loss):
 
     def forward(self, y: NDArray, t: NDArray) -> float:
         self._check_values(y, t)
-        return mse_backward(y, t, self.mean, self._grad_buffer(y))
+        return _losses.mse_backward(y, t, self.mean, self._grad_buffer(y))
 
     def value(self, y: NDArray, t: NDArray) -> float:
         self._check_values(y, t)
-        return mse_forward(y, t, self.mean)
+        return _losses.mse_forward(y, t, self.mean)
+
+    def numpy_value(self, y: NDArray, t: NDArray) -> float:
+        """:meth:`value` by NumPy, y and t as checked by ``value``."""
+        squares = _sum_of_squares(y, t)
+        return squares / y.size if self.mean else 0.5 * squares
 
 
 @register(
@@ -180,28 +185,38 @@ class CrossEntropyLoss(Loss):
 
     def forward(self, y: NDArray, t: NDArray) -> float:
         labels = self._labels(y, t)
-        return softmax_cross_entropy_backward(y, labels, self._grad_buffer(y))
+        return _losses.softmax_cross_entropy_backward(y, labels, self._grad_buffer(y))
 
     def value(self, y: NDArray, t: NDArray) -> float:
-        return softmax_cross_entropy_forward(y, self._labels(y, t))
+        return _losses.softmax_cross_entropy_forward(y, self._labels(y, t))
+
+    def numpy_value(self, y: NDArray, t: NDArray) -> float:
+        """:meth:`value` by NumPy: mean of logsumexp(y[i]) - y[i, t[i]]."""
+        y = y.astype(np.float64)
+        top = np.max(y, axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", over="ignore"):  # a diverged model
+            lse = top[:, 0] + np.log(np.sum(np.exp(y - top), axis=1))
+        picked = y[np.arange(y.shape[0]), self._labels(y, t)]
+        return float(np.mean(lse - picked))
 
 
 class _ValueLoss(Loss):
-    """A loss of float targets shaped like the output, computed by one
-    ``kernel(y, t, dy) -> value`` that writes the gradient too."""
+    """A loss of float targets shaped like the output, computed by one loss
+    kernel ``kernel(y, t, dy) -> value`` (named by ``_kernel``) that writes
+    the gradient too."""
 
-    _kernel = None
+    _kernel = ""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
     def forward(self, y: NDArray, t: NDArray) -> float:
         self._check_values(y, t)
-        return type(self)._kernel(y, t, self._grad_buffer(y))
+        return getattr(_losses, self._kernel)(y, t, self._grad_buffer(y))
 
     def value(self, y: NDArray, t: NDArray) -> float:
         self._check_values(y, t)
-        return type(self)._kernel(y, t, np.empty_like(y))
+        return getattr(_losses, self._kernel)(y, t, np.empty_like(y))
 
 
 @register(
@@ -223,7 +238,11 @@ class SquaredErrorLoss(_ValueLoss):
     y, t: (n_samples, n_outputs), same float dtype.
     """
 
-    _kernel = staticmethod(squared_error_backward)
+    _kernel = "squared_error_backward"
+
+    def numpy_value(self, y: NDArray, t: NDArray) -> float:
+        """:meth:`value` by NumPy: 0.5 * sum((y - t)**2) / n_samples."""
+        return 0.5 * _sum_of_squares(y, t) / y.shape[0]
 
 
 @register(
@@ -249,4 +268,16 @@ class BinaryCrossEntropyLoss(_ValueLoss):
     y, t: (n_samples, n_outputs), same float dtype.
     """
 
-    _kernel = staticmethod(binary_cross_entropy_backward)
+    _kernel = "binary_cross_entropy_backward"
+
+    def numpy_value(self, y: NDArray, t: NDArray) -> float:
+        """:meth:`value` by NumPy: sum(log(1 + exp(y)) - t * y) / n_samples."""
+        y, t = y.astype(np.float64), t.astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):  # a diverged model
+            return float(np.sum(np.logaddexp(0.0, y) - t * y) / y.shape[0])
+
+
+def _sum_of_squares(y: NDArray, t: NDArray) -> float:
+    """sum((y - t)**2) in float64."""
+    with np.errstate(invalid="ignore", over="ignore"):  # a diverged model
+        return float(np.sum(np.square(y.astype(np.float64) - t)))

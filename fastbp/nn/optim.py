@@ -22,19 +22,21 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from .._compat import LazyModule
 from .._validate import real_in
-from ..kernels.optim import (
+from ..kernels.codes import (
     ADAM_HYPER,
     ADAM_STATE,
     OPT_ADAM,
     OPT_SGD,
     SGD_HYPER,
     SGD_STATE,
-    adam_update,
-    sgd_update,
 )
 from .layers import Parameter
 from .parts import Part, register
+
+#: The update kernels, imported (with Numba) by the first step.
+_optim = LazyModule("fastbp.kernels.optim")
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
@@ -219,7 +221,7 @@ class SGD(Optimizer):
         )
 
     def _update(self, seg: _Segment) -> None:
-        sgd_update(
+        _optim.sgd_update(
             seg.data,
             seg.grad,
             self.momentum_buffer[seg.start : seg.stop],
@@ -281,7 +283,7 @@ class Adam(Optimizer):
         )
 
     def _update(self, seg: _Segment) -> None:
-        adam_update(
+        _optim.adam_update(
             seg.data,
             seg.grad,
             self.exp_avg[seg.start : seg.stop],
