@@ -5,7 +5,9 @@ specialized kernel for each (about 3 s apiece, fastbp.kernels.special) would
 take most of its time, so the generic kernel serves them unless a test asks
 for specialization (tests/test_special.py) or the environment already sets
 FASTBP_SPECIALIZE (CI runs the training tests once more with it set to 1).
-Subprocesses inherit the setting.
+No fastbp train of the suite starts a background compile of the generic
+kernel (FASTBP_BACKGROUND_COMPILE=0; tests/training/test_compiling.py asks
+for one). Subprocesses inherit both settings.
 """
 
 import os
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("FASTBP_SPECIALIZE", "0")
+os.environ["FASTBP_BACKGROUND_COMPILE"] = "0"
 
 #: How far a kernel result may be from the float64 reference, per array dtype,
 #: as ``numpy.testing.assert_allclose`` arguments. Inputs in the tests are

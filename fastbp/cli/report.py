@@ -4,13 +4,16 @@ streamed, sharded, L-BFGS). Rank 0 alone prints under MPI."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import os
 import sys
 import time
 
 import click
+import numpy as np
 
 from .._version import __version__
 from ..progress import EpochProgress
@@ -73,6 +76,23 @@ class Reporter:
 
     def echo(self, text: str) -> None:
         click.echo(text, file=self.out)
+
+    @contextlib.contextmanager
+    def notices(self):
+        """fastbp's log lines (what compiles, how long it took) on the run's
+        stream while the block runs; dropped with --quiet and off rank 0."""
+        talk = self.talk and self.world.leader
+        handler = logging.StreamHandler(self.out) if talk else logging.NullHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger = logging.getLogger("fastbp")
+        level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
 
     # --- before training -------------------------------------------------------
 
@@ -160,12 +180,11 @@ class Reporter:
     def _truth_table(self, model) -> None:
         """Inputs, target and the model's P(class 1): its output (MSE, one
         unit) or the softmax of its two logits (cross-entropy)."""
-        from ..kernels import softmax_forward
-
         problem = self.job.problem
-        out = model.predict(problem.X)
+        out = model.serve(problem.X)  # NumPy: four rows load no kernel
         if out.shape[1] == 2:
-            softmax_forward(out, out)
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+            out /= out.sum(axis=1, keepdims=True)
         self.echo(" x1  x2  target  prediction")
         for row, t, y in zip(problem.X, problem.y, out[:, -1], strict=True):
             mark = "ok" if (y > 0.5) == (t > 0.5) else "WRONG"
@@ -195,7 +214,9 @@ class Reporter:
         key = "r2" if job.metric == "r2" else "accuracy"
         val_metric = result.kept(result.val_metric)
         path = (
-            "(fused)" if result.fused else f"(layer path: {result.layer_path_reason})"
+            f"({result.kernel} kernel)"
+            if result.fused
+            else f"(layer path: {result.layer_path_reason})"
         )
         line = (
             f"{result.samples_per_s:,.0f} samples/s, {result.steps_per_s:,.0f} "
@@ -236,6 +257,10 @@ class Reporter:
             "us_per_step": result.us_per_step,
             "train_seconds": result.train_seconds,
             "compile_seconds": result.compile_seconds,
+            "kernel": result.kernel,
+            "kernel_reason": result.kernel_reason,
+            "compiled": result.compiled,
+            "compiling_seconds": result.compiling_seconds,
             "wall_seconds": self.wall,
             "process_seconds": process_seconds(),
             "epochs": result.epochs,

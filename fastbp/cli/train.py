@@ -49,12 +49,19 @@ def run(config: TrainConfig, world: MpiWorld) -> None:
     reporter.processes()
     strategy = _strategy(config, world)
     wall = time.perf_counter()
-    try:
-        result = fit(config, job, model, loss, optimizer, resumed, strategy, reporter)
-    finally:
-        reporter.progress.close()
-    reporter.wall = time.perf_counter() - wall
-    figures = job.final_figures(model, loss, result, strategy)
+    with reporter.notices():
+        try:
+            result = fit(
+                config, job, model, loss, optimizer, resumed, strategy, reporter
+            )
+        finally:
+            reporter.progress.close()
+        reporter.wall = time.perf_counter() - wall
+        from ..training.compiling import CompileNotices
+
+        with CompileNotices(result).phase("the evaluation kernels"):
+            figures = job.final_figures(model, loss, result, strategy)
+    _compile_generic_later(config, world, result, reporter)
     reporter.notes(result, model)
     if config.save is not None:
         job.save(
@@ -67,6 +74,24 @@ def run(config: TrainConfig, world: MpiWorld) -> None:
         name = config.data if job.streamed else job.name
         plot_history(result.history, config.plot, metric_name=key, title=name)
     reporter.summary(result, figures, widths)
+
+
+def _compile_generic_later(config, world, result, reporter) -> None:
+    """After a job that compiled a specialized kernel (no generic one was
+    cached), compile the generic kernel in the background, so that the next
+    new architecture starts at once (:mod:`fastbp.training.warm`)."""
+    if world.several or not result.compiled:
+        return
+    if not (result.kernel or "").startswith("specialized"):
+        return
+    from ..training.warm import compile_generic_later
+
+    pid = compile_generic_later(config.dtype)
+    if pid is not None and reporter.talk:
+        reporter.echo(
+            f"compiling the generic {config.dtype} kernel in the background "
+            f"(pid {pid}): new architectures will start at once"
+        )
 
 
 def _training(config: TrainConfig, job, result, figures) -> dict:

@@ -55,8 +55,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .._validate import as_dtype, positive_int
-from ..kernels.util import all_finite
+from .._validate import as_dtype, finite, positive_int
 from ..nn.layers import Sequential
 from ..nn.losses import Loss
 from ..training.checkpoint import CheckpointError
@@ -629,7 +628,7 @@ class _ValidationSums:
         for s in range(0, X.shape[0], batch):
             x, t = X[s : s + batch], T[s : s + batch]
             y = model.predict(x)
-            if not all_finite(y):
+            if not finite(y):
                 return False
             self.total += batch_loss_share(self.loss, self.loss.value(y, t), y.shape[0])
             self.rows += y.shape[0]
@@ -781,12 +780,18 @@ class Streamed:
             ) from None
 
     def start(self, run) -> None:
-        """Compile (or load) the kernel on one row: ``compile_seconds``."""
-        start = time.perf_counter()
-        run.engine.runner(
-            self.pool.X[:1], self.pool.T[:1], self.batch_size, grad_norms=run.grad_norms
-        ).warm_up()
-        run.result.compile_seconds = time.perf_counter() - start
+        """Choose the kernel for the epochs left and compile (or load) it on
+        one row: ``compile_seconds``."""
+        steps_per_epoch = -(-self.stats.n_train // self.batch_size)
+        run.choose_kernel(
+            self.batch_size, (run.epochs - run.epochs_done) * steps_per_epoch, False
+        )
+        run.warm_up(
+            run.engine.runner(
+                self.pool.X[:1], self.pool.T[:1], self.batch_size,
+                grad_norms=run.grad_norms,
+            )
+        )  # fmt: skip
 
     def max_epochs_per_call(self, run) -> int:
         return 1  # each epoch is a pass over the source
@@ -826,7 +831,7 @@ class Streamed:
             self.checked = True
         runner = run.engine.runner(X, T, self.batch_size, grad_norms=run.grad_norms)
         value = float(runner(perms)[0])
-        if not (math.isfinite(value) and all_finite(run.model.flat_data)):
+        if not (math.isfinite(value) and finite(run.model.flat_data)):
             raise divergence_error(epoch, run.optimizer)
         return value, X.shape[0], runner.norms[0] if runner.norms.size else runner.norms
 

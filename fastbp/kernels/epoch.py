@@ -13,14 +13,14 @@ the registry (:mod:`fastbp.parts`):
     layout : (n_layers, 5) int64, one row per Linear layer, columns
     ``L_IN, L_OUT, L_W, L_B, L_ACT``: in_features, out_features, weight
     offset, bias offset, code of the activation after it
-    (``activations.ACT_*``). The weight of layer l is
+    (``codes.ACT_*``). The weight of layer l is
     ``theta[w:w + in*out].reshape(in, out)`` and its bias ``theta[b:b + out]``.
     act_hyper : (n_layers, ACT_MAX_HYPER) float64, each activation's
     hyperparameters in the order its class declares them.
 ``FusedLoss(code, hyper)``
-    a ``losses.LOSS_*`` code and its float64 hyperparameters.
+    a ``codes.LOSS_*`` code and its float64 hyperparameters.
 ``FusedOptimizer(code, hyper, state, step)``
-    an ``optim.OPT_*`` code, float64 hyperparameters, the (n_state,
+    an ``codes.OPT_*`` code, float64 hyperparameters, the (n_state,
     n_parameters) state (updated in place) and the number of steps taken.
 
 The optimizer update is one loop over the whole flat model, and the layer
@@ -44,21 +44,19 @@ from numba import prange
 from .._config import PARALLEL_MIN_ROWS
 from ._jit import kernel
 from .activations import (
-    ACT_CODES,
-    ACT_IDENTITY,
-    ACT_MAX_HYPER,
     activate_backward_inplace,
     activate_into,
     grad_from_input,
     hyper_row,
 )
+from .codes import ACT_CODES, ACT_IDENTITY, ACT_MAX_HYPER, LOSS_HYPER, OPT_SIGNATURES
 from .dense import (
     dense_backward_input_flat,
     dense_backward_params_flat,
     dense_forward_flat,
 )
-from .losses import LOSS_HYPER, loss_backward_flat, loss_is_summed, loss_takes_labels
-from .optim import OPT_SIGNATURES, optimizer_step_flat
+from .losses import loss_backward_flat, loss_is_summed, loss_takes_labels
+from .optim import optimizer_step_flat
 from .util import all_finite
 
 __all__ = [
@@ -68,6 +66,7 @@ __all__ = [
     "train_epochs",
     "loss_and_gradient",
     "shuffle_rows",
+    "specialize_by_default",
 ]
 
 FusedModel = namedtuple("FusedModel", ["theta", "grad", "layout", "act_hyper"])
@@ -978,7 +977,7 @@ def train_epochs(
 
         chunks = min(numba.get_num_threads(), int(batch_size) // PARALLEL_MIN_ROWS)
         chunks = max(1, chunks)
-        if specialize or (specialize is None and _specialize_by_default()):
+        if specialize or (specialize is None and specialize_by_default()):
             if specialize or special.eligible(model.layout):
                 weighted = extras[0].shape[0] > 0
                 kernels = special.specialized(
@@ -986,7 +985,7 @@ def train_epochs(
                 )
         if kernels is sys.modules[__name__]:
             kernels = special.parallel(chunks)
-    elif specialize or (specialize is None and _specialize_by_default()):
+    elif specialize or (specialize is None and specialize_by_default()):
         from . import special
 
         if specialize or special.eligible(model.layout):
@@ -1004,7 +1003,7 @@ def train_epochs(
         return run_epochs(kernels, *args, *tail)
 
 
-def _specialize_by_default() -> bool:
+def specialize_by_default() -> bool:
     """False when the environment sets FASTBP_SPECIALIZE=0: every
     architecture then runs the generic kernel (no per-architecture compile;
     the test suite runs so, bar the tests that ask for specialization)."""

@@ -57,7 +57,17 @@ from typing import NamedTuple
 import numpy as np
 
 from ._jit import CACHE_DIR, SOURCE_STAMP
-from .activations import ACT_FUNCTIONS, ACT_IDENTITY, ACT_RELU, grad_from_input
+from .activations import ACT_FUNCTIONS, grad_from_input
+from .codes import (
+    ACT_IDENTITY,
+    ACT_RELU,
+    LOSS_BINARY_CROSS_ENTROPY,
+    LOSS_CROSS_ENTROPY,
+    LOSS_MSE,
+    LOSS_SQUARED_ERROR,
+    OPT_ADAM,
+    OPT_SGD,
+)
 from .epoch import (
     EPOCH_LOOP_GLOBALS,
     L_ACT,
@@ -68,13 +78,6 @@ from .epoch import (
     epoch_loop_source,
     parallel_sources,
 )
-from .losses import (
-    LOSS_BINARY_CROSS_ENTROPY,
-    LOSS_CROSS_ENTROPY,
-    LOSS_MSE,
-    LOSS_SQUARED_ERROR,
-)
-from .optim import OPT_ADAM, OPT_SGD
 
 __all__ = [
     "MAX_LAYERS",
@@ -83,6 +86,7 @@ __all__ = [
     "KernelStatus",
     "eligible",
     "kernel_status",
+    "generic_cached",
     "specialized",
 ]
 
@@ -102,6 +106,11 @@ SPECIAL_MAX_WEIGHTS = 131072
 #: seen before in this process is one dict lookup.
 _modules: dict[str, object] = {}
 _kernels: dict[bytes, object] = {}
+
+
+#: grad_from_input's rule run as Python while writing source: nothing compiles
+#: before the kernel (kernel_status must compile nothing).
+_keeps_input = grad_from_input.py_func
 
 
 def _sizes(layout: np.ndarray) -> list[tuple[int, int]]:
@@ -171,7 +180,7 @@ def _step_source(rows, loss_code: int, weighted: bool) -> str:
     source = "x, xo"
     for layer, row in enumerate(rows):
         k, n, w, b, act = (row[c] for c in (L_IN, L_OUT, L_W, L_B, L_ACT))
-        keep_z = grad_from_input(act)
+        keep_z = _keeps_input(act)
         target = f"z, hoff[{layer}]" if keep_z else f"h, hoff[{layer}]"
         span = f"hoff[{layer}] : hoff[{layer}] + m * {n}"
         out.append(f"    # layer {layer}: Linear({k}, {n}), activation code {act}")
@@ -216,7 +225,7 @@ def _step_source(rows, loss_code: int, weighted: bool) -> str:
     act = rows[last][L_ACT]
     if act != ACT_IDENTITY:  # an activation after the last layer
         backward = ACT_FUNCTIONS[act][1]
-        keep = "z" if grad_from_input(act) else "h"
+        keep = "z" if _keeps_input(act) else "h"
         out.append(
             f"    {backward}({keep}[hoff[{last}] : hoff[{last}] + m * {c}], dout, "
             f"dout, p{last})"
@@ -258,7 +267,7 @@ def _step_source(rows, loss_code: int, weighted: bool) -> str:
         out.append("    d0, d1 = d1, d0")
         if before != ACT_IDENTITY and not mask:
             backward = ACT_FUNCTIONS[before][1]
-            keep = "z" if grad_from_input(before) else "h"
+            keep = "z" if _keeps_input(before) else "h"
             span = f"hoff[{layer - 1}] : hoff[{layer - 1}] + m * {k}"
             out.append(f"    dl = d0[: m * {k}]")  # in place, as forward
             out.append(f"    {backward}({keep}[{span}], dl, dl, p{layer - 1})")
@@ -587,6 +596,12 @@ def kernel_status(
         generic_cached=_on_disk(ledger, generic, dtype, "epoch"),
         generic_compile_seconds=round(scale * _GENERIC_S, 1),
     )
+
+
+def generic_cached(dtype) -> bool:
+    """Whether the generic kernel for ``dtype`` is compiled on disk for this
+    CPU (what kernel_status reports as ``generic_cached``)."""
+    return _on_disk(_ledger(), "generic", np.dtype(dtype).name, "epoch")
 
 
 @functools.cache

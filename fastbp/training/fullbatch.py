@@ -22,6 +22,7 @@ from .checks import (
     non_negative,
     sample_weights,
 )
+from .compiling import CompileNotices
 from .metrics import METRICS, evaluate_arrays
 from .result import DivergenceError, TrainResult
 from .runners import fused_plan, values_and_labels
@@ -142,8 +143,12 @@ def lbfgs(
         check_initial_loss(model, loss, X, T, X.shape[0])
         start = time.perf_counter()
         # Checks the arguments once and compiles (or loads the cache).
-        fused_loss_and_gradient(X, values, labels, plan.model, plan.loss, weights, l2)
+        with CompileNotices(result).phase("the loss-and-gradient kernel"):
+            fused_loss_and_gradient(
+                X, values, labels, plan.model, plan.loss, weights, l2
+            )
         result.compile_seconds = time.perf_counter() - start
+        result.kernel = "loss and gradient"
         start = time.perf_counter()
         res = scipy.optimize.minimize(
             value_and_grad,

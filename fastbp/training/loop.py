@@ -5,7 +5,7 @@
     run = Run(...)                       # what callbacks see
     data.bind(run)                       # check and shape the data
     callbacks: on_train_begin(run)       # resume a checkpoint, ...
-    data.start(run)                      # compile (or load) the kernel
+    data.start(run)                      # choose, compile (or load) the kernel
     while epochs are left and nothing stopped the run:
         n = epochs the data and every callback allow in one call
         callbacks: on_epoch_begin(run)   # the schedule sets the rate
@@ -32,14 +32,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .._threads import thread_limit
-from .._validate import positive_int
-from ..kernels.util import all_finite
+from .._validate import finite, positive_int
 from ..nn.layers import Sequential
 from ..nn.losses import Loss
 from ..nn.optim import Optimizer
@@ -53,6 +52,7 @@ from .checks import (
     non_negative,
     sample_weights,
 )
+from .compiling import CompileNotices, choose_kernel
 from .metrics import METRICS, evaluate_arrays
 from .parallel import SingleProcess
 from .result import TrainResult
@@ -109,6 +109,7 @@ class Run:
     epochs_done : int, epochs trained (a resumed checkpoint's included)
     stopped : bool, True once a callback called :meth:`stop`
     grad_norms : bool, whether the kernel measures gradient norms
+    notices : CompileNotices, saying what compiles during the run
     """
 
     model: Sequential
@@ -129,6 +130,14 @@ class Run:
     stopped: bool = False
     grad_norms: bool = False
     callbacks: list[Callback] = field(default_factory=list)
+    notices: CompileNotices = field(init=False)
+    #: What the first kernel call compiles, and the seconds that may take
+    #: (choose_kernel's estimate; 0: not estimated), for the notice.
+    kernel_what: str = "the training kernels"
+    kernel_estimate: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.notices = CompileNotices(self.result)
 
     def stop(self, reason: str | None) -> None:
         """End training after this round of callbacks (``reason`` goes to
@@ -147,6 +156,39 @@ class Run:
         """Columns of the gradient-norm history: one per Linear layer when
         tracked, else 0."""
         return len(linear_layers(self.model)) if self.grad_norms else 0
+
+    def choose_kernel(self, batch_size: int, steps: int, weighted: bool) -> None:
+        """Settle which fused kernel trains the ``steps`` steps of
+        ``batch_size`` rows left (:func:`~fastbp.training.compiling.choose_kernel`):
+        into ``engine`` and ``result.kernel``/``kernel_reason``. Call before
+        making the runners (``engine.runner``)."""
+        if not self.engine.fused:
+            self.result.kernel = "layer path"
+            self.kernel_what = "the layer path's kernels"
+            return
+        if self.strategy.distributed:
+            self.result.kernel = "distributed"
+            self.kernel_what = "the distributed training kernel"
+            return
+        choice = choose_kernel(
+            self.engine.plan, batch_size=batch_size, steps=steps, weighted=weighted
+        )
+        self.engine = replace(self.engine, specialize=choice.specialize)
+        self.result.kernel = f"{choice.kernel} {choice.label}"
+        self.result.kernel_reason = choice.reason
+        self.kernel_what = f"the {choice.kernel} training kernel for {choice.label}"
+        self.kernel_estimate = choice.compile_estimate
+
+    def warm_up(self, runner) -> None:
+        """Compile (or load) ``runner``'s kernel: ``result.compile_seconds``."""
+        start = time.perf_counter()
+        runner.warm_up()
+        self.result.compile_seconds = time.perf_counter() - start
+
+    def kernel_notice(self) -> tuple[str, float]:
+        """What the run's first kernel call compiles, and the estimated
+        seconds (for CompileNotices)."""
+        return self.kernel_what, self.kernel_estimate
 
     def describe(self) -> dict:
         """The run as a checkpoint records it (:func:`describe_run`)."""
@@ -274,20 +316,22 @@ def fit(
     with thread_limit(options.threads):
         for callback in callbacks:
             callback.on_train_begin(run)
-        data.start(run)
+        with run.notices.phase(run.kernel_notice):
+            data.start(run)
         run.strategy.started()
-        while run.epochs_done < epochs and not run.stopped:
-            count = run.epochs_per_call()
+        with run.notices.phase("the evaluation kernels"):
+            while run.epochs_done < epochs and not run.stopped:
+                count = run.epochs_per_call()
+                for callback in callbacks:
+                    callback.on_epoch_begin(run)
+                data.train(run, count)
+                run.epochs_done += count
+                data.validate(run)
+                for callback in callbacks:
+                    callback.on_epoch_end(run)
             for callback in callbacks:
-                callback.on_epoch_begin(run)
-            data.train(run, count)
-            run.epochs_done += count
-            data.validate(run)
-            for callback in callbacks:
-                callback.on_epoch_end(run)
-        for callback in callbacks:
-            callback.on_train_end(run)
-        data.finish(run)
+                callback.on_train_end(run)
+            data.finish(run)
     return run.result
 
 
@@ -361,8 +405,10 @@ class InMemory:
         """See :meth:`state`."""
 
     def start(self, run: Run) -> None:
-        """Refuse data that overflows the dtype, then compile (or load) the
-        kernel: ``result.compile_seconds``."""
+        """Refuse data that overflows the dtype, then choose the kernel for
+        the steps left and compile (or load) it: ``result.compile_seconds``."""
+        steps = (run.epochs - run.epochs_done) * self.steps_per_epoch
+        run.choose_kernel(self.batch_size, steps, self.weighted)
         check_data_range(run.model.dtype, self.X, self.T, "training")
         if self.val is not None:
             check_data_range(run.model.dtype, *self.val, "validation")
@@ -372,9 +418,7 @@ class InMemory:
             run.strategy.distributed, self.sync_every,
         )  # fmt: skip
         self.key = run.strategy.rank_key(run.shuffle_key)
-        start = time.perf_counter()
-        self.runner.warm_up()
-        run.result.compile_seconds = time.perf_counter() - start
+        run.warm_up(self.runner)
 
     def max_epochs_per_call(self, run: Run) -> int:
         """Many epochs per call on the fused path without validation (up
@@ -391,7 +435,7 @@ class InMemory:
         losses = self.runner(np.empty((count, 0), np.int64), self.key, run.epochs_done)
         losses = run.strategy.epoch_losses(losses)
         run.result.train_seconds += time.perf_counter() - start
-        if not all_finite(run.model.flat_data):
+        if not finite(run.model.flat_data):
             # The last update of the call blew the weights up: its loss,
             # measured before the update, could not show it.
             losses[-1] = np.nan

@@ -13,7 +13,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from ..kernels.util import all_finite
+from .._validate import finite
+from ..nn.layers import NUMPY_ROWS
 
 __all__ = [
     "METRICS",
@@ -67,6 +68,10 @@ METRICS: dict[str, Callable[[NDArray, NDArray], float]] = {
 }
 
 
+def _has_numpy_value(loss) -> bool:
+    return callable(getattr(loss, "numpy_value", None))
+
+
 def batch_loss_share(loss, value: float, rows: int) -> float:
     """A batch's share of a per-sample mean loss: a mean-reduced loss counts
     once per row, a summed one (MSELoss(reduction="sum")) once."""
@@ -78,15 +83,26 @@ def evaluate_arrays(model, loss, X, T, metric=None, batch_size=4096):
     for them, in batches of rows: the metric NaN when ``metric`` is None, and
     (inf, NaN) for a model whose outputs overflow.
 
-    Runs ``model.predict`` and ``loss.value``, which leave the buffers of a
-    pending backward pass alone.
+    Up to NUMPY_ROWS rows, when every layer and the loss have a NumPy form,
+    runs ``model.predict_numpy`` and ``loss.numpy_value``: no kernel is
+    loaded or compiled for a small job's checks and validation. Otherwise
+    ``model.predict`` and ``loss.value``. Both leave the buffers of a
+    pending backward pass alone, and agree to float rounding.
     """
     if X.shape[0] == 0:
         raise ValueError("evaluate: no rows to evaluate on")
+    if X.shape[0] <= NUMPY_ROWS and model.numpy_ready and _has_numpy_value(loss):
+        # A few rows: NumPy alone, no kernel to load or compile.
+        with np.errstate(all="ignore"):  # a diverged model's inf and NaN
+            y = model.predict_numpy(X)
+        if not np.isfinite(y).all():
+            return math.inf, math.nan
+        value = batch_loss_share(loss, loss.numpy_value(y, T), y.shape[0])
+        return value / X.shape[0], (METRICS[metric](y, T) if metric else math.nan)
     outputs, total = [], 0.0
     for s in range(0, X.shape[0], batch_size):
         y = model.predict(X[s : s + batch_size])
-        if not all_finite(y):  # a diverged model: its loss is infinite
+        if not finite(y):  # a diverged model: its loss is infinite
             return math.inf, math.nan
         total += batch_loss_share(
             loss, loss.value(y, T[s : s + batch_size]), y.shape[0]

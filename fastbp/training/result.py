@@ -143,9 +143,16 @@ class TrainResult:
     allreduce_seconds: float = 0.0
     #: Steps between weight averages under local SGD (1: gradients every step).
     sync_every: int = 1
-    #: Kernels compiled for this run (names, with the seconds they took in
-    #: ``compile_seconds``); empty when every kernel came from the cache.
+    #: The fused kernel that trained ("specialized 20-32-1", "generic
+    #: 20-32-1", "distributed") or "layer path", and why that kernel
+    #: (training.compiling.choose_kernel); None before training.
+    kernel: str | None = None
+    kernel_reason: str | None = None
+    #: The functions Numba compiled during the run (cache misses), and the
+    #: seconds compiling took; empty and 0 when every kernel came from the
+    #: cache (``compile_seconds`` is the first call's time either way).
     compiled: list[str] = field(default_factory=list)
+    compiling_seconds: float = 0.0
     _loss: Series = field(default_factory=Series, repr=False)
     _val_loss: Series = field(default_factory=Series, repr=False)
     _val_metric: Series = field(default_factory=Series, repr=False)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ..kernels.activations import ACT_IDENTITY, NO_HYPER
+from ..kernels.codes import ACT_IDENTITY, NO_HYPER
 from ..kernels.epoch import (
     FusedLoss,
     FusedModel,
@@ -123,6 +123,10 @@ class Engine:
     optimizer: Optimizer
     plan: FusedPlan | None
     reason: str | None = None
+    #: Which fused kernel trains: True the specialized kernel of the
+    #: architecture, False the generic one, None train_epochs' default
+    #: (training.compiling.choose_kernel settles it for a run).
+    specialize: bool | None = None
 
     @classmethod
     def choose(cls, model, loss, optimizer, fuse: bool | None) -> Engine:
@@ -163,6 +167,7 @@ class Engine:
                 grad_norms,
                 distributed,
                 sync_every,
+                self.specialize,
             )
         return LayerRunner(
             self.model, self.loss, self.optimizer, X, T, batch_size, l2, grad_norms
@@ -191,9 +196,11 @@ class FusedRunner:
         grad_norms: bool = False,
         distributed: bool | str = False,
         sync_every: int = 1,
+        specialize: bool | None = None,
     ):
         self.plan, self.X, self.batch_size = plan, X, batch_size
         self.distributed, self.sync_every = distributed, sync_every
+        self.specialize = specialize
         #: stats[0]: seconds spent in all-reduce so far (distributed).
         self.stats = np.zeros(1)
         self.T, self.labels = values_and_labels(X, T)
@@ -226,6 +233,7 @@ class FusedRunner:
             self.norms if self.track_norms else None,
             key,
             first_epoch,
+            specialize=self.specialize,
             distributed=self.distributed,
             stats=self.stats,
             sync_every=self.sync_every,
