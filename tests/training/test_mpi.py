@@ -250,8 +250,9 @@ def _history(proc):
 
 def test_sharded_run_follows_the_one_process_loss_curve(tmp_path):
     """--shard: each rank reads and shuffles its own rows, so the model is
-    not the one-process model, but the loss curve agrees with it (within
-    15 % at every epoch here) and each rank saw about half the rows."""
+    not the one-process model, but its loss curve is one a single process
+    could give: at every epoch within 25 % of the range of the curves of
+    one process with five seeds (which spread by up to 40 % here)."""
     rng = np.random.default_rng(2)
     X = rng.standard_normal((2000, 5))
     y = X @ [1.0, -1.0, 0.5, 2.0, 0.0] + np.sin(X[:, 0])
@@ -261,10 +262,18 @@ def test_sharded_run_follows_the_one_process_loss_curve(tmp_path):
     args = [FASTBP, "train", "--data", str(path), "--target", "y", "--epochs", "6"]
     args += ["--batch-size", "50", "--json", "--quiet", "--dtype", "float64"]
     one, curve1 = _history(mpirun(1, args))
+    curves = [curve1] + [
+        _history(mpirun(1, [*args, "--seed", str(seed)]))[1] for seed in range(1, 5)
+    ]
     two, curve2 = _history(mpirun(2, [*args, "--shard"]))
     assert two["processes"] == 2
     assert curve2 != curve1
-    np.testing.assert_allclose(curve2, curve1, rtol=0.15)
+    low, high = np.min(curves, axis=0), np.max(curves, axis=0)
+    assert np.all(curve2 >= 0.75 * low) and np.all(curve2 <= 1.25 * high), (
+        curve2,
+        low,
+        high,
+    )
     assert two["val_r2"] > 0.95 and abs(two["val_r2"] - one["val_r2"]) < 0.02
 
 
