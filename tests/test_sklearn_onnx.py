@@ -279,7 +279,12 @@ def test_target_scale_without_a_plan(tmp_path):
     expected = reg.predict(X).astype(np.float64) * 25 + 300
     np.testing.assert_array_equal(back.predict(X), expected)
     got = run(skl2onnx.to_onnx(back, X[:1]), X)
-    np.testing.assert_allclose(got["variable"].ravel(), back.predict(X), rtol=1e-6)
+    # The float32 network agrees within TOL32 in its own units; the target's
+    # scale (std 25) multiplies that, and the shift (mean 300) cancels
+    # digits near 0.
+    np.testing.assert_allclose(
+        got["variable"].ravel(), back.predict(X), rtol=1e-5, atol=25 * 1e-5
+    )
 
 
 def test_plan_inputs_errors():
