@@ -773,7 +773,36 @@ def build_onnx(
         The onnx package is not installed.
     """
     onnx = _onnx()
-    helper = onnx.helper
+    _check_export_args(onnx, model, opset, inputs)
+    layers = flat_layers(model)
+    meta = _checked_meta(meta, model)
+    columns = plan_columns(meta, int(opset))
+    if columns is None:
+        columns = [
+            {"name": n, "role": "numeric", "inputs": [n], "bare": True}
+            for n in meta["feature_names"]
+        ]
+    used = [c for c in columns if c["inputs"]]
+    g = Graph(int(opset))
+    outputs = OUTPUTS[:2] if meta["task"] == "classification" else OUTPUTS[2:]
+    for name in outputs:
+        g.reserve(name)
+    graph_inputs, values = _graph_inputs(onnx, g, used, inputs, outputs)
+    na_values = (meta.get("plan") or {}).get("na_values", [])
+    x = emit_plan(g, used, values, na_values)
+    scaler = meta["standardizer"]
+    if scaler is not None:
+        x = g.op("Sub", [x, g.const(scaler["mean"], "mean")])
+        x = g.op("Div", [x, g.const(scaler["std"], "std")])
+    dtype = model.dtype or np.dtype(np.float32)
+    x = g.op("Cast", [x], to=_tensor_type(dtype))
+    out = emit_network(g, x, layers, dtype)
+    graph_outputs = _graph_outputs(onnx, g, out, model.out_features, meta)
+    return _model_proto(onnx, g, graph_inputs, graph_outputs, int(opset), meta)
+
+
+def _check_export_args(onnx, model, opset, inputs) -> None:
+    """TypeError or ValueError for build_onnx's model, opset and inputs."""
     if not isinstance(model, Sequential):
         raise TypeError(
             "export_onnx: model must be a fastbp Sequential, got "
@@ -786,60 +815,44 @@ def build_onnx(
         raise _fail(f"opset {opset} is newer than this onnx package's {newest}")
     if inputs not in _INPUT_KINDS:
         raise _fail(f"inputs must be one of {_INPUT_KINDS}, got {inputs!r}")
-    layers = flat_layers(model)
-    meta = _checked_meta(meta, model)
-    columns = plan_columns(meta, int(opset))
-    if columns is None:
-        columns = [
-            {"name": n, "role": "numeric", "inputs": [n], "bare": True}
-            for n in meta["feature_names"]
-        ]
-    used = [c for c in columns if c["inputs"]]
-    task = meta["task"]
-    g = Graph(int(opset))
-    outputs = OUTPUTS[:2] if task == "classification" else OUTPUTS[2:]
-    for name in outputs:
-        g.reserve(name)
-    graph_inputs = []
-    N = "N"
-    f64 = _tensor_type(np.float64)
+
+
+def _graph_inputs(onnx, g: Graph, used: list[dict], inputs: str, outputs) -> tuple:
+    """(graph inputs, the value name of each used column): one float64 matrix
+    "X" split into columns, or one (N, 1) input per column."""
+    helper, f64 = onnx.helper, _tensor_type(np.float64)
     if inputs == "matrix":
-        text = [c["name"] for c in used if c["role"] != "numeric"]
+        text = [c for c in used if c["role"] != "numeric"]
         if text:
             raise _fail(
-                f"inputs='matrix' takes numeric columns only; column {text[0]!r} "
-                f"is {next(c['role'] for c in used if c['name'] == text[0])}"
+                f"inputs='matrix' takes numeric columns only; column "
+                f"{text[0]['name']!r} is {text[0]['role']}"
             )
         g.reserve("X")
-        graph_inputs.append(helper.make_tensor_value_info("X", f64, [N, len(used)]))
+        graph_inputs = [helper.make_tensor_value_info("X", f64, ["N", len(used)])]
         if len(used) == 1:
-            values = ["X"]
-        else:
-            sizes = g.const(np.ones(len(used), np.int64), "split")
-            values = g.op("Split", ["X", sizes], axis=1, outputs=len(used))
-    else:
-        values = []
-        for c in used:
-            if c["name"] in outputs:
-                raise _fail(
-                    f"column {c['name']!r} has the name of an ONNX output "
-                    f"({', '.join(outputs)}); rename the column"
-                )
-            g.reserve(c["name"])
-            kind = f64 if c["role"] == "numeric" else _tensor_type(object)
-            graph_inputs.append(helper.make_tensor_value_info(c["name"], kind, [N, 1]))
-            values.append(c["name"])
-    na_values = (meta.get("plan") or {}).get("na_values", [])
-    x = emit_plan(g, used, values, na_values)
-    scaler = meta["standardizer"]
-    if scaler is not None:
-        x = g.op("Sub", [x, g.const(scaler["mean"], "mean")])
-        x = g.op("Div", [x, g.const(scaler["std"], "std")])
-    dtype = model.dtype or np.dtype(np.float32)
-    x = g.op("Cast", [x], to=_tensor_type(dtype))
-    out = emit_network(g, x, layers, dtype)
-    n_out = model.out_features
-    if task == "classification":
+            return graph_inputs, ["X"]
+        sizes = g.const(np.ones(len(used), np.int64), "split")
+        return graph_inputs, g.op("Split", ["X", sizes], axis=1, outputs=len(used))
+    graph_inputs, values = [], []
+    for c in used:
+        if c["name"] in outputs:
+            raise _fail(
+                f"column {c['name']!r} has the name of an ONNX output "
+                f"({', '.join(outputs)}); rename the column"
+            )
+        g.reserve(c["name"])
+        kind = f64 if c["role"] == "numeric" else _tensor_type(object)
+        graph_inputs.append(helper.make_tensor_value_info(c["name"], kind, ["N", 1]))
+        values.append(c["name"])
+    return graph_inputs, values
+
+
+def _graph_outputs(onnx, g: Graph, out: str, n_out: int, meta: dict) -> list:
+    """The outputs from the network's output ``out``: "label" and
+    "probabilities" (classification) or "variable" in the target's units."""
+    helper, f64 = onnx.helper, _tensor_type(np.float64)
+    if meta["task"] == "classification":
         labels = onnx_labels(_class_values(meta))
         emit_classifier(
             g,
@@ -851,19 +864,22 @@ def build_onnx(
             label_name="label",
             proba_name="probabilities",
         )
-        label_type = _tensor_type(labels.dtype)
-        graph_outputs = [
-            helper.make_tensor_value_info("label", label_type, [N]),
-            helper.make_tensor_value_info("probabilities", f64, [N, len(labels)]),
+        return [
+            helper.make_tensor_value_info("label", _tensor_type(labels.dtype), ["N"]),
+            helper.make_tensor_value_info("probabilities", f64, ["N", len(labels)]),
         ]
-    else:
-        y = g.op("Cast", [out], to=f64)
-        if meta.get("target_scale") is not None:
-            m, s = meta["target_scale"]
-            y = g.op("Mul", [y, g.const(np.float64(s), "target_std")])
-            y = g.op("Add", [y, g.const(np.float64(m), "target_mean")])
-        g.op("Identity", [y], outputs=["variable"])
-        graph_outputs = [helper.make_tensor_value_info("variable", f64, [N, n_out])]
+    y = g.op("Cast", [out], to=f64)
+    if meta.get("target_scale") is not None:
+        m, s = meta["target_scale"]
+        y = g.op("Mul", [y, g.const(np.float64(s), "target_std")])
+        y = g.op("Add", [y, g.const(np.float64(m), "target_mean")])
+    g.op("Identity", [y], outputs=["variable"])
+    return [helper.make_tensor_value_info("variable", f64, ["N", n_out])]
+
+
+def _model_proto(onnx, g: Graph, graph_inputs, graph_outputs, opset: int, meta):
+    """The checked ModelProto of graph g."""
+    helper = onnx.helper
     nodes = [
         helper.make_node(op, ins, outs, name=outs[0], domain=domain or None, **attrs)
         for op, ins, outs, domain, attrs in g.nodes
@@ -872,26 +888,21 @@ def build_onnx(
     graph = helper.make_graph(
         nodes, "fastbp", graph_inputs, graph_outputs, initializer=initializers
     )
-    opsets = [helper.make_opsetid("", int(opset))]
+    opsets = [helper.make_opsetid("", opset)]
     if any(domain == "ai.onnx.ml" for _, _, _, domain, _ in g.nodes):
         opsets.append(helper.make_opsetid("ai.onnx.ml", ML_OPSET))
+    task, target = meta["task"], str(meta.get("target_name", "target"))
     proto = helper.make_model(
         graph,
         opset_imports=opsets,
         producer_name="fastbp",
         producer_version=__version__,
-        doc_string=f"fastbp {task} model, target {meta.get('target_name', 'target')!r}",
+        doc_string=f"fastbp {task} model, target {target!r}",
     )
     # The IR version of this opset, not the onnx package's newest: runtimes
     # that read the opset then read the file.
-    proto.ir_version = _ir_version(onnx, int(opset))
-    helper.set_model_props(
-        proto,
-        {
-            "fastbp_task": task,
-            "fastbp_target_name": str(meta.get("target_name", "target")),
-        },
-    )
+    proto.ir_version = _ir_version(onnx, opset)
+    helper.set_model_props(proto, {"fastbp_task": task, "fastbp_target_name": target})
     onnx.checker.check_model(proto, full_check=True)
     return proto
 
