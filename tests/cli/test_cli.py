@@ -1205,7 +1205,7 @@ def test_cli_train_stream_bad_cell_is_one_line(tmp_path):
     rows[300] = "1,zz,2"
     path = write(tmp_path, "bad.csv", "\n".join(rows) + "\n")
     result = invoke("train", "--data", path, "--stream", "--epochs", 1, "--strict")
-    assert_input_error(result.output, result.exit_code, "'b'", "data row 300")
+    assert_input_error(result.output, result.exit_code, "'b'", "line 301")
     # Without --strict the text cell is one of the column's missing cells.
     result = invoke("train", "--data", path, "--stream", "--epochs", 1)
     assert result.exit_code == 0, result.output
