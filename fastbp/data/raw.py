@@ -230,7 +230,7 @@ class TargetStats:
         new = [k for k, v in enumerate(unique.tolist()) if v not in self.numbers]
         if len(self.numbers) + len(new) > MAX_CLASSES:
             self.overflow = True
-            return
+            return present
         if new:
             where = np.flatnonzero(present)[first[new]]
             names = cells.take(pa.array(where)).to_pylist()
