@@ -430,6 +430,13 @@ class ColumnStats:
         if k == 0:
             return
         good = values[usable]
+        too_large = np.abs(good) > np.finfo(self.dtype).max
+        if too_large.any():
+            i = int(np.argmax(too_large))
+            raise PlanError(
+                f"column {self.name!r}, data row {int(rows[usable][i]) + 1}: "
+                f"{good[i]:g} is too large for {self.dtype} (use float64)"
+            )
         self.integers &= bool(np.all(good == np.floor(good)))
         self.low = min(self.low, float(good.min()))
         self.high = max(self.high, float(good.max()))

@@ -14,6 +14,7 @@ every row encoded by it.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -435,7 +436,17 @@ def raw_problem(
         val_rows = np.zeros(len(y), dtype=bool)
         val_rows[val_idx] = True
     table_stats = TableStats(features.schema, dtype, options, seed=seed or 0)
-    table_stats.add(features, ~val_rows, 0)
+    try:
+        table_stats.add(features, ~val_rows, 0)
+    except PlanError as exc:  # a value too large for dtype: its row in the file
+        text = str(exc)
+        if data_rows is not None:
+            text = re.sub(
+                r"data row (\d+)",
+                lambda m: f"data row {data_rows[int(m.group(1)) - 1] + 1}",
+                text,
+            )
+        raise DataError(f"{path}, {text}") from None
     try:
         plan = infer_plan(table_stats, options, where=path)
     except PlanError as exc:

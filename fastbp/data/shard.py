@@ -125,6 +125,15 @@ def shard_part(
     return file_part(path, rank, size, format=format)
 
 
+def _add_stats(stats, features, train, first_row, path) -> None:
+    """stats.add of this rank's training rows; a value too large for the
+    dtype is a DataError naming the file."""
+    try:
+        stats.add(features, train, first_row)
+    except PlanError as exc:
+        raise DataError(f"{path}, {exc}") from None
+
+
 def run_collectively(comm: Any, fn: Callable[..., T], *args, **kwargs) -> T:
     """fn(*args, **kwargs) on every rank; if it raised on any rank, the same
     error on every rank.
@@ -286,7 +295,7 @@ def load_shard(
             f"training rows (of its {counts[r]}); run fewer ranks"
         )
     stats = TableStats(features.schema, dtype, options, seed=seed)
-    stats.add(features, train, first_row)
+    run_collectively(comm, _add_stats, stats, features, train, first_row, path)
     try:
         plan = infer_plan(_merged(comm, stats), options, where=path)
     except PlanError as exc:
