@@ -1153,7 +1153,7 @@ class TableEncoder(TransformerMixin, BaseEstimator):
     A NumPy array's columns are named x0, x1, ... (or ``feature_names_in_``)
     and read as numbers, NaN missing; an array of Python objects is read
     column by column as a DataFrame's object columns are. Medians are exact
-    up to 2**20 values per column and sampled beyond (with the row hash of
+    up to 2**16 values per column and sampled beyond (with the row hash of
     ``fastbp train``'s default ``--seed 0``).
 
     Examples

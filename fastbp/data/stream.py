@@ -11,7 +11,7 @@ a column's type comes from the whole file, never from its first block):
   (:class:`fastbp.data.plan.TableStats`) from which the column plan is made
   (roles, fills, levels, date parts, standardization) -- the same code, the
   same plan as in memory, where the data fits, to float64 rounding (medians
-  exactly up to 2**20 training values per column, then from a row-hash
+  exactly up to 2**16 training values per column, then from a row-hash
   sample of that many);
 - each epoch (:class:`Streamed`, a data source of :func:`fastbp.training.fit`):
   reads the source again, encodes each record batch with the plan, and
@@ -37,7 +37,12 @@ same model.
 Memory is one record batch, its arrays in float64 and the training dtype, and
 about ``3 * (shuffle_buffer + batch_size)`` rows of the training dtype; none of
 it grows with the file (the first pass also keeps each text column's levels,
-up to 65536, and each column's median sample). Every chunk reaches the kernel
+up to 65536, and each column's median sample, 1 MB). pyarrow's reader holds a
+few record batches per column, and its memory pool keeps what it frees, so
+each batch read hands it back. Measured: ``fastbp train --stream`` on
+5,000,000 rows of 20 float features in Parquet peaks at about 380 MB of
+resident memory (Numba's compiled kernels are about 60 MB of it), whether
+the row groups hold 100k, 500k or 1M rows. Every chunk reaches the kernel
 as C-contiguous arrays of one dtype, so its compiled version is reused.
 """
 
@@ -108,10 +113,12 @@ def holdout_mask(start: int, n: int, val_fraction: float, seed: int) -> NDArray:
 
 
 def file_source(
-    path: str | os.PathLike, *, format: str | None = None, batch_rows: int = 65536
+    path: str | os.PathLike, *, format: str | None = None, batch_rows: int = 16384
 ) -> Source:
     """A source reading path's record batches afresh on every call, every
-    CSV cell as text (:func:`fastbp.data.tables.iter_batches`)."""
+    CSV cell as text (:func:`fastbp.data.tables.iter_batches`); Parquet in
+    batches of ``batch_rows`` rows (pyarrow's reader holds a few batches'
+    worth of each column: 16384 rows keep it to tens of MB)."""
     from .tables import format_of, iter_batches
 
     format_of(path, format)  # an unknown format or extension fails here
@@ -280,12 +287,15 @@ def _batches(source: Source, name: str) -> Iterator:
             f"source must be a callable returning record batches, got {source!r}"
         )
     offset = 0
+    pool = pa.default_memory_pool()
     try:
         for batch in _read_ahead(iter(source())):
             if not isinstance(batch, pa.RecordBatch):
                 raise TypeError(f"{name}: source yielded {type(batch).__name__}")
             yield batch
             offset += batch.num_rows
+            del batch
+            pool.release_unused()  # pyarrow's pool keeps freed batches
     except OSError as exc:
         from .tables import open_error
 
