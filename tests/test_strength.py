@@ -550,3 +550,35 @@ def test_each_shard_shuffles_with_its_own_key_and_means_weigh_rows():
     loss, metric = dp.mean_over_ranks(10, 1.0, 0.5)
     assert loss == pytest.approx((10 * 1 + 30 * 3) / 40)
     assert metric == pytest.approx((10 * 0.5 + 30 * 0.25) / 40)
+
+
+# --- the same column types and labels streamed as in memory --------------------------
+
+
+def test_a_late_fraction_in_a_column_of_integers_streams_as_in_memory(tmp_path):
+    from fastbp.data.raw import RawTable, raw_problem
+    from fastbp.data.stream import file_source, scan
+
+    n = 150_001  # past the first record batches of every reader
+    path = tmp_path / "ints.csv"
+    cells = [str(i % 997) for i in range(n - 1)] + ["2.5"]
+    path.write_text("a,y\n" + "".join(f"{c},{i % 2}\n" for i, c in enumerate(cells)))
+    problem, _, _ = raw_problem(RawTable.read(path), dtype=np.float64)
+    stats = scan(file_source(path), dtype=np.float64)
+    assert problem.plan.to_json() == stats.plan.to_json()
+    (column,) = stats.plan.columns
+    assert column.role == "numeric"
+    values = np.array([float(c) for c in cells])
+    np.testing.assert_allclose(column.mean, [values.mean()], rtol=1e-12)
+
+
+def test_labels_written_with_leading_zeros_stream_as_in_memory(tmp_path):
+    from fastbp.data.raw import RawTable, raw_problem
+    from fastbp.data.stream import file_source, scan
+
+    path = tmp_path / "labels.csv"
+    labels = ["007", "010", "7.0", "10"] * 20
+    path.write_text("a,y\n" + "".join(f"{i % 7},{c}\n" for i, c in enumerate(labels)))
+    problem, _, _ = raw_problem(RawTable.read(path))
+    stats = scan(file_source(path))
+    assert problem.classes == stats.classes == ("007", "010")
