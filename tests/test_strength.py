@@ -401,7 +401,10 @@ def _bad_table(kind, n=50, at=37):
 
     b = np.ones(n)
     b[at] = np.nan if kind == "nan" else 1e39
-    return pa.table({"a": np.arange(n, dtype=float), "b": b, "y": np.arange(n) % 2})
+    column = pa.array(b, mask=np.arange(n) == at) if kind == "null" else b
+    return pa.table(
+        {"a": np.arange(n, dtype=float), "b": column, "y": np.arange(n) % 2}
+    )
 
 
 @pytest.fixture(params=["parquet", "feather"])
@@ -434,6 +437,9 @@ def test_typed_file_errors_name_the_data_row(typed):
         read_table(path)
     with pytest.raises(ValueError, match=r"column 'b', data row 38: nan is not finite"):
         scan(file_source(path), options=PlanOptions(strict=True), name=str(path))
+    empty = write(_bad_table("null"), "empty")
+    with pytest.raises(ValueError, match=r"column 'b': data row 38 is empty"):
+        read_table(empty)
     big = write(_bad_table("big"), "big")
     with pytest.raises(ValueError, match=r"'b': data row 38 is too large for float32"):
         read_table(big)
