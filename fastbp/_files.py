@@ -62,6 +62,38 @@ def unwritable_reason(path: str, *, folder: bool = False) -> str | None:
     return None
 
 
+def file_kind(path: str) -> str | None:
+    """What the file at path is, read from its first bytes: "fastbp-model"
+    or "fastbp-checkpoint" (fastbp's archives, by their 'format' entry),
+    "npz" (another zip archive, or one that cannot be read), "other" (a
+    file that is not a zip archive), or None when there is no file there or
+    it is empty. Lets an output refuse to replace a file of another kind."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        return None
+    if not head:
+        return None
+    if head != b"PK":
+        return "other"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            kind = str(npz["format"][()]) if "format" in npz.files else "npz"
+    except Exception:  # a zip that is not .npz data: not ours to judge
+        return "npz"
+    return kind if kind in ("fastbp-model", "fastbp-checkpoint") else "npz"
+
+
+#: How file_kind's answers read in a message.
+KIND_WORDS = {
+    "fastbp-model": "a fastbp model file",
+    "fastbp-checkpoint": "a fastbp checkpoint",
+    "npz": "an .npz archive",
+    "other": "a file of another kind",
+}
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[IO[bytes]]:
     """A binary file to write ``path`` through, atomically: the data goes to a

@@ -82,6 +82,7 @@ from .nn.layers import GELU, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
 from .nn.losses import BinaryCrossEntropyLoss, CrossEntropyLoss, SquaredErrorLoss
 from .nn.optim import SGD, Adam
 from .training.api import train
+from .training.checks import cast_checked
 from .training.fullbatch import lbfgs, loss_and_gradient
 from .training.result import DivergenceError
 from .training.schedules import SCHEDULES, EarlyStopping, schedule
@@ -131,6 +132,9 @@ def _check_params(est) -> None:
         fail("hidden_layer_sizes", "a tuple of positive integers")
     if any(s <= 0 for s in sizes):
         fail("hidden_layer_sizes", "a tuple of positive integers")
+    for flag in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
+        if not isinstance(getattr(est, flag), bool | np.bool_):
+            fail(flag, "True or False")
     if est.activation not in ACTIVATIONS:
         fail("activation", f"one of {sorted(ACTIVATIONS)}")
     if est.solver not in SOLVERS:
@@ -293,11 +297,13 @@ class _BaseMLP(BaseEstimator):
             )
         )
         scaler = getattr(self, "_standardizer", None)
+        name, dtype = type(self).__name__, np.dtype(self.dtype)
         if scaler is None:
-            return X.astype(self.dtype, copy=False)
+            return cast_checked(X, dtype, f"{name}.predict", "X")
         # As fastbp predict: in float64, rounded once into dtype.
         mean, std = scaler
-        return ((X.astype(np.float64) - mean) / std).astype(self.dtype)
+        inputs = (X.astype(np.float64) - mean) / std
+        return cast_checked(inputs, dtype, f"{name}.predict", "standardized X")
 
     # --- fitting ---------------------------------------------------------
 
@@ -315,7 +321,7 @@ class _BaseMLP(BaseEstimator):
                 "continue training (warm_start, partial_fit); fit a new one"
             )
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)
-        X = _dense(X).astype(self.dtype, copy=False)
+        X = cast_checked(_dense(X), np.dtype(self.dtype), type(self).__name__, "X")
         n, n_features = X.shape
         weights = self._weights(sample_weight, Y)
         rs = check_random_state(self.random_state)
@@ -556,7 +562,12 @@ class _BaseMLP(BaseEstimator):
         self._write(path, self._meta(target_name=target_name))
 
     def _write(self, path, meta: dict) -> None:
+        from ._files import unwritable_reason
         from .data.predictor import save
+
+        reason = unwritable_reason(os.fspath(path))
+        if reason:
+            raise ValueError(f"{type(self).__name__}.save: {reason}")
 
         extra_sigmoid = self.out_activation_ == "logistic"
         save(path, self._network(extra_sigmoid), meta)
@@ -585,6 +596,8 @@ class _BaseMLP(BaseEstimator):
             names = getattr(self, "feature_names_in_", None)
             if names is not None:
                 meta["feature_names"] = [str(s) for s in names]
+            else:  # load must not take the default x1, x2, ... for names
+                meta["feature_names_given"] = False
         if scaler is not None:
             meta["standardizer"] = {"mean": scaler[0], "std": scaler[1]}
         scale = getattr(self, "_target_scale", None)
@@ -641,10 +654,13 @@ class _BaseMLP(BaseEstimator):
             est.feature_names_in_ = np.asarray(predictor.plan.raw_columns, object)
             est.n_features_in_ = len(est.feature_names_in_)
         else:
-            names_in = np.asarray(predictor.feature_names, dtype=object)
-            default = [f"x{j + 1}" for j in range(est.n_features_in_)]
-            if list(names_in) != default:
-                est.feature_names_in_ = names_in
+            # Columns are matched by name whenever the file names them (a
+            # fastbp train file always does, x1, x2, ... included); only a
+            # network fitted on unnamed columns matches them by position.
+            if "feature_names" in meta and meta.get("feature_names_given", True):
+                est.feature_names_in_ = np.asarray(
+                    predictor.feature_names, dtype=object
+                )
         est._standardizer = (
             None
             if predictor.scaler is None
@@ -999,7 +1015,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             dtype=(np.float64, np.float32),
             reset=reset,
         )
-        y = np.asarray(y, dtype=self.dtype)
+        y = cast_checked(y, np.dtype(self.dtype), type(self).__name__, "y")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y.reshape(len(y), -1)
@@ -1137,7 +1153,7 @@ class TableEncoder(TransformerMixin, BaseEstimator):
     A NumPy array's columns are named x0, x1, ... (or ``feature_names_in_``)
     and read as numbers, NaN missing; an array of Python objects is read
     column by column as a DataFrame's object columns are. Medians are exact
-    up to 2**20 values per column and sampled beyond (with the row hash of
+    up to 2**16 values per column and sampled beyond (with the row hash of
     ``fastbp train``'s default ``--seed 0``).
 
     Examples

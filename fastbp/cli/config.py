@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
+from .._files import KIND_WORDS, file_kind
 from .errors import InputError
 from .params import parse_hidden
 
@@ -245,20 +246,40 @@ def _refuse_conflicts(raw: dict, world: MpiWorld) -> None:
     ]
     for i, (flag, path) in enumerate(outputs):
         for other, other_path in outputs[:i]:
-            if _same_file(path, other_path):
+            if same_file(path, other_path):
                 raise InputError(
                     f"{other} and {flag} name the same file {path!r}; give each its own"
                 )
-        if raw["data"] not in ("xor", "-") and _same_file(path, raw["data"]):
+        if raw["data"] not in ("xor", "-") and same_file(path, raw["data"]):
             raise InputError(f"{flag} would overwrite the data file {path!r}")
     if raw["resume"] is not None and raw["save"] is not None:
-        if _same_file(raw["resume"], raw["save"]):
+        if same_file(raw["resume"], raw["save"]):
             raise InputError(
                 f"--save would overwrite the checkpoint being resumed {raw['save']!r}"
             )
+    for flag, key, kind in (
+        ("--save", "save", "fastbp-model"),
+        ("--checkpoint", "checkpoint", "fastbp-checkpoint"),
+    ):
+        refuse_other_kind(flag, raw[key], (kind, "npz"))
 
 
-def _same_file(a: str, b: str) -> bool:
+def refuse_other_kind(flag: str, path: str | None, replaceable: tuple) -> None:
+    """InputError when the output path of flag holds a file whose
+    :func:`fastbp._files.file_kind` is not among ``replaceable``: a model is
+    never replaced by a checkpoint, nor a data file by a model."""
+    if path is None:
+        return
+    found = file_kind(path)
+    if found is None or found in replaceable:
+        return
+    raise InputError(
+        f"{flag} would replace {path!r}, {KIND_WORDS[found]}; give another path "
+        "or remove that file first"
+    )
+
+
+def same_file(a: str, b: str) -> bool:
     """Whether two paths name one file (existing or not)."""
     try:
         if os.path.exists(a) and os.path.exists(b):

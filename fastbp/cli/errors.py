@@ -20,8 +20,10 @@ class InputError(click.ClickException):
 
 def data_error(exc: Exception) -> InputError:
     """The library's message about the data, with the option that helps."""
-    hint = " (--dtype float64)" if "use float64" in str(exc) else ""
-    return InputError(f"{exc}{hint}")
+    text = str(exc)
+    if "use float64" in text:
+        return InputError(text.replace("use float64", "use --dtype float64"))
+    return InputError(text)
 
 
 class OneLineErrors(click.Group):

@@ -9,6 +9,12 @@ from ..io.onnx import DEFAULT_OPSET, MIN_OPSET
 from .errors import InputError
 from .params import output_file
 
+#: Extensions of the files fastbp reads: an ONNX graph is never written there.
+_DATA_EXTENSIONS = (
+    ".npz", ".csv", ".tsv", ".gz", ".zst", ".parquet", ".pq", ".feather", ".arrow",
+    ".ipc",
+)  # fmt: skip
+
 
 @click.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
@@ -38,6 +44,15 @@ def export(model_path, out, opset, inputs):
     """
     from ..io.model import ModelFileError
     from ..io.onnx import export_onnx
+    from .config import refuse_other_kind, same_file
+
+    if same_file(out, model_path):
+        raise InputError(f"OUT would overwrite the model file {out!r}")
+    if out.lower().endswith(_DATA_EXTENSIONS):
+        raise InputError(
+            f"OUT {out!r} names a data or model file; give a path ending in .onnx"
+        )
+    refuse_other_kind("OUT", out, ("other",))
 
     try:
         proto = export_onnx(model_path, out, opset=opset, inputs=inputs)

@@ -168,6 +168,7 @@ class StreamJob:
 
 def load(config: TrainConfig, world: MpiWorld, out) -> TableJob | StreamJob:
     """The run's data, read and prepared for its loss."""
+    _check_data_path(config)
     if config.stream:
         return _stream(config)
     if config.shard:
@@ -196,6 +197,23 @@ def load(config: TrainConfig, world: MpiWorld, out) -> TableJob | StreamJob:
     loss = _loss_for(config.loss, problem.task, problem.default_loss)
     prepared = _prepare(problem, loss, config)
     return TableJob(problem.name, prepared, len(prepared.X_train), len(prepared.X_val))
+
+
+def _check_data_path(config: TrainConfig) -> None:
+    """--data: not a folder, and of a format known by its extension or by
+    --format (one line naming the option, before anything is read)."""
+    import os
+
+    from ..data.tables import format_of
+
+    if config.data in ("xor", "-"):
+        return
+    if os.path.isdir(config.data):
+        raise InputError(f"--data: {config.data!r} is a folder, not a data file")
+    try:
+        format_of(config.data, config.data_format)
+    except ValueError as exc:
+        raise InputError(f"--data: {exc} with --format") from None
 
 
 def _located(exc: Exception, config: TrainConfig) -> InputError:
@@ -314,11 +332,12 @@ def _stream(config: TrainConfig) -> StreamJob:
                 val_fraction=config.val_split, seed=config.seed, name=config.data,
                 options=config.plan_options(), scale_target=not config.strict,
             )  # fmt: skip
-        loss, n_outputs, metric = stats.coding(config.loss)
-    except DataError as exc:
+    except DataError as exc:  # its data row named by its line in a CSV file
         raise _located(exc, config) from None
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    _loss_for(config.loss, stats.task, stats.default_loss)
+    loss, n_outputs, metric = stats.coding(config.loss)
     return StreamJob(
         f"{config.data} (streamed)", source, stats, loss, n_outputs, metric,
         config.shuffle_buffer,

@@ -138,6 +138,19 @@ def _batches(predictor, data, data_format, carry, bar):
         raise InputError(str(exc)) from None
 
 
+def _check_out(out: str | None, model_path: str, data: str) -> None:
+    """--out: neither the model nor the data file, nor a fastbp archive
+    (predictions are CSV or Parquet, never written over another kind)."""
+    from .config import refuse_other_kind, same_file
+
+    if out is None or out == "-":
+        return
+    for flag, path in (("--model", model_path), ("--data", data)):
+        if path != "-" and same_file(out, path):
+            raise InputError(f"--out would overwrite the {flag} file {out!r}")
+    refuse_other_kind("--out", out, ("other",))
+
+
 @click.command()
 @_MODEL
 @_DATA
@@ -180,6 +193,7 @@ def predict(model_path, data, data_format, out, proba, keep, as_json, quiet):
         raise InputError(
             "--json needs --out FILE: standard output carries the JSON record"
         )
+    _check_out(out, model_path, data)
     predictor = _load(model_path)
     if proba and predictor.task != "classification":
         raise InputError("--proba needs a classification model; this one regresses")

@@ -16,7 +16,7 @@ import time
 import click
 
 from .config import MpiWorld, TrainConfig, mpi_world
-from .errors import InputError
+from .errors import InputError, data_error
 from .jobs import load
 from .options import train_options
 from .report import Reporter, output_stream
@@ -182,7 +182,10 @@ def fit(config, job, model, loss, optimizer, resumed, strategy, reporter):
         from ..data.loading import DataError
 
         if isinstance(exc, DataError):
-            raise InputError(str(exc)) from None
+            from ..data.tables import with_lines
+
+            message = with_lines(str(exc), config.data, config.data_format)
+            raise data_error(DataError(message)) from None
         raise
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from .._validate import as_dtype, positive_int
 from .loading import (
     DataError,
     Dataset,
@@ -121,7 +122,7 @@ def open_error(path: str, exc: OSError) -> DataError:
     """The one-line DataError of an OSError reading path."""
     if isinstance(exc, FileNotFoundError):
         return DataError(f"{path}: no such file")
-    if isinstance(exc, IsADirectoryError):
+    if isinstance(exc, IsADirectoryError) or os.path.isdir(path):
         return DataError(f"{path}: is a directory, not a data file")
     if exc.strerror is None:  # a read error of the data, not of the file
         return DataError(f"{path}: cannot read ({exc}); is the file whole?")
@@ -148,6 +149,10 @@ def _header(path: str, fmt: str, compression: str | None) -> list[str]:
         return []
     except OSError as exc:
         raise open_error(path, exc) from None
+    except UnicodeDecodeError as exc:  # a header that is not UTF-8
+        from .raw import read_problem
+
+        raise DataError(f"{path}: {read_problem(exc, fmt)}") from None
     except pa.ArrowException:
         return []  # the full read (or the slow scanner) reports it
 
@@ -276,7 +281,7 @@ def read_table(
             f"got {task!r}"
         )
     path = os.fspath(path)
-    dtype = np.dtype(dtype)
+    dtype = as_dtype(dtype, "read_table")
     fmt, compression = format_of(path, format)
     if path == _STDIN:
         return _from_bytes(
@@ -646,6 +651,7 @@ def iter_batches(
 
     path = os.fspath(path)
     fmt, compression = format_of(path, format)
+    batch_rows = positive_int(batch_rows, "iter_batches", "batch_rows")
     types = None
     if fmt in ("csv", "tsv"):
         if text:
@@ -1016,7 +1022,14 @@ def part_table(path: str | os.PathLike, part: Part, *, format: str | None = None
     fmt, compression = format_of(path, format)
     if fmt in ("csv", "tsv"):
         with open(path, "rb") as f:
-            header = _csv_names(f.read(part.header_end), _delimiter(fmt))
+            head = f.read(part.header_end)
+        try:
+            head.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            from .raw import read_problem
+
+            raise DataError(f"{path}: {read_problem(exc, fmt)}") from None
+        header = _csv_names(head, _delimiter(fmt))
     else:
         header = _header(path, fmt, compression)
     types = {name: pa.string() for name in header} if fmt in ("csv", "tsv") else None
@@ -1027,8 +1040,12 @@ def part_table(path: str | os.PathLike, part: Part, *, format: str | None = None
     except OSError as exc:
         raise open_error(path, exc) from None
     except pa.ArrowException as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
-        raise DataError(f"{path}: cannot read as {fmt} ({first})") from None
+        from .raw import read_problem
+
+        ragged = ragged_line(path, fmt) if "columns" in str(exc) else None
+        if ragged is not None:
+            raise DataError(f"{path}, {ragged}") from None
+        raise DataError(f"{path}: {read_problem(exc, fmt)}") from None
     if batches:
         return pa.Table.from_batches(batches)
     schema = pa.schema([(name, pa.string()) for name in header]) if types else None

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from numpy.typing import NDArray
 
+from .._validate import positive_int
 from ..nn.layers import Sequential
 from ..nn.losses import Loss
 from ..nn.optim import Optimizer
@@ -21,7 +22,7 @@ from .callbacks import Callback, EpochCallback, GradNorms
 from .checkpoint import Checkpoint, CheckpointFile, Checkpointing
 from .checks import coerce
 from .loop import FitOptions, InMemory, fit
-from .metrics import evaluate_arrays
+from .metrics import METRICS, evaluate_arrays
 from .parallel import DataParallel
 from .result import TrainResult
 from .schedules import Constant, EarlyStopping, EpochControl, Schedule, schedule
@@ -169,6 +170,12 @@ def train(
             if not isinstance(checkpoint, CheckpointFile):
                 checkpoint = CheckpointFile(checkpoint, is_writer=strategy.rank == 0)
     if T is None and hasattr(X, "bind"):  # a data source
+        for name, value in (("val", val), ("sample_weight", sample_weight)):
+            if value is not None:
+                raise ValueError(
+                    f"train: {name} does not apply to a data source such as "
+                    "Streamed (its validation rows come from scan's val_fraction)"
+                )
         data = X
     else:
         data = InMemory(X, T, sample_weight=sample_weight, val=val)
@@ -205,6 +212,11 @@ def evaluate(
     gets loss inf and metric NaN. ValueError for data with no rows.
     """
     X, T = coerce(model, loss, X, T, "evaluation", "evaluate")
+    if metric is not None and metric not in METRICS:
+        raise ValueError(
+            f"evaluate: metric must be one of {sorted(METRICS)} or None, got {metric!r}"
+        )
+    batch_size = positive_int(batch_size, "evaluate", "batch_size")
     return evaluate_arrays(model, loss, X, T, metric, batch_size)
 
 

@@ -12,12 +12,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._validate import check_array
+from ..kernels.util import all_finite
 from ..nn.optim import Optimizer
 from .metrics import evaluate_arrays
 from .result import DivergenceError
 
 __all__ = [
     "coerce",
+    "cast_checked",
     "sample_weights",
     "non_negative",
     "check_data_range",
@@ -32,7 +34,7 @@ def coerce(model, loss, X: object, T: object, what: str, who: str = "train"):
     (n, n_outputs) values in the model dtype."""
     dtype = model.dtype
     X = check_array(
-        np.ascontiguousarray(X, dtype=dtype), who, f"{what} X", dtype=dtype, ndim=2
+        cast_checked(X, dtype, who, f"{what} X"), who, f"{what} X", dtype=dtype, ndim=2
     )
     if model.in_features is not None and X.shape[1] != model.in_features:
         raise ValueError(
@@ -57,7 +59,7 @@ def coerce(model, loss, X: object, T: object, what: str, who: str = "train"):
                 f"{n_out} outputs, got values in [{T.min()}, {T.max()}]"
             )
     else:
-        T = np.ascontiguousarray(T, dtype=dtype)
+        T = cast_checked(T, dtype, who, f"{what} targets")
         if T.ndim == 1 and n_out == 1:
             T = T.reshape(-1, 1)
         T = check_array(T, who, f"{what} targets", dtype=dtype, ndim=2)
@@ -75,25 +77,47 @@ def coerce(model, loss, X: object, T: object, what: str, who: str = "train"):
     return X, T
 
 
-def sample_weights(sample_weight: object | None, n: int) -> NDArray | None:
+def cast_checked(value: object, dtype: np.dtype, who: str, name: str) -> NDArray:
+    """value as a C-contiguous array of dtype; a finite value that the cast
+    makes infinite is a ValueError naming it (not "NaN or inf")."""
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(value, dtype=dtype)
+    if out.size and not all_finite(out):
+        original = np.asarray(value)
+        if original.dtype.kind in "fiu" and original.shape == out.shape:
+            lost = np.isfinite(original) & ~np.isfinite(out)
+            if lost.any():
+                index = np.unravel_index(np.argmax(lost), out.shape)
+                where = ", ".join(map(str, index))
+                raise ValueError(
+                    f"{who}: {name} holds {float(original[index]):g} at [{where}], "
+                    f"too large for {np.dtype(dtype)}; use float64 or scale the data"
+                )
+    return out
+
+
+def sample_weights(
+    sample_weight: object | None, n: int, who: str = "train"
+) -> NDArray | None:
     """sample_weight as a float64 (n,) array of finite weights >= 0, not
     all 0; None stays None."""
     if sample_weight is None:
         return None
     w = np.ascontiguousarray(sample_weight, dtype=np.float64)
     if w.shape != (n,):
-        raise ValueError(f"train: sample_weight must have shape ({n},), got {w.shape}")
+        raise ValueError(f"{who}: sample_weight must have shape ({n},), got {w.shape}")
     if not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0:
-        raise ValueError("train: sample_weight must be finite, >= 0 and not all 0")
+        raise ValueError(f"{who}: sample_weight must be finite, >= 0 and not all 0")
     return w
 
 
-def non_negative(value: object, name: str) -> float:
-    """A finite number >= 0, as float (TypeError or ValueError naming name)."""
+def non_negative(value: object, name: str, who: str = "train") -> float:
+    """A finite number >= 0, as float (TypeError or ValueError naming who
+    and name)."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise TypeError(f"train: {name} must be a number, got {value!r}")
+        raise TypeError(f"{who}: {name} must be a number, got {value!r}")
     if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"train: {name} must be finite and >= 0, got {value!r}")
+        raise ValueError(f"{who}: {name} must be finite and >= 0, got {value!r}")
     return float(value)
 
 

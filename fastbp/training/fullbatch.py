@@ -57,11 +57,12 @@ def loss_and_gradient(
     plan = fused_plan(model, loss, None)
     if isinstance(plan, str):
         raise ValueError(f"loss_and_gradient: {plan}")
-    X, T = coerce(model, loss, X, T, "training")
-    weights = sample_weights(sample_weight, X.shape[0])
+    who = "loss_and_gradient"
+    X, T = coerce(model, loss, X, T, "training", who)
+    weights = sample_weights(sample_weight, X.shape[0], who)
     T, labels = values_and_labels(X, T)
     return fused_loss_and_gradient(
-        X, T, labels, plan.model, plan.loss, weights, non_negative(l2, "l2")
+        X, T, labels, plan.model, plan.loss, weights, non_negative(l2, "l2", who)
     )
 
 
@@ -99,7 +100,7 @@ def lbfgs(
 
     max_iter = positive_int(max_iter, "lbfgs", "max_iter")
     max_fun = positive_int(max_fun, "lbfgs", "max_fun")
-    tol = non_negative(tol, "tol")
+    tol = non_negative(tol, "tol", "lbfgs")
     if not isinstance(model, Sequential):
         raise TypeError(f"lbfgs: model must be a fastbp Sequential, got {model!r}")
     if not isinstance(loss, Loss):
@@ -107,15 +108,19 @@ def lbfgs(
     plan = fused_plan(model, loss, None)
     if isinstance(plan, str):
         raise ValueError(f"lbfgs: {plan}")
-    X, T = coerce(model, loss, X, T, "training")
+    X, T = coerce(model, loss, X, T, "training", "lbfgs")
     if val is not None:
-        val = coerce(model, loss, val[0], val[1], "validation")
+        if not (isinstance(val, tuple | list) and len(val) == 2):
+            raise TypeError(
+                f"lbfgs: val must be a pair (X_val, T_val), got {type(val).__name__}"
+            )
+        val = coerce(model, loss, val[0], val[1], "validation", "lbfgs")
     if metric is None:
         metric = "accuracy" if loss.target == "labels" else "r2"
     if metric not in METRICS:
         raise ValueError(f"lbfgs: metric must be one of {sorted(METRICS)}")
-    weights = sample_weights(sample_weight, X.shape[0])
-    l2 = non_negative(l2, "l2")
+    weights = sample_weights(sample_weight, X.shape[0], "lbfgs")
+    l2 = non_negative(l2, "l2", "lbfgs")
     values, labels = values_and_labels(X, T)
     theta = model.flat_data
     result = TrainResult(metric_name=metric, fused=True)

@@ -33,6 +33,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from numbers import Integral
 
 import numpy as np
 from numpy.typing import NDArray
@@ -276,6 +277,11 @@ def fit(
     """
     epochs = positive_int(epochs, "train", "epochs")
     batch_size = positive_int(batch_size, "train", "batch_size")
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, Integral):
+            raise TypeError(f"train: seed must be an integer or None, got {seed!r}")
+        if seed < 0:
+            raise ValueError(f"train: seed must be >= 0 or None, got {seed!r}")
     options = options or FitOptions()
     metric = options.metric
     if not isinstance(model, Sequential):

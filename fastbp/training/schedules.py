@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, is_dataclass
 
+from .._validate import positive_int, real_in
 from .callbacks import Callback
 
 __all__ = [
@@ -95,6 +96,9 @@ class InvScaling(Schedule):
 
     power_t: float = 0.5
 
+    def __post_init__(self) -> None:
+        real_in(self.power_t, "InvScaling", "power_t")
+
     def rate(self, epoch: int, lr: float, samples_seen: int) -> float:
         return lr / (samples_seen + 1) ** self.power_t
 
@@ -108,6 +112,10 @@ class Adaptive(Schedule):
     factor: float = 5.0
     min_lr: float = 1e-6
     current: float | None = None
+
+    def __post_init__(self) -> None:
+        real_in(self.factor, "Adaptive", "factor", low=1.0, low_open=True)
+        real_in(self.min_lr, "Adaptive", "min_lr")
 
     def rate(self, epoch: int, lr: float, samples_seen: int) -> float:
         if self.current is None:
@@ -134,6 +142,10 @@ class StepDecay(Schedule):
     step_size: int = 10
     gamma: float = 0.1
 
+    def __post_init__(self) -> None:
+        positive_int(self.step_size, "StepDecay", "step_size")
+        real_in(self.gamma, "StepDecay", "gamma", low_open=True)
+
     def rate(self, epoch: int, lr: float, samples_seen: int) -> float:
         return lr * self.gamma ** ((epoch - 1) // self.step_size)
 
@@ -146,6 +158,10 @@ class Cosine(Schedule):
 
     t_max: int
     min_lr: float = 0.0
+
+    def __post_init__(self) -> None:
+        positive_int(self.t_max, "Cosine", "t_max")
+        real_in(self.min_lr, "Cosine", "min_lr")
 
     def rate(self, epoch: int, lr: float, samples_seen: int) -> float:
         x = min(epoch - 1, self.t_max) / self.t_max
@@ -167,6 +183,7 @@ def schedule(
     """The schedule called ``name`` (one of :data:`SCHEDULES`) for a run of
     ``epochs`` epochs: step decays every ``step_size`` epochs (default: a
     third of the run), cosine reaches 0 after the last epoch."""
+    positive_int(epochs, "schedule", "epochs")
     if name == "constant":
         return Constant()
     if name == "invscaling":

@@ -1205,6 +1205,7 @@ def test_cli_train_stream_bad_cell_is_one_line(tmp_path):
     rows[300] = "1,zz,2"
     path = write(tmp_path, "bad.csv", "\n".join(rows) + "\n")
     result = invoke("train", "--data", path, "--stream", "--epochs", 1, "--strict")
+    # Named by its line (data row 300 is line 301), as in memory.
     assert_input_error(result.output, result.exit_code, "'b'", "line 301")
     # Without --strict the text cell is one of the column's missing cells.
     result = invoke("train", "--data", path, "--stream", "--epochs", 1)
