@@ -180,3 +180,49 @@ def test_onnx_is_imported_by_the_export_only():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+#: Commands and calls that must not import Numba (nor SciPy, which the BLAS
+#: kernels bring): what they need is NumPy and, for tables, pyarrow.
+_NO_NUMBA = {
+    "model and NumPy inference": (
+        "import fastbp, numpy as np;"
+        "m = fastbp.mlp([4, 8, 3], 'gelu', rng=0);"
+        "m.serve(np.ones((5, 4), np.float32)); fastbp.MSELoss(); "
+        "fastbp.Adam(m.parameters())"
+    ),
+    "the command line's help and option checks": (
+        "from fastbp.cli.main import main\n"
+        "for args in (['train', '--help'], ['predict', '--help'],"
+        " ['train', '--hidden', 'x']):\n"
+        "    try:\n        main(args)\n    except SystemExit:\n        pass"
+    ),
+    "fastbp predict of a saved model on a few rows": (
+        "import fastbp, numpy as np, tempfile, os, sys\n"
+        "from fastbp.cli.main import main\n"
+        "from fastbp.io.model import save_model\n"
+        "d = tempfile.mkdtemp(); m = fastbp.mlp([2, 4, 1], 'relu', rng=0)\n"
+        "save_model(os.path.join(d, 'm.npz'), m)\n"
+        "open(os.path.join(d, 'x.csv'), 'w').write('x1,x2\\n1,2\\n3,4\\n')\n"
+        "try:\n"
+        "    main(['predict', '--model', os.path.join(d, 'm.npz'), '--data',"
+        " os.path.join(d, 'x.csv'), '--out', os.path.join(d, 'p.csv')])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "assert open(os.path.join(d, 'p.csv')).read().count('\\n') == 3"
+    ),
+}
+
+
+@pytest.mark.parametrize("what", sorted(_NO_NUMBA))
+def test_what_needs_no_kernel_imports_no_numba(what):
+    import subprocess
+    import sys
+
+    code = (
+        _NO_NUMBA[what] + "\nimport sys\n"
+        "bad = [m for m in ('numba', 'scipy') if m in sys.modules]\n"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -30,6 +30,7 @@ from .codes import (
     ACT_RELU,
     ACT_SIGMOID,
     ACT_TANH,
+    keeps_input,
 )
 
 __all__ = [
@@ -49,14 +50,8 @@ _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-@kernel(inline="always")
-def grad_from_input(act):
-    """True when act's derivative needs the forward input X, not the output Y.
-
-    GELU's derivative Phi(x) + x phi(x) cannot be recovered from y = x Phi(x),
-    so the fused kernel keeps the pre-activation for such layers.
-    """
-    return act == ACT_GELU
+#: codes.keeps_input compiled, inlined where the kernels branch on it.
+grad_from_input = kernel(inline="always")(keeps_input)
 
 
 # One inline function per activation and direction, on 1-D contiguous

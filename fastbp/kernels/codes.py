@@ -32,6 +32,7 @@ __all__ = [
     "ADAM_HYPER",
     "ADAM_STATE",
     "OPT_SIGNATURES",
+    "keeps_input",
 ]
 
 # Activation codes shared with the dense kernels and the fused epoch path.
@@ -43,6 +44,18 @@ ACT_LEAKY_RELU = 4
 ACT_GELU = 5
 #: Every code above: what the fused kernel's checks accept.
 ACT_CODES = (ACT_IDENTITY, ACT_RELU, ACT_TANH, ACT_SIGMOID, ACT_LEAKY_RELU, ACT_GELU)
+
+
+def keeps_input(act: int) -> bool:
+    """True when act's derivative needs the forward input X, not the output Y.
+
+    GELU's derivative Phi(x) + x phi(x) cannot be recovered from y = x Phi(x),
+    so the fused kernel keeps the pre-activation for such layers. Plain
+    Python, for the layer API and the kernel generator; the kernels inline
+    its compiled form, ``activations.grad_from_input``.
+    """
+    return act == ACT_GELU
+
 
 #: Length of the hyperparameter tuple ``p`` every activation kernel takes.
 ACT_MAX_HYPER = 2

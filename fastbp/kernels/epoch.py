@@ -49,7 +49,14 @@ from .activations import (
     grad_from_input,
     hyper_row,
 )
-from .codes import ACT_CODES, ACT_IDENTITY, ACT_MAX_HYPER, LOSS_HYPER, OPT_SIGNATURES
+from .codes import (
+    ACT_CODES,
+    ACT_IDENTITY,
+    ACT_MAX_HYPER,
+    LOSS_HYPER,
+    OPT_SIGNATURES,
+    keeps_input,
+)
 from .dense import (
     dense_backward_input_flat,
     dense_backward_params_flat,
@@ -306,7 +313,7 @@ def work_buffers(layout, rows, n_parameters, dtype, stats):
     hoff = np.zeros(layout.shape[0] + 1, np.int64)
     np.cumsum(sizes, out=hoff[1:])
     widest = int(max(layout[:, L_IN].max(), layout[:, L_OUT].max()))
-    keep_z = any(grad_from_input.py_func(int(a)) for a in layout[:, L_ACT])
+    keep_z = any(keeps_input(int(a)) for a in layout[:, L_ACT])
     h = np.empty(hoff[-1], dtype)
     z = np.empty(hoff[-1] if keep_z else 0, dtype)
     return hoff, h, z, np.empty(rows * widest, dtype), np.empty(rows * widest, dtype)

@@ -57,7 +57,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._jit import CACHE_DIR, SOURCE_STAMP
-from .activations import ACT_FUNCTIONS, grad_from_input
+from .activations import ACT_FUNCTIONS
 from .codes import (
     ACT_IDENTITY,
     ACT_RELU,
@@ -67,6 +67,7 @@ from .codes import (
     LOSS_SQUARED_ERROR,
     OPT_ADAM,
     OPT_SGD,
+    keeps_input,
 )
 from .epoch import (
     EPOCH_LOOP_GLOBALS,
@@ -106,11 +107,6 @@ SPECIAL_MAX_WEIGHTS = 131072
 #: seen before in this process is one dict lookup.
 _modules: dict[str, object] = {}
 _kernels: dict[bytes, object] = {}
-
-
-#: grad_from_input's rule run as Python while writing source: nothing compiles
-#: before the kernel (kernel_status must compile nothing).
-_keeps_input = grad_from_input.py_func
 
 
 def _sizes(layout: np.ndarray) -> list[tuple[int, int]]:
@@ -180,7 +176,7 @@ def _step_source(rows, loss_code: int, weighted: bool) -> str:
     source = "x, xo"
     for layer, row in enumerate(rows):
         k, n, w, b, act = (row[c] for c in (L_IN, L_OUT, L_W, L_B, L_ACT))
-        keep_z = _keeps_input(act)
+        keep_z = keeps_input(act)
         target = f"z, hoff[{layer}]" if keep_z else f"h, hoff[{layer}]"
         span = f"hoff[{layer}] : hoff[{layer}] + m * {n}"
         out.append(f"    # layer {layer}: Linear({k}, {n}), activation code {act}")
@@ -225,7 +221,7 @@ def _step_source(rows, loss_code: int, weighted: bool) -> str:
     act = rows[last][L_ACT]
     if act != ACT_IDENTITY:  # an activation after the last layer
         backward = ACT_FUNCTIONS[act][1]
-        keep = "z" if _keeps_input(act) else "h"
+        keep = "z" if keeps_input(act) else "h"
         out.append(
             f"    {backward}({keep}[hoff[{last}] : hoff[{last}] + m * {c}], dout, "
             f"dout, p{last})"
@@ -267,7 +263,7 @@ def _step_source(rows, loss_code: int, weighted: bool) -> str:
         out.append("    d0, d1 = d1, d0")
         if before != ACT_IDENTITY and not mask:
             backward = ACT_FUNCTIONS[before][1]
-            keep = "z" if _keeps_input(before) else "h"
+            keep = "z" if keeps_input(before) else "h"
             span = f"hoff[{layer - 1}] : hoff[{layer - 1}] + m * {k}"
             out.append(f"    dl = d0[: m * {k}]")  # in place, as forward
             out.append(f"    {backward}({keep}[{span}], dl, dl, p{layer - 1})")

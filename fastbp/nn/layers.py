@@ -39,6 +39,7 @@ from ..kernels.codes import (
     ACT_SIGMOID,
     ACT_TANH,
     NO_HYPER,
+    keeps_input,
 )
 from .parts import ACTIVATIONS, part_of, register
 
@@ -306,12 +307,7 @@ class Activation(Layer):
     @property
     def grad_from_input(self) -> bool:
         """True when the backward pass needs the input X rather than Y."""
-        code = type(self).part.code
-        found = _FROM_INPUT.get(code)
-        if found is None:
-            # The kernel's own rule, run as Python: nothing to compile.
-            found = _FROM_INPUT[code] = bool(_act.grad_from_input.py_func(code))
-        return found
+        return keeps_input(type(self).part.code)
 
     def forward(self, x: NDArray) -> NDArray:
         dtype = self.dtype or (x.dtype if isinstance(x, np.ndarray) else None)
@@ -453,9 +449,6 @@ def _fusable(layer: Layer, after: Layer) -> bool:
         and not after.grad_from_input
     )
 
-
-#: activation code -> grad_from_input(code), filled on first use.
-_FROM_INPUT: dict[int, bool] = {}
 
 #: layer -> weak reference to the Sequential that owns it.
 _OWNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
