@@ -219,8 +219,8 @@ class EpochProgress:
             done = epoch - self.shown
             self.shown = epoch
             note = f"epoch {epoch}/{self.epochs}"
-            if result.loss:
-                note += f", loss {result.loss[-1] * self.loss_scale:.4g}"
+            if result.final_loss is not None:
+                note += f", loss {result.final_loss * self.loss_scale:.4g}"
             self._bar.note(note)
             rows = self.rows_per_epoch
             self._bar.update(done * rows if rows else done)
@@ -234,7 +234,7 @@ class EpochProgress:
         """The plain progress line for epoch (what fastbp train printed)."""
         text = (
             f"epoch {epoch:>{len(str(self.epochs))}}/{self.epochs}  "
-            f"loss {result.loss[-1] * self.loss_scale:.6g}"
+            f"loss {result.final_loss * self.loss_scale:.6g}"
         )
         if result.val_loss:
             text += f"  val_loss {result.val_loss[-1] * self.loss_scale:.6g}"

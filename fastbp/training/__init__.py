@@ -12,7 +12,10 @@ from .._compat import lazy_exports
 
 _NAMES = {
     **dict.fromkeys(("train", "evaluate", "epoch_control"), "api"),
-    **dict.fromkeys(("fit", "FitOptions", "Run", "InMemory", "STEPS_PER_CALL"), "loop"),
+    **dict.fromkeys(
+        ("fit", "FitOptions", "Run", "InMemory", "STEPS_PER_CALL", "SECONDS_PER_CALL"),
+        "loop",
+    ),
     **dict.fromkeys(("Callback", "EpochCallback", "GradNorms"), "callbacks"),
     **dict.fromkeys(("DataParallel", "SingleProcess"), "parallel"),
     **dict.fromkeys(("loss_and_gradient", "lbfgs"), "fullbatch"),

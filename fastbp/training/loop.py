@@ -60,11 +60,23 @@ from .result import TrainResult
 from .runners import Engine, linear_layers, shuffle_key
 from .schedules import EpochControl
 
-__all__ = ["fit", "FitOptions", "Run", "InMemory", "STEPS_PER_CALL"]
+__all__ = [
+    "fit",
+    "FitOptions",
+    "Run",
+    "InMemory",
+    "STEPS_PER_CALL",
+    "SECONDS_PER_CALL",
+]
 
-#: The fused path runs this many training steps per call at most, so progress
-#: is reported about every 0.1-1 s; fewer when validation runs every epoch.
+#: The fused path's first call runs this many training steps at most; later
+#: calls as many as take about SECONDS_PER_CALL at the speed measured so far
+#: (up to MAX_STEPS_PER_CALL), so that Python's share of a call (the history,
+#: the checks: about 3 ms) stays near 1 % even at 0.1 µs per step. Callbacks
+#: and validation make calls shorter (one epoch each for validation).
 STEPS_PER_CALL = 1 << 16
+SECONDS_PER_CALL = 0.25
+MAX_STEPS_PER_CALL = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -222,11 +234,8 @@ class Run:
         """Add epochs just trained (their losses, NaN from a diverged one on)
         to the history; DivergenceError at the first non-finite one, after
         recording those before it."""
-        finished = (
-            int(np.argmin(np.isfinite(losses)))
-            if not np.isfinite(losses).all()
-            else len(losses)
-        )
+        finite = np.isfinite(losses)
+        finished = len(losses) if finite.all() else int(np.argmin(finite))
         lr = getattr(self.optimizer, "lr", None)
         result = self.result
         result.record_epochs(
@@ -423,15 +432,21 @@ class InMemory:
             self.X, self.T, self.batch_size, self.weights, run.l2, run.grad_norms,
             run.strategy.distributed, self.sync_every,
         )  # fmt: skip
+        self.seconds_per_step = 0.0
         self.key = run.strategy.rank_key(run.shuffle_key)
         run.warm_up(self.runner)
 
     def max_epochs_per_call(self, run: Run) -> int:
-        """Many epochs per call on the fused path without validation (up
-        to STEPS_PER_CALL steps); else one."""
+        """Many epochs per call on the fused path without validation (see
+        STEPS_PER_CALL); else one."""
         if not run.engine.fused or self.val is not None:
             return 1
-        return max(1, STEPS_PER_CALL // self.steps_per_epoch)
+        steps = STEPS_PER_CALL
+        if self.seconds_per_step:  # measured by the calls so far
+            steps = min(
+                MAX_STEPS_PER_CALL, int(SECONDS_PER_CALL / self.seconds_per_step)
+            )
+        return max(1, steps // self.steps_per_epoch)
 
     # --- training --------------------------------------------------------------
 
@@ -440,7 +455,9 @@ class InMemory:
         start = time.perf_counter()
         losses = self.runner(np.empty((count, 0), np.int64), self.key, run.epochs_done)
         losses = run.strategy.epoch_losses(losses)
-        run.result.train_seconds += time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        run.result.train_seconds += elapsed
+        self.seconds_per_step = elapsed / (count * self.steps_per_epoch)
         if not finite(run.model.flat_data):
             # The last update of the call blew the weights up: its loss,
             # measured before the update, could not show it.

@@ -2,9 +2,9 @@
 
 The per-epoch history (losses, validation figures, learning rates, gradient
 norms) is kept in NumPy arrays while training runs, a whole fused call's
-epochs copied in at once, and is built into Python lists only when read: a
-fused call of a thousand XOR epochs then costs one array copy of history, not
-a thousand Python floats.
+epochs as the kernel returned them, and is built into Python lists only when
+read: a fused call of a million XOR epochs then adds no per-epoch work to the
+loop, not a million Python floats.
 """
 
 from __future__ import annotations
@@ -41,18 +41,30 @@ class DivergenceError(RuntimeError):
 class Series:
     """A growing float64 array of per-epoch values, (n,) or (n, width).
 
-    Values arrive in blocks (:meth:`extend`, :meth:`fill`) into a buffer that
-    doubles when full; :meth:`tolist` builds the Python list once and then
-    only appends what arrived since.
+    Values arrive in blocks. A block of at least :data:`ADOPT` rows that its
+    caller hands over (``extend(values, own=True)``: the fused kernel's
+    per-call losses) is kept as it is, and a value repeated that many times
+    (:meth:`fill`: one call's learning rate) as one broadcast number: neither
+    is copied while training runs, so a fused call of two million XOR epochs
+    adds no per-epoch work to the loop. Smaller blocks are copied into a
+    buffer that doubles when full. Reading (:attr:`array`, :meth:`tolist`)
+    joins what is pending into the buffer once; :meth:`tolist` builds the
+    Python list once and then only appends what arrived since.
     """
 
-    __slots__ = ("_data", "_n", "_list")
+    __slots__ = ("_data", "_filled", "_pending", "_n", "_list")
+
+    #: Blocks of at least this many rows are kept as they came until read.
+    ADOPT = 1024
 
     def __init__(self, values: Iterable | NDArray = (), width: int | None = None):
         values = np.asarray(values, dtype=np.float64)
         if width is not None:
             values = values.reshape(-1, width)
-        self._data, self._n, self._list = values.copy(), len(values), []
+        self._data = values.copy()
+        self._filled = self._n = len(values)
+        self._pending: list[NDArray] = []
+        self._list: list = []
 
     def __len__(self) -> int:
         return self._n
@@ -60,33 +72,45 @@ class Series:
     @property
     def array(self) -> NDArray:
         """The values so far (a view; copy it to keep it)."""
+        self._settle()
         return self._data[: self._n]
 
-    def _reserve(self, count: int, width: tuple[int, ...]) -> None:
-        if self._n == 0 and self._data.shape[1:] != width:
-            self._data = np.empty((0, *width))
-        if self._n + count > len(self._data):
-            grown = np.empty((max(2 * len(self._data), self._n + count, 16), *width))
-            grown[: self._n] = self._data[: self._n]
-            self._data = grown
+    def last(self) -> NDArray | float | None:
+        """The last value (a row for 2-D series), None when empty; joins
+        nothing."""
+        if not self._n:
+            return None
+        tail = self._pending[-1] if self._pending else self._data[: self._filled]
+        return tail[-1]
 
-    def extend(self, values: NDArray) -> None:
-        """Append the rows of values, (count,) or (count, width)."""
+    def extend(self, values: NDArray, own: bool = False) -> None:
+        """Append the rows of values, (count,) or (count, width). ``own``:
+        the caller hands values over and never writes them again, so a large
+        block is kept without a copy."""
         values = np.asarray(values, dtype=np.float64)
-        count = len(values)
-        self._reserve(count, values.shape[1:])
-        self._data[self._n : self._n + count] = values
-        self._n += count
+        if not len(values):
+            return
+        if len(values) >= self.ADOPT or self._pending:
+            self._pending.append(values if own else values.copy())
+        else:
+            self._copy_in(values)
+        self._n += len(values)
 
     def fill(self, value: float, count: int) -> None:
         """Append ``value`` count times."""
-        self._reserve(count, ())
-        self._data[self._n : self._n + count] = value
+        block = np.broadcast_to(np.float64(value), (count,))
+        if not count:
+            return
+        if count >= self.ADOPT or self._pending:
+            self._pending.append(block)
+        else:
+            self._copy_in(block)
         self._n += count
 
     def truncate(self, n: int) -> None:
         """Keep the first n values."""
-        self._n = min(self._n, n)
+        self._settle()
+        self._n = self._filled = min(self._n, n)
         del self._list[n:]
 
     def tolist(self) -> list:
@@ -95,8 +119,31 @@ class Series:
         if len(self._list) > self._n:
             del self._list[self._n :]
         if len(self._list) < self._n:
+            self._settle()
             self._list.extend(self._data[len(self._list) : self._n].tolist())
         return self._list
+
+    def _settle(self) -> None:
+        """Copy the pending blocks into the buffer (adopting the first one as
+        the buffer when nothing is there yet and it is a plain array)."""
+        pending, self._pending = self._pending, []
+        if pending and self._filled == 0 and pending[0].flags.writeable:
+            first = pending.pop(0)
+            self._data, self._filled = first, len(first)
+        for block in pending:
+            self._copy_in(block)
+
+    def _copy_in(self, values: NDArray) -> None:
+        count, width = len(values), values.shape[1:]
+        if self._filled == 0 and self._data.shape[1:] != width:
+            self._data = np.empty((0, *width))
+        if self._filled + count > len(self._data):
+            size = max(2 * len(self._data), self._filled + count, 16)
+            grown = np.empty((size, *width))
+            grown[: self._filled] = self._data[: self._filled]
+            self._data = grown
+        self._data[self._filled : self._filled + count] = values
+        self._filled += count
 
 
 def _series(values: Iterable = ()) -> Series:
@@ -206,6 +253,13 @@ class TrainResult:
     def grad_norms(self, values: Iterable) -> None:
         self._grad_norms = _series(values)
 
+    @property
+    def final_loss(self) -> float | None:
+        """The last epoch's mean training loss (``loss[-1]`` without building
+        the list), None before any epoch."""
+        last = self._loss.last()
+        return None if last is None else float(last)
+
     def history_array(self, name: str) -> NDArray:
         """The history series ``name`` ("loss", "val_loss", "val_metric",
         "lr", "grad_norms") as a float64 array (a view)."""
@@ -214,12 +268,13 @@ class TrainResult:
     def record_epochs(self, losses: NDArray, lr: float | None, norms=None) -> None:
         """Add the history of epochs just trained: their losses, the
         learning rate they ran at (None: the optimizer has none) and their
-        gradient norms ((count, n_layers), or None when not tracked)."""
-        self._loss.extend(losses)
+        gradient norms ((count, n_layers), or None when not tracked). The
+        arrays are kept, not copied: the caller hands them over."""
+        self._loss.extend(losses, own=True)
         if lr is not None:
             self._lr.fill(lr, len(losses))
         if norms is not None:
-            self._grad_norms.extend(norms)
+            self._grad_norms.extend(norms, own=True)
 
     def record_validation(self, loss: float, metric: float) -> None:
         """Add the validation figures measured after an epoch."""

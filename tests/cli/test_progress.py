@@ -21,7 +21,7 @@ class FakeTTY(io.StringIO):
 def result(loss, val_loss=None):
     """The fields of a TrainResult that EpochProgress reads."""
     return SimpleNamespace(
-        loss=[loss],
+        final_loss=loss,
         val_loss=[val_loss] if val_loss is not None else [],
         val_metric=[0.5] if val_loss is not None else [],
         metric_name="r2",
