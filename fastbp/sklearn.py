@@ -385,61 +385,16 @@ class _BaseMLP(BaseEstimator):
         }[self.out_activation_]()
 
     def _fit_stochastic(self, X, Y, weights, rs, incremental):
-        name = type(self).__name__
+        """SGD or Adam: ``max_iter`` epochs of fastbp.train (one for
+        partial_fit), scikit-learn's validation split, schedule and stopping
+        rule, then its fitted attributes."""
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         model = self._network()
         opt = self._optimizer(model, incremental)
-        val = None
-        if self.early_stopping:
-            stratify = Y if self._stratify() else None
-            parts = train_test_split(
-                X,
-                Y,
-                *([] if weights is None else [weights]),
-                random_state=rs,
-                test_size=self.validation_fraction,
-                stratify=stratify,
-            )
-            X, X_val, Y, Y_val = parts[:4]
-            weights = parts[4] if weights is not None else None
-            if X_val.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase "
-                    "'validation_fraction' or the size of your dataset."
-                )
-            val = (X_val, Y_val)
-        n = X.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n)
-        else:
-            if self.batch_size > n:
-                warnings.warn(
-                    "Got `batch_size` less than 1 or larger than sample size. "
-                    "It is going to be clipped",
-                    stacklevel=3,
-                )
-            batch_size = int(np.clip(self.batch_size, 1, n))
+        X, Y, weights, val = self._validation_split(X, Y, weights, rs)
         epochs = 1 if incremental else self.max_iter
-        lr_schedule = None
-        if self.solver == "sgd":
-            if incremental and self.learning_rate == "invscaling":
-                # From the samples seen in earlier calls, as scikit-learn.
-                opt.lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
-            elif not incremental:
-                lr_schedule = schedule(
-                    self.learning_rate, epochs=epochs, power_t=self.power_t
-                )
-        stopping = None
-        if not incremental:
-            stopping = EarlyStopping(
-                patience=self.n_iter_no_change,
-                tol=self.tol,
-                monitor="val_metric" if self.early_stopping else "train_loss",
-                restore_best=bool(self.early_stopping),
-            )
-        callback = self._report if self.verbose else None
-        with _non_finite_as_value_error(name):
+        with _non_finite_as_value_error(type(self).__name__):
             result = train(
                 model,
                 self._loss(),
@@ -447,25 +402,85 @@ class _BaseMLP(BaseEstimator):
                 X,
                 Y,
                 epochs=epochs,
-                batch_size=batch_size,
+                batch_size=self._batch_size(X.shape[0]),
                 shuffle=bool(self.shuffle),
                 seed=int(rs.randint(np.iinfo(np.int32).max)),
                 val=val,
                 metric=self._metric(),
                 fuse=True,
                 threads=self.n_threads,
-                callback=callback,
+                callback=self._report if self.verbose else None,
                 sample_weight=weights,
                 l2=float(self.alpha),
-                lr_schedule=lr_schedule,
-                early_stopping=stopping,
+                lr_schedule=self._lr_schedule(opt, incremental, epochs),
+                early_stopping=None if incremental else self._stopping(),
             )
         self._store(model)
         self._optimizer_state = (opt.state.copy(), opt.step_count)
+        self._record(result, X.shape[0], incremental)
+
+    def _validation_split(self, X, Y, weights, rs):
+        """(X, Y, weights, val): with early_stopping, validation_fraction of
+        the rows (stratified for a classifier) set aside as val = (X, Y)."""
+        if not self.early_stopping:
+            return X, Y, weights, None
+        parts = train_test_split(
+            X,
+            Y,
+            *([] if weights is None else [weights]),
+            random_state=rs,
+            test_size=self.validation_fraction,
+            stratify=Y if self._stratify() else None,
+        )
+        X, X_val, Y, Y_val = parts[:4]
+        if X_val.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase "
+                "'validation_fraction' or the size of your dataset."
+            )
+        return X, Y, (parts[4] if weights is not None else None), (X_val, Y_val)
+
+    def _batch_size(self, n: int) -> int:
+        """min(200, n) for "auto", else batch_size clipped to [1, n] with
+        scikit-learn's warning."""
+        if self.batch_size == "auto":
+            return min(200, n)
+        if self.batch_size > n:
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than sample size. "
+                "It is going to be clipped",
+                stacklevel=4,
+            )
+        return int(np.clip(self.batch_size, 1, n))
+
+    def _lr_schedule(self, opt, incremental: bool, epochs: int):
+        """SGD's learning_rate schedule for a whole fit; for partial_fit
+        with "invscaling", the rate of the samples seen so far, set on opt."""
+        if self.solver != "sgd":
+            return None
+        if incremental:
+            if self.learning_rate == "invscaling":
+                # From the samples seen in earlier calls, as scikit-learn.
+                opt.lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+            return None
+        return schedule(self.learning_rate, epochs=epochs, power_t=self.power_t)
+
+    def _stopping(self) -> EarlyStopping:
+        """scikit-learn's rule: n_iter_no_change epochs without a tol gain in
+        the validation score (early_stopping) or the training loss."""
+        return EarlyStopping(
+            patience=self.n_iter_no_change,
+            tol=self.tol,
+            monitor="val_metric" if self.early_stopping else "train_loss",
+            restore_best=bool(self.early_stopping),
+        )
+
+    def _record(self, result, n: int, incremental: bool) -> None:
+        """The fitted attributes scikit-learn keeps of a run of n rows."""
         self.n_iter_ = result.epochs  # per call, as scikit-learn counts
         self.t_ += n * result.epochs
         self.loss_curve_.extend(result.loss)
-        self.loss_ = result.loss[-1]
+        self.loss_ = result.final_loss
         if self.early_stopping:
             self.validation_scores_.extend(result.val_metric)
             self.best_validation_score_ = max(
@@ -482,7 +497,7 @@ class _BaseMLP(BaseEstimator):
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                 "reached and the optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         if self.verbose and result.stop_reason:
             print(f"{result.stop_reason}. Stopping.")

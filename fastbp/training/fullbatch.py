@@ -101,24 +101,7 @@ def lbfgs(
     max_iter = positive_int(max_iter, "lbfgs", "max_iter")
     max_fun = positive_int(max_fun, "lbfgs", "max_fun")
     tol = non_negative(tol, "tol", "lbfgs")
-    if not isinstance(model, Sequential):
-        raise TypeError(f"lbfgs: model must be a fastbp Sequential, got {model!r}")
-    if not isinstance(loss, Loss):
-        raise TypeError(f"lbfgs: loss must be a fastbp Loss, got {loss!r}")
-    plan = fused_plan(model, loss, None)
-    if isinstance(plan, str):
-        raise ValueError(f"lbfgs: {plan}")
-    X, T = coerce(model, loss, X, T, "training", "lbfgs")
-    if val is not None:
-        if not (isinstance(val, tuple | list) and len(val) == 2):
-            raise TypeError(
-                f"lbfgs: val must be a pair (X_val, T_val), got {type(val).__name__}"
-            )
-        val = coerce(model, loss, val[0], val[1], "validation", "lbfgs")
-    if metric is None:
-        metric = "accuracy" if loss.target == "labels" else "r2"
-    if metric not in METRICS:
-        raise ValueError(f"lbfgs: metric must be one of {sorted(METRICS)}")
+    plan, X, T, val, metric = _checked_problem(model, loss, X, T, val, metric)
     weights = sample_weights(sample_weight, X.shape[0], "lbfgs")
     l2 = non_negative(l2, "l2", "lbfgs")
     values, labels = values_and_labels(X, T)
@@ -175,3 +158,29 @@ def lbfgs(
             f"L-BFGS-B did not converge (status={res.status}): {res.message}"
         )
     return result
+
+
+def _checked_problem(model, loss, X, T, val, metric):
+    """lbfgs's model, loss, data, validation pair and metric checked:
+    (plan, X, T, val, metric), the fused plan of (model, loss) without an
+    optimizer, the arrays coerced to the model's dtype, the metric
+    defaulted (accuracy for labels, else r2)."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"lbfgs: model must be a fastbp Sequential, got {model!r}")
+    if not isinstance(loss, Loss):
+        raise TypeError(f"lbfgs: loss must be a fastbp Loss, got {loss!r}")
+    plan = fused_plan(model, loss, None)
+    if isinstance(plan, str):
+        raise ValueError(f"lbfgs: {plan}")
+    X, T = coerce(model, loss, X, T, "training", "lbfgs")
+    if val is not None:
+        if not (isinstance(val, tuple | list) and len(val) == 2):
+            raise TypeError(
+                f"lbfgs: val must be a pair (X_val, T_val), got {type(val).__name__}"
+            )
+        val = coerce(model, loss, val[0], val[1], "validation", "lbfgs")
+    if metric is None:
+        metric = "accuracy" if loss.target == "labels" else "r2"
+    if metric not in METRICS:
+        raise ValueError(f"lbfgs: metric must be one of {sorted(METRICS)}")
+    return plan, X, T, val, metric
