@@ -50,14 +50,8 @@ def loss_and_gradient(
     saying why not). The parameters are not changed (``model.flat_grad`` is
     scratch).
     """
-    if not isinstance(model, Sequential):
-        raise TypeError(f"loss_and_gradient: model must be a Sequential, got {model!r}")
-    if not isinstance(loss, Loss):
-        raise TypeError(f"loss_and_gradient: loss must be a fastbp Loss, got {loss!r}")
-    plan = fused_plan(model, loss, None)
-    if isinstance(plan, str):
-        raise ValueError(f"loss_and_gradient: {plan}")
     who = "loss_and_gradient"
+    plan = _loss_plan(model, loss, who)
     X, T = coerce(model, loss, X, T, "training", who)
     weights = sample_weights(sample_weight, X.shape[0], who)
     T, labels = values_and_labels(X, T)
@@ -165,13 +159,7 @@ def _checked_problem(model, loss, X, T, val, metric):
     (plan, X, T, val, metric), the fused plan of (model, loss) without an
     optimizer, the arrays coerced to the model's dtype, the metric
     defaulted (accuracy for labels, else r2)."""
-    if not isinstance(model, Sequential):
-        raise TypeError(f"lbfgs: model must be a fastbp Sequential, got {model!r}")
-    if not isinstance(loss, Loss):
-        raise TypeError(f"lbfgs: loss must be a fastbp Loss, got {loss!r}")
-    plan = fused_plan(model, loss, None)
-    if isinstance(plan, str):
-        raise ValueError(f"lbfgs: {plan}")
+    plan = _loss_plan(model, loss, "lbfgs")
     X, T = coerce(model, loss, X, T, "training", "lbfgs")
     if val is not None:
         if not (isinstance(val, tuple | list) and len(val) == 2):
@@ -184,3 +172,16 @@ def _checked_problem(model, loss, X, T, val, metric):
     if metric not in METRICS:
         raise ValueError(f"lbfgs: metric must be one of {sorted(METRICS)}")
     return plan, X, T, val, metric
+
+
+def _loss_plan(model, loss, who: str):
+    """The fused plan of (model, loss) without an optimizer; TypeError for
+    another kind of object, ValueError saying why the pair cannot fuse."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"{who}: model must be a fastbp Sequential, got {model!r}")
+    if not isinstance(loss, Loss):
+        raise TypeError(f"{who}: loss must be a fastbp Loss, got {loss!r}")
+    plan = fused_plan(model, loss, None)
+    if isinstance(plan, str):
+        raise ValueError(f"{who}: {plan}")
+    return plan
