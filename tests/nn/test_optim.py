@@ -259,6 +259,41 @@ def test_sgd_zero_gradient_without_decay_changes_nothing(dtype):
     np.testing.assert_array_equal(model.flat_data, before)
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: SGD(ps, lr=0.1, momentum=0.9),
+        lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+        lambda ps: Adam(ps, lr=0.01),
+    ],
+    ids=["sgd-momentum", "sgd-nesterov", "adam"],
+)
+def test_state_decaying_below_the_smallest_normal_is_stored_as_zero(dtype, make):
+    """A gradient that stays 0 decays the state geometrically; below the
+    dtype's smallest normal number it becomes 0 instead of sticking at a
+    subnormal value (0.9 x the smallest subnormal rounds back to itself), and
+    the parameters stay where the reference puts them."""
+    tiny = np.finfo(dtype).tiny
+    model = _model(dtype)
+    optimizer = make(model.parameters())
+    model.flat_grad[...] = 1.0
+    optimizer.step()
+    state = optimizer.state
+    # Just above and below the smallest normal, and the smallest subnormal.
+    state.reshape(-1)[:3] = [2 * tiny, tiny / 4, np.finfo(dtype).smallest_subnormal]
+    before = model.flat_data.copy()
+    model.flat_grad[...] = 0.0
+    for _ in range(2000):
+        optimizer.step()
+    values = state.reshape(-1)
+    assert not np.any((values != 0) & (np.abs(values) < tiny)), "a subnormal stayed"
+    assert np.count_nonzero(values[:3]) == 0
+    # What the zero-gradient steps moved is the decaying momentum's doing, as
+    # in the reference; the flushed entries moved nothing measurable.
+    assert np.all(np.isfinite(model.flat_data))
+    np.testing.assert_allclose(model.flat_data, before, atol=2.0, rtol=0)
+
+
 # Validation -------------------------------------------------------------------
 
 
