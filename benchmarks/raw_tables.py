@@ -25,14 +25,17 @@ files are never kept unless ``--keep``. Then, for each seed:
     ``MLPClassifier`` / ``MLPRegressor(hidden_layer_sizes=(64,))``, Adam, the
     same epochs, batch size and learning rate as fastbp's run, no tolerance
     stop; the regressor inside ``TransformedTargetRegressor(StandardScaler())``
-    (a careful user standardizes the target too). Fitted on
-    ``train_test_split(test_size=val_split, random_state=seed)`` (stratified for
-    classification) and scored on the held-out part: accuracy or R^2.
+    (a careful user standardizes the target too). Fitted on the rows fastbp
+    train keeps for training with this seed and scored on the rows it holds
+    out (``fastbp.data.train_val_split(n, val_split, seed)``, stratified by
+    class): accuracy or R^2.
 (b) ``fastbp train --data FILE --target COL --json --quiet --hidden 64
     --epochs E --batch-size B --lr LR --val-split V --seed S`` as a whole
-    command: its ``val_accuracy`` / ``val_r2`` (fastbp holds out the same
-    fraction, seeded and stratified by class; the rows differ from
-    scikit-learn's split).
+    command: its ``val_accuracy`` / ``val_r2``. Both score the same held-out
+    rows: with scikit-learn's own ``train_test_split`` the two saw different
+    rows, and on diamonds, whose few impossible sizes (a y of 58.9 mm, a z of
+    31.8 mm) make any network extrapolate wildly, one library's seeds held
+    them out and the other's did not.
 
 Wall seconds of each job are measured from outside (``time.perf_counter``
 around the subprocess), after one untimed warm-up run of each job on the same
@@ -66,14 +69,16 @@ SPEED_TARGET = {"diamonds": 5.0}
 
 SKLEARN_JOB = """
 import json, sys, warnings
+import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
-from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from fastbp.data import train_val_split
 
 path, target, task = sys.argv[1:4]
 seed, epochs, batch = (int(a) for a in sys.argv[4:7])
@@ -101,10 +106,14 @@ else:
     model = TransformedTargetRegressor(
         make_pipeline(features, MLPRegressor(**mlp)), transformer=StandardScaler()
     )
-X_train, X_val, y_train, y_val = train_test_split(
-    df, y, test_size=val_split, random_state=seed,
-    stratify=y if task == "classification" else None,
+# The rows fastbp train holds out for this seed (its own seeded split,
+# stratified by class), so both libraries are scored on the same rows.
+codes = np.unique(y.astype(str), return_inverse=True)[1]
+train_idx, val_idx = train_val_split(
+    len(y), val_split, seed, stratify=codes if task == "classification" else None
 )
+X_train, X_val = df.iloc[train_idx], df.iloc[val_idx]
+y_train, y_val = y.iloc[train_idx], y.iloc[val_idx]
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter on purpose
     model.fit(X_train, y_train)

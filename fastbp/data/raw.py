@@ -27,6 +27,7 @@ from .plan import (
     PlanOptions,
     TableStats,
     infer_plan,
+    kind_of,
     labels_of,
     numbers_of,
 )
@@ -241,11 +242,16 @@ class TargetStats:
         import pyarrow.compute as pc
 
         n = len(column)
-        cells = labels_of(column, self.na_values)
-        missing = pc.equal(cells, "(missing)").to_numpy(zero_copy_only=False)
+        values, usable = numbers_of(column, self.na_values)
+        if kind_of(column.type) == "number":
+            # Typed numbers: missing is null or NaN, and no cell is text, so
+            # only the first row of each class needs its text (below).
+            cells, missing = None, np.isnan(values)
+        else:
+            cells = labels_of(column, self.na_values)
+            missing = pc.equal(cells, "(missing)").to_numpy(zero_copy_only=False)
         self.rows += n
         self.missing += int(missing.sum())
-        values, usable = numbers_of(column, self.na_values)
         infinite = np.isinf(values)  # a number, but no target: missing
         if infinite.any():
             missing |= infinite
@@ -282,7 +288,11 @@ class TargetStats:
             return present
         if new:
             where = np.flatnonzero(present)[first[new]]
-            names = cells.take(pa.array(where)).to_pylist()
+            firsts = column.take(pa.array(where))
+            names = (
+                labels_of(firsts, self.na_values) if cells is None
+                else cells.take(pa.array(where))
+            ).to_pylist()  # fmt: skip
             for k, row, text in zip(new, where.tolist(), names, strict=True):
                 self.numbers[float(unique[k])] = (first_row + row, text)
         return present
