@@ -1,5 +1,5 @@
 """python -m fastbp: the ``fastbp`` command line."""
 
-from .cli import main
+from .cli import run
 
-main(prog_name="fastbp")
+run()

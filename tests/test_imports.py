@@ -226,3 +226,36 @@ def test_what_needs_no_kernel_imports_no_numba(what):
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+_PREDICT_ROWS = (
+    "import fastbp, os, sys, tempfile\n"
+    "from fastbp.cli.main import main, run\n"
+    "from fastbp.io.model import save_model\n"
+    "d = tempfile.mkdtemp(); m = fastbp.mlp([2, 4, 1], 'relu', rng=0)\n"
+    "save_model(os.path.join(d, 'm.npz'), m)\n"
+    "open(os.path.join(d, 'x.csv'), 'w').write('x1,x2\\n1,2\\n3,4\\n')\n"
+    "args = ['predict', '--model', os.path.join(d, 'm.npz'), '--data',"
+    " os.path.join(d, 'x.csv'), '--out', os.path.join(d, 'p.csv')]\n"
+    "try:\n"
+    "    {call}(args)\n"
+    "except SystemExit as e:\n"
+    "    assert not e.code, e.code\n"
+    "assert open(os.path.join(d, 'p.csv')).read().count('\\n') == 3\n"
+    "print('pandas' in sys.modules)\n"
+)
+
+
+@pytest.mark.parametrize("call, imported", [("run", "False"), ("main", "True")])
+def test_the_console_script_keeps_pyarrow_from_importing_pandas(call, imported):
+    """pyarrow imports pandas, when installed, at its first conversion; the
+    console script (run) makes pandas unimportable for the table commands,
+    the command group (main, as programs and tests call it) does not."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("pandas")
+    code = _PREDICT_ROWS.replace("{call}", call)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.split()[-1] == imported

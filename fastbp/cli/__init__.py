@@ -7,6 +7,6 @@ runs), :mod:`~fastbp.cli.options` declares ``fastbp train``'s options once,
 :mod:`~fastbp.cli.report` prints.
 """
 
-from .main import main
+from .main import main, run
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
