@@ -297,6 +297,8 @@ CLI = [
     c("lr-inf", f"{T} --lr inf", "--lr"),
     c("lr-text", f"{T} --lr fast", "--lr"),
     c("momentum-one", f"{T} --momentum 1", "--momentum"),
+    c("l2-negative", f"{T} --l2 -1", "--l2"),
+    c("l2-nan", f"{T} --l2 nan", "--l2"),
     c("momentum-nan", f"{T} --momentum nan", "--momentum"),
     c("epochs-zero", "train --data {iris.csv} --epochs 0", "--epochs"),
     c("epochs-fraction", "train --data {iris.csv} --epochs 2.5", "--epochs"),

@@ -29,6 +29,7 @@ XOR_DEFAULTS = dict(
     optimizer="sgd",
     lr=0.1,
     momentum=0.9,
+    l2=0.0,
     epochs=1000,
     batch_size=4,
     val_split=0.0,
@@ -43,6 +44,10 @@ TABLE_DEFAULTS = dict(
     optimizer="adam",
     lr=0.01,
     momentum=0.9,
+    # scikit-learn's alpha: it also keeps a ReLU network's extrapolation on
+    # rows far outside the training data in check (benchmarks/raw_tables.py:
+    # diamonds' impossible sizes in the validation rows).
+    l2=1e-4,
     epochs=200,
     batch_size=16,
     val_split=0.2,
@@ -132,6 +137,7 @@ class TrainConfig:
     plot: str | None
     lr: float
     momentum: float
+    l2: float
     epochs: int
     batch_size: int
     seed: int

@@ -203,6 +203,14 @@ TRAIN_OPTIONS = [
         help="Learning rate. [xor: 0.1; csv: 0.01]",
     ),
     click.option(
+        "--l2",
+        type=click.FloatRange(min=0, max=math.inf, max_open=True),
+        default=None,
+        callback=finite,
+        help="L2 penalty: each batch's loss gains 0.5 * L2 * sum(W**2) / its "
+        "rows (scikit-learn's alpha). [xor: 0; csv: 0.0001]",
+    ),
+    click.option(
         "--momentum",
         type=click.FloatRange(min=0, max=1, max_open=True),
         default=None,

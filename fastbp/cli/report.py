@@ -277,6 +277,7 @@ class Reporter:
             "loss": job.loss,
             "optimizer": c.optimizer,
             "lr": c.lr,
+            "l2": c.l2,
             "batch_size": c.batch_size,
             "seed": c.seed,
             "dtype": c.dtype,

@@ -105,6 +105,7 @@ def _training(config: TrainConfig, job, result, figures) -> dict:
         "activation": config.activation,
         "optimizer": config.optimizer,
         "lr": config.lr,
+        "l2": config.l2,
         "batch_size": config.batch_size,
         "epochs": result.epochs,
         "seed": config.seed,
@@ -160,7 +161,7 @@ def fit(config, job, model, loss, optimizer, resumed, strategy, reporter):
             X, T, val = job.full_batch()
             return lbfgs(
                 model, loss, X, T, max_iter=config.epochs, tol=config.tol, val=val,
-                **common,
+                l2=config.l2, **common,
             )  # fmt: skip
         from ..training.api import train as train_model
 
@@ -171,7 +172,7 @@ def fit(config, job, model, loss, optimizer, resumed, strategy, reporter):
             early_stopping=_stopping(config, job.n_val > 0),
             grad_norms=config.grad_norms, checkpoint=config.checkpoint,
             checkpoint_every=config.checkpoint_every, resume=resumed,
-            strategy=strategy, **common,
+            strategy=strategy, l2=config.l2, **common,
         )  # fmt: skip
     except DivergenceError as exc:
         hint = "" if exc.before_training else f", for example --lr {config.lr / 10:g}"

@@ -188,6 +188,25 @@ def test_cli_train_xor_json_keys():
     assert record["train_loss"] < 0.01
 
 
+def test_cli_l2_defaults_and_reaches_the_weights(tmp_path):
+    """--l2 is 0 for XOR and scikit-learn's 1e-4 for tables, and it reaches
+    training: a large penalty leaves the saved weights smaller."""
+    assert train_json("--data", "xor", "--epochs", "5")["l2"] == 0.0
+    norms = {}
+    for l2 in (None, "0", "1"):
+        path = tmp_path / f"model{l2}.npz"
+        extra = [] if l2 is None else ["--l2", l2]
+        args = ("--data", REGRESSION, "--epochs", "20", "--save", path, *extra)
+        record = train_json(*args)
+        assert record["l2"] == (1e-4 if l2 is None else float(l2))
+        model = load_model(path)[0]
+        norms[l2] = sum(
+            float(np.sum(p.data**2)) for p in model.parameters() if p.data.ndim == 2
+        )
+    assert norms["1"] < 0.5 * norms["0"]
+    assert norms[None] != norms["0"]
+
+
 def test_cli_train_xor_truth_table_matches_json_run():
     result = invoke("train", "--data", "xor", "--seed", 7)
     assert result.exit_code == 0, result.output
@@ -344,7 +363,7 @@ def test_cli_train_init(monkeypatch, args, init):
 def test_cli_train_same_weights_as_library(tmp_path):
     """fastbp train on a table = fastbp.mlp(init="pytorch") trained by
     fastbp.train on the prepared arrays (the target scaled inside), with the
-    CLI's defaults."""
+    CLI's defaults (L2 1e-4, scikit-learn's alpha)."""
     import fastbp
     from fastbp.data import Problem
 
@@ -361,7 +380,7 @@ def test_cli_train_same_weights_as_library(tmp_path):
     opt = fastbp.Adam(model.parameters(), lr=0.01)
     fastbp.train(
         model, fastbp.MSELoss(), opt, prepared.X_train, prepared.T_train,
-        epochs=3, batch_size=16, seed=0,
+        epochs=3, batch_size=16, seed=0, l2=1e-4,
     )  # fmt: skip
     saved = load_model(path)[0]
     np.testing.assert_allclose(saved.flat_data, model.flat_data, rtol=1e-9)
