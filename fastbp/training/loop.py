@@ -54,6 +54,7 @@ from .checks import (
     sample_weights,
 )
 from .compiling import CompileNotices, choose_kernel
+from .fpmode import flush_subnormals
 from .metrics import METRICS, evaluate_arrays
 from .parallel import SingleProcess
 from .result import TrainResult
@@ -328,7 +329,7 @@ def fit(
     run.result.metric_name = run.metric
     run.strategy.begin(run)
     data.bind(run)
-    with thread_limit(options.threads):
+    with thread_limit(options.threads), flush_subnormals():
         for callback in callbacks:
             callback.on_train_begin(run)
         with run.notices.phase(run.kernel_notice):
