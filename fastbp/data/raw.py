@@ -288,10 +288,10 @@ class TargetStats:
             return present
         if new:
             where = np.flatnonzero(present)[first[new]]
-            firsts = column.take(pa.array(where))
+            rows = pa.array(where)
             names = (
-                labels_of(firsts, self.na_values) if cells is None
-                else cells.take(pa.array(where))
+                labels_of(column.take(rows), self.na_values) if cells is None
+                else cells.take(rows)
             ).to_pylist()  # fmt: skip
             for k, row, text in zip(new, where.tolist(), names, strict=True):
                 self.numbers[float(unique[k])] = (first_row + row, text)
